@@ -1,0 +1,38 @@
+/*  =========================================================================
+    dbt_classes - private umbrella header of dungbeetle
+
+    Every .c file in src/ includes only this header: build configuration,
+    the libraries we depend on, and every module's header in dependency order.
+    =========================================================================
+*/
+#ifndef DBT_CLASSES_H_INCLUDED
+#define DBT_CLASSES_H_INCLUDED
+
+#include "config.h"
+
+#include <assert.h>
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <czmq.h>
+#include <msgpack.h>
+#include <lmdb.h>
+#include <jansson.h>
+
+#include "dbt_util.h"
+#include "dbt_log.h"
+
+#endif

@@ -1,0 +1,225 @@
+/*  =========================================================================
+    dbt_driver - database driver and results-writer interface
+
+    Every database the server talks to sits behind one vtable, dbt_driver_t:
+    a source side (connect, prepare, query with bound args, stream rows with
+    column types, cancel) and a results side (create a staging table from
+    column types, bulk-append rows, swap it atomically into its final name,
+    drop). Drivers live one per file (dbt_driver_pg.c, ...); nothing outside
+    them branches on the database type. dbt_conn_t wraps a driver handle so
+    the rest of the server calls dbt_conn_* and never the vtable directly.
+
+    Rows travel as text cells in one canonical form per column type (below),
+    so any source can feed any results backend. Row memory is borrowed from
+    the driver and valid until the next fetch: nothing grows with result size.
+
+    Threads: a connection is used by one thread at a time, except
+    dbt_conn_cancel, which any thread may call while another runs a query.
+    =========================================================================
+*/
+#ifndef DBT_DRIVER_H_INCLUDED
+#define DBT_DRIVER_H_INCLUDED
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+//  Column types of result tables. Canonical text of each cell:
+//    TEXT         any bytes (length-delimited, may be empty)
+//    BIGINT       -?[0-9]+ within int64
+//    UBIGINT      [0-9]+ within uint64 (values past int64 need wider types)
+//    DECIMAL      -?[0-9]+(.[0-9]+)?   exact; precision/scale in dbt_column_t
+//    DOUBLE       shortest round-trip decimal, or NaN, Infinity, -Infinity
+//    BOOLEAN      t or f
+//    DATE         YYYY-MM-DD
+//    TIMESTAMP    YYYY-MM-DD HH:MM:SS[.ffffff]        (no time zone)
+//    TIMESTAMPTZ  YYYY-MM-DD HH:MM:SS[.ffffff]+00     (always UTC)
+typedef enum {
+    DBT_COL_TEXT = 0,
+    DBT_COL_BIGINT,
+    DBT_COL_UBIGINT,
+    DBT_COL_DECIMAL,
+    DBT_COL_DOUBLE,
+    DBT_COL_BOOLEAN,
+    DBT_COL_DATE,
+    DBT_COL_TIMESTAMP,
+    DBT_COL_TIMESTAMPTZ
+} dbt_coltype_t;
+
+//  One result column.
+typedef struct {
+    char *name;                 //  column name (owned by whoever built it)
+    dbt_coltype_t type;         //  canonical type
+    int precision;              //  DECIMAL total digits, 0 when unconstrained
+    int scale;                  //  DECIMAL digits after the point, -1 unknown
+    char *source_type;          //  source database's own type name (owned)
+} dbt_column_t;
+
+//  One row of cells; vals [i] is NULL for SQL NULL. Borrowed.
+typedef struct {
+    size_t ncols;               //  number of cells
+    const char **vals;          //  cell text, NULL for NULL
+    const size_t *lens;         //  cell lengths in bytes
+} dbt_row_t;
+
+//  Positional query arguments; a NULL entry binds SQL NULL. Borrowed.
+typedef struct {
+    size_t count;               //  number of args
+    const char *const *vals;    //  arg text
+} dbt_args_t;
+
+//  Connection settings of one [db.NAME] or [results.NAME] section.
+typedef struct {
+    const char *name;           //  section name, e.g. "my_db"
+    const char *type;           //  driver name, e.g. "postgres"
+    const char *dsn;            //  driver-specific DSN
+    int max_active;             //  pool limit, 0 = unlimited
+    int max_idle;               //  idle connections kept, -1 = max_active
+    int64_t connect_timeout_ms; //  connect limit, 0 = driver default
+    bool unlogged;              //  results: PostgreSQL UNLOGGED tables
+    bool sample_data;           //  sqlite source: create the sample dataset
+} dbt_dbconf_t;
+
+//  Options of one query.
+typedef struct {
+    int64_t timeout_ms;         //  server-side execution limit, 0 = none
+    const char *query_id;       //  id for server-side cancel (ClickHouse)
+    bool raw;                   //  task marked raw: no prepare was done
+} dbt_query_opts_t;
+
+//  Options of one results table.
+typedef struct {
+    bool unlogged;              //  PostgreSQL: CREATE UNLOGGED TABLE
+} dbt_table_opts_t;
+
+//  The driver vtable. Handles are driver-private. Every function that can
+//  fail returns 0 or a negative DBT_E* code with a message in err
+//  (DBT_ERRMSG_LEN); DBT_ECONN means the connection is unusable. NULL
+//  entries mean "not supported" (a source-only driver has no results side).
+typedef struct {
+    const char *name;           //  config type name
+    const char *alias;          //  second accepted name, or NULL
+
+    //  Connect; on success *handle_p owns a connection.
+    int (*connect) (const dbt_dbconf_t *conf, void **handle_p, char *err);
+    //  Close and free; nulls the pointer. Safe on NULL.
+    void (*disconnect) (void **handle_p);
+    //  Cheap local check that the connection still looks usable.
+    bool (*alive) (void *handle);
+
+    //  Source: validate sql; report its parameter count (-1 unknown).
+    int (*prepare) (void *handle, const char *sql, int *nparams, char *err);
+    //  Source: start sql with args bound as parameters; after success the
+    //  columns are known and rows can be fetched.
+    int (*query) (void *handle, const char *sql, const dbt_args_t *args,
+                  const dbt_query_opts_t *opts, char *err);
+    //  Source: the running query's columns (borrowed until query_end).
+    int (*columns) (void *handle, const dbt_column_t **cols, size_t *ncols);
+    //  Source: next row into *row (borrowed until the next call).
+    //  Returns 1 for a row, 0 at the clean end of the result, or an error.
+    int (*fetch) (void *handle, dbt_row_t *row, char *err);
+    //  Source: finish the query (consumes unread rows or abandons them).
+    void (*query_end) (void *handle);
+    //  Source: stop the running query on its server. Thread-safe.
+    void (*cancel) (void *handle);
+
+    //  Results: create table (a fresh staging table), start the bulk write.
+    int (*write_begin) (void *handle, const char *table, const dbt_column_t *cols,
+                        size_t ncols, const dbt_table_opts_t *opts, char *err);
+    //  Results: append one row.
+    int (*write_row) (void *handle, const dbt_row_t *row, char *err);
+    //  Results: end the bulk write and atomically replace final with table
+    //  (a reader sees the old complete table or the new one, never a part).
+    int (*write_commit) (void *handle, const char *table, const char *final, char *err);
+    //  Results: abandon the write and remove the staging table.
+    void (*write_abort) (void *handle, const char *table);
+    //  Results: drop a table if it exists.
+    int (*drop_table) (void *handle, const char *table, char *err);
+    //  Results: longest identifier the database accepts.
+    size_t max_identifier;
+} dbt_driver_t;
+
+//  Find a driver by type name; NULL when unknown.
+const dbt_driver_t *
+    dbt_driver_find (const char *type);
+
+//  Space-separated list of known type names (for error messages). Static.
+const char *
+    dbt_driver_names (void);
+
+//  Static name of a column type ("BIGINT", ...).
+const char *
+    dbt_coltype_name (dbt_coltype_t type);
+
+//  Free the strings of ncols columns and the array; nulls the pointer.
+void
+    dbt_columns_free (dbt_column_t **cols_p, size_t ncols);
+
+//  Give each column a unique, non-empty name (a, a_2, a_3, ...), in place.
+void
+    dbt_columns_dedupe (dbt_column_t *cols, size_t ncols);
+
+//  Quote an identifier with quote character q (doubling embedded quotes)
+//  into a new string. Caller frees.
+char *
+    dbt_quote_ident (const char *ident, char q);
+
+//  -------------------------------------------------------------------------
+//  dbt_conn_t: one open connection with its driver.
+
+typedef struct _dbt_conn_t dbt_conn_t;
+
+//  Open a connection for conf. Returns NULL with err set on failure.
+dbt_conn_t *
+    dbt_conn_new (const dbt_dbconf_t *conf, char *err);
+
+//  Close and free; nulls the pointer.
+void
+    dbt_conn_destroy (dbt_conn_t **self_p);
+
+//  The connection's driver.
+const dbt_driver_t *
+    dbt_conn_driver (dbt_conn_t *self);
+
+//  The config section name this connection belongs to. Borrowed.
+const char *
+    dbt_conn_name (dbt_conn_t *self);
+
+//  True when the last error showed the connection is unusable, or the
+//  driver's alive check fails.
+bool
+    dbt_conn_broken (dbt_conn_t *self);
+
+//  The rest mirror the vtable; errors mark the connection broken when the
+//  driver returns DBT_ECONN.
+int
+    dbt_conn_prepare (dbt_conn_t *self, const char *sql, int *nparams, char *err);
+int
+    dbt_conn_query (dbt_conn_t *self, const char *sql, const dbt_args_t *args,
+                    const dbt_query_opts_t *opts, char *err);
+int
+    dbt_conn_columns (dbt_conn_t *self, const dbt_column_t **cols, size_t *ncols);
+int
+    dbt_conn_fetch (dbt_conn_t *self, dbt_row_t *row, char *err);
+void
+    dbt_conn_query_end (dbt_conn_t *self);
+//  Thread-safe.
+void
+    dbt_conn_cancel (dbt_conn_t *self);
+int
+    dbt_conn_write_begin (dbt_conn_t *self, const char *table, const dbt_column_t *cols,
+                          size_t ncols, const dbt_table_opts_t *opts, char *err);
+int
+    dbt_conn_write_row (dbt_conn_t *self, const dbt_row_t *row, char *err);
+int
+    dbt_conn_write_commit (dbt_conn_t *self, const char *table, const char *final, char *err);
+void
+    dbt_conn_write_abort (dbt_conn_t *self, const char *table);
+int
+    dbt_conn_drop_table (dbt_conn_t *self, const char *table, char *err);
+
+//  Self test of this module.
+void
+    dbt_driver_test (bool verbose);
+
+#endif

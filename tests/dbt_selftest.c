@@ -1,0 +1,74 @@
+/*  =========================================================================
+    dbt_selftest - runs every module's self test, TAP output
+
+    Usage: dbt_selftest [-v] [-t module]
+    Each module test runs in its own child process so one failing assertion
+    reports "not ok" for that module and the others still run.
+    =========================================================================
+*/
+#include "../src/dbt_classes.h"
+#include <sys/wait.h>
+
+typedef struct {
+    const char *name;
+    void (*test) (bool verbose);
+} test_item_t;
+
+static test_item_t s_tests [] = {
+    { "util", dbt_util_test },
+    { "log", dbt_log_test },
+    { NULL, NULL }
+};
+
+int
+main (int argc, char **argv)
+{
+    bool verbose = false;
+    const char *only = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (streq (argv [i], "-v"))
+            verbose = true;
+        else
+        if (streq (argv [i], "-t") && i + 1 < argc)
+            only = argv [++i];
+        else {
+            fprintf (stderr, "usage: dbt_selftest [-v] [-t module]\n");
+            return 2;
+        }
+    }
+    setenv ("ZSYS_SIGHANDLER", "false", 1);
+    size_t count = 0;
+    for (test_item_t *t = s_tests; t->name; t++)
+        if (!only || streq (only, t->name))
+            count++;
+    if (count == 0) {
+        fprintf (stderr, "dbt_selftest: no module named '%s'\n", only);
+        return 2;
+    }
+    printf ("1..%zu\n", count);
+    fflush (stdout);
+    int failed = 0;
+    size_t n = 0;
+    for (test_item_t *t = s_tests; t->name; t++) {
+        if (only && !streq (only, t->name))
+            continue;
+        n++;
+        int64_t start = dbt_clock_ms ();
+        pid_t pid = fork ();
+        if (pid == 0) {
+            t->test (verbose);
+            zsys_shutdown ();
+            fflush (stdout);
+            _exit (0);
+        }
+        int status = 0;
+        waitpid (pid, &status, 0);
+        bool ok = WIFEXITED (status) && WEXITSTATUS (status) == 0;
+        if (!ok)
+            failed++;
+        printf ("%s %zu - %s (%" PRId64 " ms)%s\n", ok ? "ok" : "not ok", n, t->name,
+                dbt_clock_ms () - start, ok ? "" : " # test process failed");
+        fflush (stdout);
+    }
+    return failed ? 1 : 0;
+}
