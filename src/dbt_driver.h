@@ -76,8 +76,11 @@ typedef struct {
     int max_active;             //  pool limit, 0 = unlimited
     int max_idle;               //  idle connections kept, -1 = max_active
     int64_t connect_timeout_ms; //  connect limit, 0 = driver default
+    bool results;               //  true for a [results.NAME] section
     bool unlogged;              //  results: PostgreSQL UNLOGGED tables
     bool sample_data;           //  sqlite source: create the sample dataset
+                                //  (dbt_sample_dataset_sql) when the file
+                                //  does not exist yet
 } dbt_dbconf_t;
 
 //  Options of one query.
