@@ -34,5 +34,6 @@
 
 #include "dbt_util.h"
 #include "dbt_log.h"
+#include "dbt_sample.h"
 
 #endif

@@ -17,6 +17,7 @@ typedef struct {
 static test_item_t s_tests [] = {
     { "util", dbt_util_test },
     { "log", dbt_log_test },
+    { "sample", dbt_sample_test },
     { NULL, NULL }
 };
 
