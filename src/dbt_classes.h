@@ -35,5 +35,6 @@
 #include "dbt_util.h"
 #include "dbt_log.h"
 #include "dbt_sample.h"
+#include "dbt_msg.h"
 
 #endif

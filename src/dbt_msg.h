@@ -1,0 +1,189 @@
+/*  =========================================================================
+    dbt_msg - msgpack encoding and the mesh's wire frames
+
+    A writer (dbt_mpw_t) builds msgpack documents where map and array sizes
+    are patched when they are closed, so callers need not count first. A
+    reader (dbt_mpr_t) parses untrusted bytes safely: sizes are checked
+    against the bytes present before anything is allocated, nesting is
+    bounded, and trailing or missing bytes are errors. dbt_msg_t is one
+    mesh message: [identity] signature, command byte, msgpack body, as laid
+    out in docs/protocol.md. Objects belong to the thread that made them.
+    =========================================================================
+*/
+#ifndef DBT_MSG_H_INCLUDED
+#define DBT_MSG_H_INCLUDED
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <czmq.h>
+#include <msgpack.h>
+
+//  Protocol signatures (first frame after the ROUTER identity).
+#define DBT_PROTO_CLIENT "DBTC01"       //  client <-> dispatcher
+#define DBT_PROTO_WORKER "DBTW01"       //  worker <-> dispatcher
+
+//  Largest body accepted on the mesh.
+#define DBT_MSG_MAX_BODY (64 * 1024 * 1024)
+
+//  Client commands (client -> dispatcher), replies carry DBT_C_REPLY.
+#define DBT_C_SUBMIT     0x01           //  queue one job or one group
+#define DBT_C_CANCEL     0x02           //  cancel/purge a job or group
+#define DBT_C_STATUS     0x03           //  job status
+#define DBT_C_GROUP      0x04           //  group status
+#define DBT_C_PENDING    0x05           //  waiting jobs of a queue
+#define DBT_C_PING       0x06           //  liveness and dispatcher info
+#define DBT_C_REPLY      0x80           //  dispatcher -> client
+
+//  Worker commands.
+#define DBT_W_READY      0x10           //  worker -> dispatcher: register
+#define DBT_W_CREDIT     0x11           //  worker -> dispatcher: capacity back
+#define DBT_W_PROGRESS   0x12           //  worker -> dispatcher: rows so far
+#define DBT_W_DONE       0x13           //  worker -> dispatcher: outcome
+#define DBT_W_HEARTBEAT  0x14           //  both ways
+#define DBT_W_JOB        0x20           //  dispatcher -> worker: run this
+#define DBT_W_CANCEL     0x21           //  dispatcher -> worker: stop this
+#define DBT_W_DISCONNECT 0x23           //  dispatcher -> worker: re-register
+
+//  -------------------------------------------------------------------------
+//  Writer
+
+typedef struct _dbt_mpw_t dbt_mpw_t;
+
+//  Create an empty writer.
+dbt_mpw_t *
+    dbt_mpw_new (void);
+
+//  Destroy; nulls the pointer.
+void
+    dbt_mpw_destroy (dbt_mpw_t **self_p);
+
+//  Forget what was written.
+void
+    dbt_mpw_reset (dbt_mpw_t *self);
+
+//  Open a map or an array; its size is the number of items (for maps,
+//  key + value pairs) written before the matching dbt_mpw_end.
+void
+    dbt_mpw_map (dbt_mpw_t *self);
+void
+    dbt_mpw_array (dbt_mpw_t *self);
+void
+    dbt_mpw_end (dbt_mpw_t *self);
+
+//  Scalars. dbt_mpw_str writes nil for NULL.
+void
+    dbt_mpw_str (dbt_mpw_t *self, const char *str);
+void
+    dbt_mpw_strn (dbt_mpw_t *self, const char *str, size_t len);
+void
+    dbt_mpw_bin (dbt_mpw_t *self, const void *data, size_t len);
+void
+    dbt_mpw_u64 (dbt_mpw_t *self, uint64_t value);
+void
+    dbt_mpw_i64 (dbt_mpw_t *self, int64_t value);
+void
+    dbt_mpw_bool (dbt_mpw_t *self, bool value);
+void
+    dbt_mpw_nil (dbt_mpw_t *self);
+
+//  Key + value conveniences for maps.
+void
+    dbt_mpw_kstr (dbt_mpw_t *self, const char *key, const char *value);
+void
+    dbt_mpw_ku64 (dbt_mpw_t *self, const char *key, uint64_t value);
+void
+    dbt_mpw_ki64 (dbt_mpw_t *self, const char *key, int64_t value);
+void
+    dbt_mpw_kbool (dbt_mpw_t *self, const char *key, bool value);
+
+//  The bytes written so far (all containers must be closed). Borrowed
+//  until the next write or reset.
+const char *
+    dbt_mpw_data (dbt_mpw_t *self, size_t *len);
+
+//  -------------------------------------------------------------------------
+//  Reader
+
+typedef struct _dbt_mpr_t dbt_mpr_t;
+
+//  Parse exactly one msgpack document from data. Returns NULL with err set
+//  when the bytes are malformed, truncated, too deep or have extra bytes.
+dbt_mpr_t *
+    dbt_mpr_new (const void *data, size_t len, char *err);
+
+//  Destroy; nulls the pointer.
+void
+    dbt_mpr_destroy (dbt_mpr_t **self_p);
+
+//  The document's root object. Borrowed until destroy.
+const msgpack_object *
+    dbt_mpr_root (dbt_mpr_t *self);
+
+//  Value of key in a map; NULL when absent or when map is not a map.
+const msgpack_object *
+    dbt_mp_get (const msgpack_object *map, const char *key);
+
+//  Typed views of an object; return 0, or -1 when the type differs.
+int
+    dbt_mp_str (const msgpack_object *obj, const char **str, size_t *len);
+int
+    dbt_mp_u64 (const msgpack_object *obj, uint64_t *value);
+int
+    dbt_mp_i64 (const msgpack_object *obj, int64_t *value);
+int
+    dbt_mp_bool (const msgpack_object *obj, bool *value);
+
+//  Field getters for maps with error messages naming the field. An absent
+//  or nil field leaves the default (returns 0) unless required. Strings are
+//  copied (caller frees) and must be valid UTF-8 without NUL bytes.
+int
+    dbt_mp_field_str (const msgpack_object *map, const char *key, bool required,
+                      char **value, char *err);
+int
+    dbt_mp_field_u64 (const msgpack_object *map, const char *key, bool required,
+                      uint64_t *value, char *err);
+int
+    dbt_mp_field_i64 (const msgpack_object *map, const char *key, bool required,
+                      int64_t *value, char *err);
+int
+    dbt_mp_field_bool (const msgpack_object *map, const char *key, bool required,
+                       bool *value, char *err);
+
+//  True when len bytes at str are valid UTF-8 with no NUL byte.
+bool
+    dbt_utf8_valid (const char *str, size_t len);
+
+//  -------------------------------------------------------------------------
+//  Mesh messages
+
+typedef struct {
+    zframe_t *identity;         //  sender, on ROUTER sockets; else NULL
+    char signature [8];         //  DBT_PROTO_CLIENT or DBT_PROTO_WORKER
+    int command;                //  DBT_C_* or DBT_W_*
+    dbt_mpr_t *body;            //  parsed body
+    const msgpack_object *map;  //  body root, always a map
+} dbt_msg_t;
+
+//  Send [identity] signature, command, body (the writer's bytes; the
+//  writer is reset). identity may be NULL (DEALER side); it is not
+//  consumed. Returns 0 or -1 (errno from libzmq, e.g. EHOSTUNREACH).
+int
+    dbt_msg_send (zsock_t *sock, zframe_t *identity, const char *signature,
+                  int command, dbt_mpw_t *body);
+
+//  Receive one message. With router set the first frame is the identity.
+//  Returns NULL with err set when the message is malformed (it is read
+//  whole and dropped) or on interrupt (err empty).
+dbt_msg_t *
+    dbt_msg_recv (zsock_t *sock, bool router, char *err);
+
+//  Destroy; nulls the pointer.
+void
+    dbt_msg_destroy (dbt_msg_t **self_p);
+
+//  Self test of this module.
+void
+    dbt_msg_test (bool verbose);
+
+#endif
