@@ -36,5 +36,6 @@
 #include "dbt_log.h"
 #include "dbt_sample.h"
 #include "dbt_msg.h"
+#include "dbt_job.h"
 
 #endif

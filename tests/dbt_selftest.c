@@ -19,6 +19,7 @@ static test_item_t s_tests [] = {
     { "log", dbt_log_test },
     { "sample", dbt_sample_test },
     { "msg", dbt_msg_test },
+    { "job", dbt_job_test },
     { NULL, NULL }
 };
 
