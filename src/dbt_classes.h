@@ -37,5 +37,6 @@
 #include "dbt_sample.h"
 #include "dbt_msg.h"
 #include "dbt_job.h"
+#include "dbt_store.h"
 
 #endif

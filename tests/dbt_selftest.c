@@ -20,6 +20,7 @@ static test_item_t s_tests [] = {
     { "sample", dbt_sample_test },
     { "msg", dbt_msg_test },
     { "job", dbt_job_test },
+    { "store", dbt_store_test },
     { NULL, NULL }
 };
 
