@@ -38,5 +38,6 @@
 #include "dbt_msg.h"
 #include "dbt_job.h"
 #include "dbt_store.h"
+#include "dbt_queue.h"
 
 #endif

@@ -21,6 +21,7 @@ static test_item_t s_tests [] = {
     { "msg", dbt_msg_test },
     { "job", dbt_job_test },
     { "store", dbt_store_test },
+    { "queue", dbt_queue_test },
     { NULL, NULL }
 };
 
