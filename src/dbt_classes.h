@@ -32,6 +32,7 @@
 #include <lmdb.h>
 #include <jansson.h>
 
+#include "dungbeetle.h"
 #include "dbt_util.h"
 #include "dbt_log.h"
 #include "dbt_sample.h"
@@ -39,5 +40,13 @@
 #include "dbt_job.h"
 #include "dbt_store.h"
 #include "dbt_queue.h"
+#include "dbt_driver.h"
+#include "dbt_config.h"
+#include "dbt_tasks.h"
+#include "dbt_submit.h"
+#include "dbt_dispatcher.h"
+#include "dbt_pool.h"
+#include "dbt_runner.h"
+#include "dbt_worker.h"
 
 #endif

@@ -160,6 +160,13 @@ dbt_mpw_nil (dbt_mpw_t *self)
 }
 
 void
+dbt_mpw_raw (dbt_mpw_t *self, const char *data, size_t len)
+{
+    s_item (self);
+    msgpack_sbuffer_write (&self->sbuf, data, len);
+}
+
+void
 dbt_mpw_kstr (dbt_mpw_t *self, const char *key, const char *value)
 {
     dbt_mpw_str (self, key);
@@ -541,9 +548,8 @@ dbt_mp_field_bool (const msgpack_object *map, const char *key, bool required,
 //  --------------------------------------------------------------------------
 //  Mesh messages
 
-int
-dbt_msg_send (zsock_t *sock, zframe_t *identity, const char *signature,
-              int command, dbt_mpw_t *body)
+zmsg_t *
+dbt_msg_encode (zframe_t *identity, const char *signature, int command, dbt_mpw_t *body)
 {
     zmsg_t *msg = zmsg_new ();
     if (identity)
@@ -555,6 +561,14 @@ dbt_msg_send (zsock_t *sock, zframe_t *identity, const char *signature,
     const char *data = dbt_mpw_data (body, &len);
     zmsg_addmem (msg, data, len);
     dbt_mpw_reset (body);
+    return msg;
+}
+
+int
+dbt_msg_send (zsock_t *sock, zframe_t *identity, const char *signature,
+              int command, dbt_mpw_t *body)
+{
+    zmsg_t *msg = dbt_msg_encode (identity, signature, command, body);
     int rc = zmsg_send (&msg, sock);
     if (rc) {
         int saved = errno;

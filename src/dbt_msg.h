@@ -87,6 +87,10 @@ void
 void
     dbt_mpw_nil (dbt_mpw_t *self);
 
+//  Append one complete, already-encoded msgpack item (len bytes).
+void
+    dbt_mpw_raw (dbt_mpw_t *self, const char *data, size_t len);
+
 //  Key + value conveniences for maps.
 void
     dbt_mpw_kstr (dbt_mpw_t *self, const char *key, const char *value);
@@ -164,6 +168,12 @@ typedef struct {
     dbt_mpr_t *body;            //  parsed body
     const msgpack_object *map;  //  body root, always a map
 } dbt_msg_t;
+
+//  Build [identity] signature, command, body as a message (the writer is
+//  reset; identity is copied). Caller sends or destroys it.
+zmsg_t *
+    dbt_msg_encode (zframe_t *identity, const char *signature, int command,
+                    dbt_mpw_t *body);
 
 //  Send [identity] signature, command, body (the writer's bytes; the
 //  writer is reset). identity may be NULL (DEALER side); it is not

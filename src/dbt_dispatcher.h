@@ -1,0 +1,44 @@
+/*  =========================================================================
+    dbt_dispatcher - the job dispatcher actor of a node
+
+    One ROUTER socket (ZMQ_ROUTER_MANDATORY, ZMQ_ROUTER_HANDOVER) that
+    clients and workers connect to with DEALER sockets, serving every queue
+    this node dispatches. It is the single writer of those queues' records
+    in LMDB: each loop turn reads all waiting messages, applies them in one
+    write transaction, commits once (group commit), and only then sends
+    acknowledgements and job frames. It keeps ready jobs in order and
+    enforces eta, retries with backoff, group concurrency and job-id
+    exclusivity; it hands jobs to workers that announced free capacity,
+    watches their heartbeats and re-runs the jobs of a worker that died.
+    Protocol: docs/protocol.md.
+
+    Pipe commands: "$TERM" stops the actor; "ENDPOINT" replies with the
+    endpoint actually bound (useful with port 0); "STATS" replies with a
+    msgpack map of counters (see dbt_dispatcher_stats in the .c file).
+    =========================================================================
+*/
+#ifndef DBT_DISPATCHER_H_INCLUDED
+#define DBT_DISPATCHER_H_INCLUDED
+
+#include "dbt_config.h"
+#include "dbt_tasks.h"
+#include "dbt_store.h"
+
+//  What the actor needs; everything is borrowed and outlives the actor.
+typedef struct {
+    const dbt_config_t *config; //  node configuration
+    dbt_tasks_t *tasks;         //  task registry (read-only)
+    dbt_store_t *store;         //  state store (the actor is its writer)
+} dbt_dispatcher_args_t;
+
+//  The actor; start with zactor_new (dbt_dispatcher_actor, &args). It
+//  signals 0 when bound and ready, or 1 when it cannot start (the reason
+//  is logged).
+void
+    dbt_dispatcher_actor (zsock_t *pipe, void *args);
+
+//  Self test of this module.
+void
+    dbt_dispatcher_test (bool verbose);
+
+#endif

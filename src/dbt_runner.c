@@ -1,0 +1,310 @@
+/*  =========================================================================
+    dbt_runner - run one job: source query into a fresh results table
+
+    See dbt_runner.h. The staging table gets a random name so concurrent
+    attempts (a re-run racing a presumed-dead worker) never share one; the
+    final name is only touched by the results driver's atomic swap.
+    =========================================================================
+*/
+#include "dbt_classes.h"
+
+#define PROGRESS_EVERY_MS 500       //  progress callback interval
+#define POOL_WAIT_MS      (3600 * 1000)
+
+struct _dbt_cancel_t {
+    pthread_mutex_t mutex;      //  guards the fields below
+    volatile bool requested;    //  a stop was asked for
+    char reason [256];          //  why
+    dbt_conn_t *conns [2];      //  connections in use by the attempt
+};
+
+dbt_cancel_t *
+dbt_cancel_new (void)
+{
+    dbt_cancel_t *self = (dbt_cancel_t *) dbt_malloc (sizeof (dbt_cancel_t));
+    pthread_mutex_init (&self->mutex, NULL);
+    return self;
+}
+
+void
+dbt_cancel_destroy (dbt_cancel_t **self_p)
+{
+    assert (self_p);
+    if (*self_p) {
+        pthread_mutex_destroy (&(*self_p)->mutex);
+        free (*self_p);
+        *self_p = NULL;
+    }
+}
+
+void
+dbt_cancel_reset (dbt_cancel_t *self)
+{
+    pthread_mutex_lock (&self->mutex);
+    self->requested = false;
+    self->reason [0] = 0;
+    pthread_mutex_unlock (&self->mutex);
+}
+
+void
+dbt_cancel_request (dbt_cancel_t *self, const char *reason)
+{
+    pthread_mutex_lock (&self->mutex);
+    if (!self->requested)
+        snprintf (self->reason, sizeof (self->reason), "%s", reason ? reason : "canceled");
+    self->requested = true;
+    for (int i = 0; i < 2; i++)
+        if (self->conns [i])
+            dbt_conn_cancel (self->conns [i]);
+    pthread_mutex_unlock (&self->mutex);
+}
+
+bool
+dbt_cancel_requested (dbt_cancel_t *self)
+{
+    return self->requested;
+}
+
+//  Attach a connection (slot 0 source, 1 results) or detach (conn NULL).
+static void
+s_attach (dbt_cancel_t *self, int slot, dbt_conn_t *conn)
+{
+    pthread_mutex_lock (&self->mutex);
+    self->conns [slot] = conn;
+    pthread_mutex_unlock (&self->mutex);
+}
+
+static int
+s_cancelled (dbt_cancel_t *self, char *err)
+{
+    pthread_mutex_lock (&self->mutex);
+    dbt_err_set (err, "%s", self->reason);
+    pthread_mutex_unlock (&self->mutex);
+    return DBT_ECANCELED;
+}
+
+//  --------------------------------------------------------------------------
+//  One attempt
+
+typedef struct {
+    const dbt_runner_ctx_t *ctx;
+    const dbt_job_t *job;
+    dbt_task_t *task;
+    dbt_cancel_t *cancel;
+    dbt_pool_t *src_pool;
+    dbt_pool_t *res_pool;
+    dbt_conn_t *src;
+    dbt_conn_t *res;
+    dbt_column_t *cols;
+    size_t ncols;
+    char stage [48];
+    bool writing;
+} s_attempt_t;
+
+//  Pick the source db: the job's, else one of the task's, else any.
+static const char *
+s_pick_db (const dbt_runner_ctx_t *ctx, const dbt_job_t *job, const dbt_task_t *task)
+{
+    if (job->db)
+        return job->db;
+    unsigned int seed = (unsigned int) dbt_clock_ms () ^ (unsigned int) job->seq;
+    if (task->ndbs)
+        return task->dbs [rand_r (&seed) % task->ndbs];
+    return ctx->config->dbs [rand_r (&seed) % ctx->config->ndbs].conf.name;
+}
+
+//  Get a connection from pool into *conn, attached to the cancel slot.
+static int
+s_connect (s_attempt_t *a, dbt_pool_t *pool, dbt_conn_t **conn, int slot, char *err)
+{
+    char inner [DBT_ERRMSG_LEN];
+    *conn = dbt_pool_get (pool, POOL_WAIT_MS, (volatile bool *) &a->cancel->requested, inner);
+    if (!*conn) {
+        if (dbt_cancel_requested (a->cancel))
+            return s_cancelled (a->cancel, err);
+        dbt_err_set (err, "cannot connect to '%s': %s", dbt_pool_name (pool), inner);
+        return DBT_ECONN;
+    }
+    s_attach (a->cancel, slot, *conn);
+    return 0;
+}
+
+static void
+s_release (s_attempt_t *a)
+{
+    if (a->src) {
+        s_attach (a->cancel, 0, NULL);
+        dbt_conn_query_end (a->src);
+        dbt_pool_put (a->src_pool, &a->src);
+    }
+    if (a->res) {
+        s_attach (a->cancel, 1, NULL);
+        if (a->writing)
+            dbt_conn_write_abort (a->res, a->stage);
+        a->writing = false;
+        dbt_pool_put (a->res_pool, &a->res);
+    }
+    dbt_columns_free (&a->cols, a->ncols);
+}
+
+//  Start the query; on a connection lost while idle, retry once on a
+//  fresh connection (nothing has been read yet, so it is safe).
+static int
+s_start_query (s_attempt_t *a, char *err)
+{
+    const char *const *vals = (const char *const *) a->job->args;
+    dbt_args_t args = { a->job->nargs, vals };
+    char query_id [DBT_ID_MAX + 16];
+    snprintf (query_id, sizeof (query_id), "%s-%u", a->job->id, a->job->attempts);
+    dbt_query_opts_t opts = { a->job->ttl_ms, query_id, a->task->raw };
+    for (int tries = 0; ; tries++) {
+        int rc = s_connect (a, a->src_pool, &a->src, 0, err);
+        if (rc)
+            return rc;
+        if (dbt_cancel_requested (a->cancel))
+            return s_cancelled (a->cancel, err);
+        char inner [DBT_ERRMSG_LEN];
+        rc = dbt_conn_query (a->src, a->task->sql, &args, &opts, inner);
+        if (rc == 0)
+            return 0;
+        if (dbt_cancel_requested (a->cancel))
+            return s_cancelled (a->cancel, err);
+        if (rc == DBT_ECONN && tries == 0) {
+            dbt_log (DBT_LOG_INFO, "runner: connection to '%s' was lost, reconnecting",
+                     dbt_pool_name (a->src_pool));
+            s_attach (a->cancel, 0, NULL);
+            dbt_pool_put (a->src_pool, &a->src);
+            continue;
+        }
+        dbt_err_set (err, "task '%s' on db '%s': %s", a->task->name,
+                     dbt_pool_name (a->src_pool), inner);
+        return rc;
+    }
+}
+
+//  Create the staging table, retrying once on a lost results connection.
+static int
+s_start_write (s_attempt_t *a, char *err)
+{
+    dbt_table_opts_t opts = { false };
+    for (size_t i = 0; i < a->ctx->config->nresults; i++)
+        if (streq (a->ctx->config->results [i].conf.name, dbt_pool_name (a->res_pool)))
+            opts.unlogged = a->ctx->config->results [i].conf.unlogged;
+    for (int tries = 0; ; tries++) {
+        int rc = s_connect (a, a->res_pool, &a->res, 1, err);
+        if (rc)
+            return rc;
+        char inner [DBT_ERRMSG_LEN];
+        rc = dbt_conn_write_begin (a->res, a->stage, a->cols, a->ncols, &opts, inner);
+        if (rc == 0) {
+            a->writing = true;
+            return 0;
+        }
+        if (rc == DBT_ECONN && tries == 0) {
+            s_attach (a->cancel, 1, NULL);
+            dbt_pool_put (a->res_pool, &a->res);
+            continue;
+        }
+        dbt_err_set (err, "results backend '%s': %s", dbt_pool_name (a->res_pool), inner);
+        return rc;
+    }
+}
+
+int
+dbt_runner_run (const dbt_runner_ctx_t *ctx, const dbt_job_t *job, dbt_cancel_t *cancel,
+                dbt_progress_fn *progress, void *arg, uint64_t *rows, char *err)
+{
+    *rows = 0;
+    s_attempt_t a = { .ctx = ctx, .job = job, .cancel = cancel };
+    a.task = dbt_tasks_lookup (ctx->tasks, job->task);
+    if (!a.task) {
+        dbt_err_set (err, "unrecognized task: %s", job->task);
+        return DBT_EINVAL;
+    }
+    const char *db = s_pick_db (ctx, job, a.task);
+    a.src_pool = dbt_pools_source (ctx->pools, db);
+    a.res_pool = dbt_pools_results (ctx->pools, job->results);
+    if (!a.src_pool || !a.res_pool || !job->table) {
+        dbt_err_set (err, "unknown %s '%s'", a.src_pool ? "results backend" : "db",
+                     a.src_pool ? (job->results ? job->results : "") : db);
+        return DBT_EINVAL;
+    }
+    char uuid [37];
+    dbt_uuid (uuid);
+    size_t n = 0;
+    n += (size_t) snprintf (a.stage, sizeof (a.stage), "dbt_stage_");
+    for (const char *p = uuid; *p && n < 34; p++)
+        if (*p != '-')
+            a.stage [n++] = *p;
+    a.stage [n] = 0;
+
+    int rc = s_start_query (&a, err);
+    if (rc == 0) {
+        const dbt_column_t *cols;
+        rc = dbt_conn_columns (a.src, &cols, &a.ncols);
+        if (rc == 0) {
+            a.cols = (dbt_column_t *) dbt_malloc ((a.ncols ? a.ncols : 1) * sizeof (dbt_column_t));
+            for (size_t i = 0; i < a.ncols; i++) {
+                a.cols [i] = cols [i];
+                a.cols [i].name = dbt_strdup (cols [i].name);
+                a.cols [i].source_type = dbt_strdup (cols [i].source_type);
+            }
+            dbt_columns_dedupe (a.cols, a.ncols);
+        }
+        else
+            dbt_err_set (err, "cannot read result columns of task '%s'", job->task);
+    }
+    if (rc == 0)
+        rc = s_start_write (&a, err);
+    int64_t next_report = dbt_clock_ms () + PROGRESS_EVERY_MS;
+    uint64_t count = 0;
+    while (rc == 0) {
+        if (dbt_cancel_requested (cancel)) {
+            rc = s_cancelled (cancel, err);
+            break;
+        }
+        dbt_row_t row;
+        char inner [DBT_ERRMSG_LEN];
+        int got = dbt_conn_fetch (a.src, &row, inner);
+        if (got == 0)
+            break;
+        if (got < 0) {
+            if (dbt_cancel_requested (cancel))
+                rc = s_cancelled (cancel, err);
+            else {
+                rc = got;
+                dbt_err_set (err, "task '%s' on db '%s' failed after %" PRIu64 " rows: %s",
+                             job->task, dbt_pool_name (a.src_pool), count, inner);
+            }
+            break;
+        }
+        rc = dbt_conn_write_row (a.res, &row, inner);
+        if (rc) {
+            dbt_err_set (err, "results backend '%s' failed after %" PRIu64 " rows: %s",
+                         dbt_pool_name (a.res_pool), count, inner);
+            break;
+        }
+        count++;
+        if ((count & 1023) == 0 && progress && dbt_clock_ms () >= next_report) {
+            progress (count, arg);
+            next_report = dbt_clock_ms () + PROGRESS_EVERY_MS;
+        }
+    }
+    if (rc == 0) {
+        if (dbt_cancel_requested (cancel))
+            rc = s_cancelled (cancel, err);
+        else {
+            char inner [DBT_ERRMSG_LEN];
+            rc = dbt_conn_write_commit (a.res, a.stage, job->table, inner);
+            if (rc)
+                dbt_err_set (err, "results backend '%s': cannot complete table '%s': %s",
+                             dbt_pool_name (a.res_pool), job->table, inner);
+            else
+                a.writing = false;
+        }
+    }
+    s_release (&a);
+    if (rc == 0)
+        *rows = count;
+    return rc;
+}

@@ -1,0 +1,455 @@
+/*  =========================================================================
+    dbt_worker - the worker actor: runs jobs of some queues
+
+    See dbt_worker.h. Threads: the worker actor owns the DEALER and one
+    slot per runner thread. A runner thread only runs dbt_runner_run and
+    talks to the worker over its actor pipe: "RUN" + job (worker to
+    runner), "PROGRESS" + rows and "DONE" + code, rows, error (runner to
+    worker). The cancel token of a slot is the one piece of memory both
+    threads touch, and it has its own lock.
+    =========================================================================
+*/
+#include "dbt_classes.h"
+
+#define CANCEL_REPEAT_MS   1000     //  repeat a cancel until the job stops
+#define PROGRESS_EVERY_MS  1000     //  progress forwarded per job
+
+//  What a runner thread is given.
+typedef struct {
+    const dbt_runner_ctx_t *ctx;    //  shared, read-only
+    dbt_cancel_t *cancel;           //  its slot's token
+} s_runner_args_t;
+
+//  One runner thread and the job it runs.
+typedef struct {
+    zactor_t *actor;            //  the runner thread
+    s_runner_args_t args;       //  its arguments
+    dbt_job_t *job;             //  running job, NULL when idle
+    int64_t deadline;           //  monotonic ms of the job's time limit, 0 = none
+    int64_t cancel_again;       //  monotonic ms to repeat a cancel, 0 = none
+    bool by_request;            //  cancelled by the dispatcher (DELETE)
+    uint64_t rows;              //  rows written so far
+    int64_t next_progress;      //  monotonic ms of the next forward
+    bool progress_pending;      //  rows changed since last forward
+} s_slot_t;
+
+typedef struct {
+    zsock_t *pipe;              //  actor pipe
+    zsock_t *dealer;            //  to the dispatcher
+    zpoller_t *poller;          //  pipe, dealer, runners
+    dbt_worker_args_t *args;    //  borrowed
+    char *identity;             //  stable routing id
+    s_slot_t *slots;            //  one per runner
+    int nslots;                 //  capacity
+    int64_t last_heard;         //  monotonic ms of the dispatcher's last message
+    int64_t next_heartbeat;     //  monotonic ms of our next heartbeat
+    dbt_mpw_t *writer;          //  scratch encoder
+    bool draining;              //  take no more jobs
+    bool drain_reply;           //  owe "DRAINED" on the pipe
+    bool terminated;            //  $TERM received
+} self_t;
+
+//  --------------------------------------------------------------------------
+//  Runner thread
+
+static void
+s_progress (uint64_t rows, void *arg)
+{
+    zsock_send ((zsock_t *) arg, "s8is", "PROGRESS", rows, 0, "");
+}
+
+static void
+s_runner_actor (zsock_t *pipe, void *args)
+{
+    s_runner_args_t *a = (s_runner_args_t *) args;
+    zsock_signal (pipe, 0);
+    while (true) {
+        char *command = NULL;
+        zchunk_t *body = NULL;
+        if (zsock_recv (pipe, "sc", &command, &body) || !command || streq (command, "$TERM")) {
+            free (command);
+            zchunk_destroy (&body);
+            break;
+        }
+        char err [DBT_ERRMSG_LEN] = "";
+        uint64_t rows = 0;
+        int rc = DBT_EINVAL;
+        dbt_mpr_t *reader = body ? dbt_mpr_new (zchunk_data (body), zchunk_size (body), err) : NULL;
+        dbt_job_t *job = reader ? dbt_job_unpack (dbt_mpr_root (reader), err) : NULL;
+        if (job)
+            rc = dbt_runner_run (a->ctx, job, a->cancel, s_progress, pipe, &rows, err);
+        zsock_send (pipe, "s8is", "DONE", rows, rc, err);
+        dbt_job_destroy (&job);
+        dbt_mpr_destroy (&reader);
+        zchunk_destroy (&body);
+        free (command);
+    }
+}
+
+//  --------------------------------------------------------------------------
+//  Talking to the dispatcher
+
+static void
+s_send (self_t *self, int command)
+{
+    if (dbt_msg_send (self->dealer, NULL, DBT_PROTO_WORKER, command, self->writer))
+        dbt_log (DBT_LOG_DEBUG, "worker: send failed: %s", zmq_strerror (errno));
+}
+
+//  While draining, tell the dispatcher our capacity is what still runs.
+static void
+s_send_credit (self_t *self)
+{
+    int busy = 0;
+    for (int i = 0; i < self->nslots; i++)
+        busy += self->slots [i].job != NULL;
+    dbt_mpw_map (self->writer);
+    dbt_mpw_ku64 (self->writer, "capacity", (uint64_t) busy);
+    dbt_mpw_end (self->writer);
+    s_send (self, DBT_W_CREDIT);
+}
+
+static void
+s_send_ready (self_t *self)
+{
+    dbt_mpw_t *w = self->writer;
+    dbt_mpw_reset (w);
+    dbt_mpw_map (w);
+    dbt_mpw_kstr (w, "name", self->args->runner.config->worker_name);
+    dbt_mpw_str (w, "queues");
+    dbt_mpw_array (w);
+    for (size_t i = 0; i < self->args->nqueues; i++)
+        dbt_mpw_str (w, self->args->queues [i]);
+    dbt_mpw_end (w);
+    dbt_mpw_ku64 (w, "capacity", (uint64_t) self->nslots);
+    dbt_mpw_str (w, "running");
+    dbt_mpw_array (w);
+    for (int i = 0; i < self->nslots; i++) {
+        dbt_job_t *job = self->slots [i].job;
+        if (job) {
+            dbt_mpw_map (w);
+            dbt_mpw_kstr (w, "id", job->id);
+            dbt_mpw_ku64 (w, "attempt", job->attempts);
+            dbt_mpw_end (w);
+        }
+    }
+    dbt_mpw_end (w);
+    dbt_mpw_end (w);
+    s_send (self, DBT_W_READY);
+    if (self->draining)
+        s_send_credit (self);       //  re-registering reset our capacity
+}
+
+//  New socket to the dispatcher (at start, and when it went silent).
+static void
+s_connect (self_t *self)
+{
+    if (self->dealer) {
+        zpoller_remove (self->poller, self->dealer);
+        zsock_destroy (&self->dealer);
+    }
+    self->dealer = zsock_new (ZMQ_DEALER);
+    zsock_set_identity (self->dealer, self->identity);
+    zsock_set_linger (self->dealer, 500);
+    zsock_set_sndhwm (self->dealer, 100000);
+    if (zsock_connect (self->dealer, "%s", self->args->endpoint))
+        dbt_log (DBT_LOG_ERROR, "worker: cannot connect to '%s'", self->args->endpoint);
+    zpoller_add (self->poller, self->dealer);
+    self->last_heard = dbt_clock_ms ();
+    s_send_ready (self);
+}
+
+static void
+s_send_done (self_t *self, const dbt_job_t *job, bool ok, uint64_t rows, const char *error,
+             bool cancelled, bool interrupted)
+{
+    dbt_mpw_t *w = self->writer;
+    dbt_mpw_map (w);
+    dbt_mpw_kstr (w, "id", job->id);
+    dbt_mpw_ku64 (w, "attempt", job->attempts);
+    dbt_mpw_kbool (w, "ok", ok);
+    dbt_mpw_ku64 (w, "rows", rows);
+    if (error && *error)
+        dbt_mpw_kstr (w, "error", error);
+    dbt_mpw_kbool (w, "cancelled", cancelled);
+    dbt_mpw_kbool (w, "interrupted", interrupted);
+    dbt_mpw_end (w);
+    s_send (self, DBT_W_DONE);
+}
+
+static void
+s_forward_progress (self_t *self, s_slot_t *slot)
+{
+    dbt_mpw_t *w = self->writer;
+    dbt_mpw_map (w);
+    dbt_mpw_kstr (w, "id", slot->job->id);
+    dbt_mpw_ku64 (w, "attempt", slot->job->attempts);
+    dbt_mpw_ku64 (w, "rows", slot->rows);
+    dbt_mpw_end (w);
+    s_send (self, DBT_W_PROGRESS);
+    slot->progress_pending = false;
+    slot->next_progress = dbt_clock_ms () + PROGRESS_EVERY_MS;
+}
+
+//  --------------------------------------------------------------------------
+//  Dispatcher messages
+
+static void
+s_handle_job (self_t *self, dbt_msg_t *msg)
+{
+    char err [DBT_ERRMSG_LEN];
+    dbt_job_t *job = dbt_job_unpack (msg->map, err);
+    if (!job) {
+        dbt_log (DBT_LOG_WARN, "worker: bad job frame: %s", err);
+        return;
+    }
+    s_slot_t *slot = NULL;
+    for (int i = 0; i < self->nslots && !slot; i++)
+        if (!self->slots [i].job)
+            slot = &self->slots [i];
+    if (!slot || self->draining) {
+        //  More jobs than we announced: hand it back untouched.
+        dbt_log (DBT_LOG_WARN, "worker: no free runner for job '%s', returning it", job->id);
+        s_send_done (self, job, false, 0, "worker had no free runner", false, true);
+        dbt_job_destroy (&job);
+        return;
+    }
+    int64_t now = dbt_clock_ms ();
+    slot->job = job;
+    slot->deadline = job->ttl_ms > 0 ? now + job->ttl_ms : 0;
+    slot->cancel_again = 0;
+    slot->by_request = false;
+    slot->rows = 0;
+    slot->progress_pending = false;
+    slot->next_progress = now + PROGRESS_EVERY_MS;
+    dbt_cancel_reset (slot->args.cancel);
+    dbt_job_pack (job, self->writer);
+    size_t len;
+    const char *data = dbt_mpw_data (self->writer, &len);
+    zchunk_t *chunk = zchunk_new (data, len);
+    dbt_mpw_reset (self->writer);
+    zsock_send (slot->actor, "sc", "RUN", chunk);
+    zchunk_destroy (&chunk);
+    dbt_log (DBT_LOG_DEBUG, "worker: running job '%s' attempt %u", job->id, job->attempts);
+}
+
+static void
+s_handle_cancel (self_t *self, dbt_msg_t *msg)
+{
+    char err [DBT_ERRMSG_LEN];
+    char *id = NULL;
+    uint64_t attempt = 0;
+    if (dbt_mp_field_str (msg->map, "id", true, &id, err) == 0
+    &&  dbt_mp_field_u64 (msg->map, "attempt", true, &attempt, err) == 0) {
+        for (int i = 0; i < self->nslots; i++) {
+            s_slot_t *slot = &self->slots [i];
+            if (slot->job && streq (slot->job->id, id) && slot->job->attempts == attempt) {
+                dbt_log (DBT_LOG_INFO, "worker: cancelling job '%s'", id);
+                slot->by_request = true;
+                dbt_cancel_request (slot->args.cancel, "the job was canceled");
+                slot->cancel_again = dbt_clock_ms () + CANCEL_REPEAT_MS;
+            }
+        }
+    }
+    free (id);
+}
+
+static void
+s_handle_dealer (self_t *self)
+{
+    char err [DBT_ERRMSG_LEN];
+    dbt_msg_t *msg = dbt_msg_recv (self->dealer, false, err);
+    if (!msg) {
+        if (err [0])
+            dbt_log (DBT_LOG_WARN, "worker: dropped malformed message: %s", err);
+        return;
+    }
+    self->last_heard = dbt_clock_ms ();
+    switch (msg->command) {
+        case DBT_W_JOB:         s_handle_job (self, msg); break;
+        case DBT_W_CANCEL:      s_handle_cancel (self, msg); break;
+        case DBT_W_HEARTBEAT:   break;
+        case DBT_W_DISCONNECT:
+            dbt_log (DBT_LOG_INFO, "worker: dispatcher asked us to register again");
+            s_send_ready (self);
+            break;
+        default:
+            dbt_log (DBT_LOG_WARN, "worker: unknown command 0x%02x", msg->command);
+    }
+    dbt_msg_destroy (&msg);
+}
+
+//  --------------------------------------------------------------------------
+//  Runner messages
+
+static void
+s_drained_check (self_t *self)
+{
+    if (!self->drain_reply)
+        return;
+    for (int i = 0; i < self->nslots; i++)
+        if (self->slots [i].job)
+            return;
+    zstr_send (self->pipe, "DRAINED");
+    self->drain_reply = false;
+}
+
+static void
+s_handle_runner (self_t *self, s_slot_t *slot)
+{
+    char *command = NULL, *error = NULL;
+    int rc = 0;
+    uint64_t rows = 0;
+    if (zsock_recv (slot->actor, "s8is", &command, &rows, &rc, &error) || !command || !slot->job)
+        goto done;
+    if (streq (command, "PROGRESS")) {
+        slot->rows = rows;
+        slot->progress_pending = true;
+        if (dbt_clock_ms () >= slot->next_progress)
+            s_forward_progress (self, slot);
+    }
+    else
+    if (streq (command, "DONE")) {
+        dbt_job_t *job = slot->job;
+        bool cancelled = rc == DBT_ECANCELED && slot->by_request;
+        if (rc == 0)
+            dbt_log (DBT_LOG_INFO, "worker: job '%s' wrote %" PRIu64 " rows", job->id, rows);
+        else
+            dbt_log (DBT_LOG_INFO, "worker: job '%s' attempt %u failed: %s", job->id,
+                     job->attempts, error);
+        s_send_done (self, job, rc == 0, rows, error, cancelled, false);
+        slot->job = NULL;
+        dbt_job_destroy (&job);
+        if (self->draining)
+            s_send_credit (self);
+        s_drained_check (self);
+    }
+done:
+    free (command);
+    free (error);
+}
+
+//  Time limits, repeated cancels, pending progress, heartbeats, liveness.
+static void
+s_timers (self_t *self)
+{
+    int64_t now = dbt_clock_ms ();
+    for (int i = 0; i < self->nslots; i++) {
+        s_slot_t *slot = &self->slots [i];
+        if (!slot->job)
+            continue;
+        if (slot->deadline && now >= slot->deadline && !dbt_cancel_requested (slot->args.cancel)) {
+            char reason [128];
+            snprintf (reason, sizeof (reason), "job exceeded its time limit of %.3gs",
+                      (double) slot->job->ttl_ms / 1000.0);
+            dbt_log (DBT_LOG_INFO, "worker: job '%s': %s", slot->job->id, reason);
+            dbt_cancel_request (slot->args.cancel, reason);
+            slot->cancel_again = now + CANCEL_REPEAT_MS;
+        }
+        else
+        if (slot->cancel_again && now >= slot->cancel_again) {
+            dbt_cancel_request (slot->args.cancel, NULL);
+            slot->cancel_again = now + CANCEL_REPEAT_MS;
+        }
+        if (slot->progress_pending && now >= slot->next_progress)
+            s_forward_progress (self, slot);
+    }
+    if (now >= self->next_heartbeat) {
+        dbt_mpw_map (self->writer);
+        dbt_mpw_end (self->writer);
+        s_send (self, DBT_W_HEARTBEAT);
+        self->next_heartbeat = now + self->args->runner.config->heartbeat_ms;
+    }
+    int64_t liveness = self->args->runner.config->heartbeat_ms
+                     * self->args->runner.config->heartbeat_liveness;
+    if (now - self->last_heard > liveness) {
+        dbt_log (DBT_LOG_WARN, "worker: dispatcher %s silent for %" PRId64 " ms, reconnecting",
+                 self->args->endpoint, now - self->last_heard);
+        s_connect (self);
+    }
+}
+
+//  --------------------------------------------------------------------------
+//  The actor
+
+static void
+s_handle_pipe (self_t *self)
+{
+    char *command = zstr_recv (self->pipe);
+    if (!command || streq (command, "$TERM"))
+        self->terminated = true;
+    else
+    if (streq (command, "DRAIN")) {
+        self->draining = true;
+        self->drain_reply = true;
+        s_send_credit (self);
+        s_drained_check (self);
+    }
+    free (command);
+}
+
+void
+dbt_worker_actor (zsock_t *pipe, void *args)
+{
+    self_t *self = (self_t *) dbt_malloc (sizeof (self_t));
+    self->pipe = pipe;
+    self->args = (dbt_worker_args_t *) args;
+    self->writer = dbt_mpw_new ();
+    char uuid [37];
+    dbt_uuid (uuid);
+    self->identity = dbt_printf ("%s/%.8s", self->args->runner.config->worker_name, uuid);
+    self->nslots = self->args->capacity > 0 ? self->args->capacity : 1;
+    self->slots = (s_slot_t *) dbt_malloc ((size_t) self->nslots * sizeof (s_slot_t));
+    self->poller = zpoller_new (pipe, NULL);
+    for (int i = 0; i < self->nslots; i++) {
+        s_slot_t *slot = &self->slots [i];
+        slot->args.ctx = &self->args->runner;
+        slot->args.cancel = dbt_cancel_new ();
+        slot->actor = zactor_new (s_runner_actor, &slot->args);
+        zpoller_add (self->poller, slot->actor);
+    }
+    s_connect (self);
+    dbt_log (DBT_LOG_INFO, "worker: '%s' serving %zu queue(s) with %d runners from %s",
+             self->identity, self->args->nqueues, self->nslots, self->args->endpoint);
+    zsock_signal (pipe, 0);
+
+    while (!self->terminated) {
+        int timeout = (int) (self->args->runner.config->heartbeat_ms / 2);
+        void *which = zpoller_wait (self->poller, timeout > 10 ? timeout : 10);
+        if (zpoller_terminated (self->poller))
+            break;
+        if (which == pipe)
+            s_handle_pipe (self);
+        else
+        if (which == self->dealer) {
+            for (int n = 0; n < 256 && (zsock_events (self->dealer) & ZMQ_POLLIN); n++)
+                s_handle_dealer (self);
+        }
+        else
+        if (which) {
+            for (int i = 0; i < self->nslots; i++)
+                if (which == self->slots [i].actor)
+                    s_handle_runner (self, &self->slots [i]);
+        }
+        s_timers (self);
+    }
+    //  Stop running jobs; tell the dispatcher they were interrupted so it
+    //  can run them elsewhere at once.
+    for (int i = 0; i < self->nslots; i++)
+        if (self->slots [i].job)
+            dbt_cancel_request (self->slots [i].args.cancel, "worker shutting down");
+    for (int i = 0; i < self->nslots; i++) {
+        s_slot_t *slot = &self->slots [i];
+        zactor_destroy (&slot->actor);
+        if (slot->job)
+            s_send_done (self, slot->job, false, 0, "worker shut down", false, true);
+        dbt_job_destroy (&slot->job);
+        dbt_cancel_destroy (&slot->args.cancel);
+    }
+    zpoller_destroy (&self->poller);
+    zsock_destroy (&self->dealer);
+    dbt_mpw_destroy (&self->writer);
+    free (self->slots);
+    free (self->identity);
+    free (self);
+}
