@@ -48,5 +48,9 @@
 #include "dbt_pool.h"
 #include "dbt_runner.h"
 #include "dbt_worker.h"
+#include "dbt_client.h"
+#include "dbt_api.h"
+#include "dbt_http.h"
+#include "dbt_node.h"
 
 #endif

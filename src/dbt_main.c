@@ -1,5 +1,8 @@
 /*  =========================================================================
     dbt_main - the dungbeetle daemon: argv, config, start actors, wait
+
+    Signals are blocked in every thread and taken here with sigwait, so no
+    handler races the actors. SIGINT/SIGTERM drain and stop the node.
     =========================================================================
 */
 #include "dbt_classes.h"
@@ -7,7 +10,54 @@
 int
 main (int argc, char **argv)
 {
-    (void) argc;
-    (void) argv;
+    //  Before any thread exists: we take the signals, not czmq.
+    sigset_t signals;
+    sigemptyset (&signals);
+    sigaddset (&signals, SIGINT);
+    sigaddset (&signals, SIGTERM);
+    pthread_sigmask (SIG_BLOCK, &signals, NULL);
+    signal (SIGPIPE, SIG_IGN);
+    setenv ("ZSYS_SIGHANDLER", "false", 1);
+
+    char err [DBT_ERRMSG_LEN];
+    dbt_config_t *config = NULL;
+    dbt_action_t action = DBT_ACTION_RUN;
+    if (dbt_config_load (argc, argv, &config, &action, err)) {
+        fprintf (stderr, "dungbeetle: %s\n", err);
+        return 1;
+    }
+    if (action == DBT_ACTION_VERSION) {
+        printf ("dungbeetle %s\n", DBT_VERSION_STRING);
+        return 0;
+    }
+    if (action == DBT_ACTION_HELP) {
+        fputs (dbt_config_usage (), stdout);
+        return 0;
+    }
+    if (action == DBT_ACTION_NEW_CONFIG) {
+        if (dbt_sample_write ("config.ini", "sql", err)) {
+            fprintf (stderr, "dungbeetle: %s\n", err);
+            return 1;
+        }
+        printf ("config.ini and sql/sample.sql generated. Edit them and run dungbeetle.\n");
+        return 0;
+    }
+    dbt_log_set_level (config->log_level);
+    dbt_log (DBT_LOG_INFO, "main: dungbeetle %s starting (config %s)", DBT_VERSION_STRING,
+             config->config_file ? config->config_file : "none");
+    dbt_node_t *node = dbt_node_new (config, err);
+    if (!node) {
+        dbt_log (DBT_LOG_ERROR, "main: %s", err);
+        fprintf (stderr, "dungbeetle: %s\n", err);
+        dbt_config_destroy (&config);
+        return 1;
+    }
+    int received = 0;
+    sigwait (&signals, &received);
+    dbt_log (DBT_LOG_INFO, "main: %s received, shutting down", received == SIGINT ? "SIGINT" : "SIGTERM");
+    dbt_node_destroy (&node, true);
+    dbt_config_destroy (&config);
+    zsys_shutdown ();
+    dbt_log (DBT_LOG_INFO, "main: stopped");
     return 0;
 }

@@ -1,0 +1,847 @@
+/*  =========================================================================
+    dbt_api - the HTTP API's routes, JSON in and JSON out
+
+    See dbt_api.h. Routes are a const table of method, pattern and handler;
+    ":name" segments capture one path segment. Request JSON is decoded the
+    way Go's encoding/json does for upstream's structs: keys match without
+    regard to case and unknown keys are ignored, but a wrong type is an
+    error.
+    =========================================================================
+*/
+#include "dbt_classes.h"
+
+#define MAX_SEGMENTS 8
+
+struct _dbt_api_t {
+    dbt_api_args_t args;        //  borrowed resources
+    pthread_mutex_t mutex;      //  guards clients
+    zhashx_t *clients;          //  endpoint -> zlist_t of idle dbt_client_t
+};
+
+typedef struct {
+    dbt_api_t *api;             //  the API
+    const char *segs [MAX_SEGMENTS];  //  captured segments by position
+    size_t nsegs;               //  number of path segments
+    dbt_query_fn *query;        //  query-string lookup
+    void *query_arg;            //  its argument
+    const char *body;           //  request body
+    size_t len;                 //  its length
+} s_req_t;
+
+typedef dbt_response_t *(s_handler_fn) (s_req_t *req);
+
+//  --------------------------------------------------------------------------
+//  Responses
+
+static dbt_response_t *
+s_response (int status, json_t *doc)
+{
+    dbt_response_t *self = (dbt_response_t *) dbt_malloc (sizeof (dbt_response_t));
+    self->status = status;
+    self->content_type = "application/json; charset=utf-8";
+    self->body = json_dumps (doc, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
+    if (!self->body) {
+        self->status = 500;
+        self->body = dbt_strdup ("{\"status\":\"error\",\"message\":\"Internal Server Error\",\"data\":null}");
+    }
+    self->len = strlen (self->body);
+    json_decref (doc);
+    return self;
+}
+
+dbt_response_t *
+dbt_api_error (int status, const char *message)
+{
+    json_t *doc = json_object ();
+    json_object_set_new (doc, "status", json_string ("error"));
+    json_object_set_new (doc, "message", json_string (message));
+    if (!json_object_get (doc, "message"))         //  not UTF-8: keep the envelope valid
+        json_object_set_new (doc, "message", json_string ("error"));
+    json_object_set_new (doc, "data", json_null ());
+    return s_response (status, doc);
+}
+
+//  Success envelope around data (reference stolen).
+static dbt_response_t *
+s_success (json_t *data)
+{
+    json_t *doc = json_object ();
+    json_object_set_new (doc, "status", json_string ("success"));
+    json_object_set_new (doc, "data", data ? data : json_null ());
+    return s_response (200, doc);
+}
+
+void
+dbt_response_destroy (dbt_response_t **self_p)
+{
+    assert (self_p);
+    dbt_response_t *self = *self_p;
+    if (!self)
+        return;
+    free (self->body);
+    free (self->allow);
+    if (self->reader_free && self->reader_cls)
+        self->reader_free (self->reader_cls);
+    free (self);
+    *self_p = NULL;
+}
+
+//  RFC 3339 text of a wall time, Go's zero time for 0.
+static json_t *
+s_time (int64_t ms)
+{
+    char text [40];
+    dbt_time_rfc3339 (ms, text, sizeof (text));
+    return json_string (text);
+}
+
+//  --------------------------------------------------------------------------
+//  Dispatcher clients
+
+static dbt_client_t *
+s_client_get (dbt_api_t *self, const char *endpoint, char *err)
+{
+    pthread_mutex_lock (&self->mutex);
+    zlist_t *idle = (zlist_t *) zhashx_lookup (self->clients, endpoint);
+    dbt_client_t *client = idle ? (dbt_client_t *) zlist_pop (idle) : NULL;
+    pthread_mutex_unlock (&self->mutex);
+    return client ? client : dbt_client_new (endpoint, err);
+}
+
+static void
+s_client_put (dbt_api_t *self, dbt_client_t **client_p)
+{
+    dbt_client_t *client = *client_p;
+    *client_p = NULL;
+    pthread_mutex_lock (&self->mutex);
+    zlist_t *idle = (zlist_t *) zhashx_lookup (self->clients, dbt_client_endpoint (client));
+    if (!idle) {
+        idle = zlist_new ();
+        zhashx_insert (self->clients, dbt_client_endpoint (client), idle);
+    }
+    zlist_push (idle, client);
+    pthread_mutex_unlock (&self->mutex);
+}
+
+static void
+s_clients_free (void **item_p)
+{
+    zlist_t *idle = (zlist_t *) *item_p;
+    if (!idle)
+        return;
+    dbt_client_t *client;
+    while ((client = (dbt_client_t *) zlist_pop (idle)))
+        dbt_client_destroy (&client);
+    zlist_destroy (&idle);
+    *item_p = NULL;
+}
+
+//  Send the request built in writer-filling fn to endpoint; on success
+//  *reply_p is set. Returns NULL, or an error response.
+typedef void (s_build_fn) (dbt_mpw_t *writer, void *arg);
+
+static dbt_response_t *
+s_call (dbt_api_t *self, const char *endpoint, int command, s_build_fn *build, void *arg,
+        dbt_reply_t **reply_p)
+{
+    char err [DBT_ERRMSG_LEN];
+    dbt_client_t *client = s_client_get (self, endpoint, err);
+    if (!client)
+        return dbt_api_error (503, err);
+    build (dbt_client_begin (client), arg);
+    int rc = dbt_client_call (client, command, self->args.config->request_timeout_ms, reply_p, err);
+    if (rc) {
+        dbt_client_destroy (&client);
+        dbt_log (DBT_LOG_WARN, "http: %s", err);
+        return dbt_api_error (503, err);
+    }
+    s_client_put (self, &client);
+    if ((*reply_p)->code != 200) {
+        dbt_response_t *response = dbt_api_error ((*reply_p)->code,
+            (*reply_p)->message ? (*reply_p)->message : "request failed");
+        dbt_reply_destroy (reply_p);
+        return response;
+    }
+    return NULL;
+}
+
+//  --------------------------------------------------------------------------
+//  JSON request decoding (Go encoding/json rules for upstream's structs)
+
+//  Member of obj by key: exact match first, then case-insensitive.
+static json_t *
+s_member (json_t *obj, const char *key)
+{
+    json_t *value = json_object_get (obj, key);
+    if (value)
+        return value;
+    const char *k;
+    json_object_foreach (obj, k, value) {
+        if (strcasecmp (k, key) == 0)
+            return value;
+    }
+    return NULL;
+}
+
+//  A string member (null or absent leaves *out NULL). -1 on a wrong type.
+static int
+s_str (json_t *obj, const char *key, const char **out, char *err)
+{
+    json_t *value = s_member (obj, key);
+    *out = NULL;
+    if (!value || json_is_null (value))
+        return 0;
+    if (!json_is_string (value)) {
+        dbt_err_set (err, "field '%s' must be a string", key);
+        return -1;
+    }
+    *out = json_string_value (value);
+    if (strlen (*out) != json_string_length (value)) {
+        dbt_err_set (err, "field '%s' must not contain NUL characters", key);
+        return -1;
+    }
+    return 0;
+}
+
+//  An integer member. -1 on a wrong type.
+static int
+s_int (json_t *obj, const char *key, json_int_t *out, char *err)
+{
+    json_t *value = s_member (obj, key);
+    if (!value || json_is_null (value))
+        return 0;
+    if (!json_is_integer (value)) {
+        dbt_err_set (err, "field '%s' must be an integer", key);
+        return -1;
+    }
+    *out = json_integer_value (value);
+    return 0;
+}
+
+//  Append one job request (JSON JobReq) to writer as the dispatcher's map.
+//  task_name overrides the body's "task" (as upstream does for the URL).
+static int
+s_job_spec (json_t *req, const char *task_name, dbt_mpw_t *w, char *err)
+{
+    if (!json_is_object (req)) {
+        dbt_err_set (err, "each job must be a JSON object");
+        return -1;
+    }
+    const char *task = NULL, *id = NULL, *queue = NULL, *eta = NULL, *db = NULL;
+    json_int_t retries = 0, ttl = -1, results_ttl = 0;
+    if (s_str (req, "task", &task, err) || s_str (req, "job_id", &id, err)
+    ||  s_str (req, "queue", &queue, err) || s_str (req, "eta", &eta, err)
+    ||  s_str (req, "db", &db, err) || s_int (req, "retries", &retries, err)
+    ||  s_int (req, "ttl", &ttl, err) || s_int (req, "results_ttl", &results_ttl, err))
+        return -1;
+    json_t *args = s_member (req, "args");
+    if (args && !json_is_null (args) && !json_is_array (args)) {
+        dbt_err_set (err, "field 'args' must be an array of strings");
+        return -1;
+    }
+    size_t index;
+    json_t *arg;
+    json_array_foreach (args, index, arg) {
+        if (!json_is_string (arg) && !json_is_null (arg)) {
+            dbt_err_set (err, "field 'args' must be an array of strings (item %zu is not)", index + 1);
+            return -1;
+        }
+        if (json_is_string (arg) && strlen (json_string_value (arg)) != json_string_length (arg)) {
+            dbt_err_set (err, "arg %zu contains a NUL character", index + 1);
+            return -1;
+        }
+    }
+    if (retries < 0 || retries > DBT_MAX_RETRIES) {
+        dbt_err_set (err, "retries must be between 0 and %d", DBT_MAX_RETRIES);
+        return -1;
+    }
+    if (ttl < -1 || ttl > INT64_MAX / 1000 || results_ttl < 0 || results_ttl > INT64_MAX / 1000) {
+        dbt_err_set (err, "ttl and results_ttl must be whole seconds, not negative");
+        return -1;
+    }
+    int64_t eta_ms = 0;
+    if (eta && *eta && dbt_parse_time (eta, &eta_ms)) {
+        dbt_err_set (err, "error parsing ETA: '%s' is not 'YYYY-MM-DD HH:MM:SS' (UTC) or RFC 3339", eta);
+        return -1;
+    }
+    if (eta_ms < 0) {
+        dbt_err_set (err, "error parsing ETA: '%s' is before 1970", eta);
+        return -1;
+    }
+    dbt_mpw_map (w);
+    dbt_mpw_kstr (w, "task", task_name ? task_name : task);
+    if (id)
+        dbt_mpw_kstr (w, "id", id);
+    if (queue)
+        dbt_mpw_kstr (w, "queue", queue);
+    if (db)
+        dbt_mpw_kstr (w, "db", db);
+    dbt_mpw_str (w, "args");
+    dbt_mpw_array (w);
+    json_array_foreach (args, index, arg)
+        dbt_mpw_str (w, json_is_string (arg) ? json_string_value (arg) : NULL);
+    dbt_mpw_end (w);
+    dbt_mpw_ki64 (w, "eta", eta_ms);
+    if (ttl >= 0)
+        dbt_mpw_ki64 (w, "ttl", (int64_t) ttl * 1000);
+    dbt_mpw_ki64 (w, "results_ttl", (int64_t) results_ttl * 1000);
+    dbt_mpw_ku64 (w, "retries", (uint64_t) retries);
+    dbt_mpw_end (w);
+    return 0;
+}
+
+//  The upstream JobResp of one submitted job from the dispatcher's reply.
+static json_t *
+s_job_resp (const msgpack_object *item)
+{
+    char err [DBT_ERRMSG_LEN];
+    char *id = NULL, *task = NULL, *queue = NULL;
+    int64_t eta = 0;
+    uint64_t retries = 0;
+    dbt_mp_field_str (item, "job_id", false, &id, err);
+    dbt_mp_field_str (item, "task", false, &task, err);
+    dbt_mp_field_str (item, "queue", false, &queue, err);
+    dbt_mp_field_i64 (item, "eta", false, &eta, err);
+    dbt_mp_field_u64 (item, "retries", false, &retries, err);
+    json_t *resp = json_object ();
+    json_object_set_new (resp, "job_id", json_string (id ? id : ""));
+    json_object_set_new (resp, "task", json_string (task ? task : ""));
+    json_object_set_new (resp, "queue", json_string (queue ? queue : ""));
+    json_object_set_new (resp, "eta", s_time (eta));
+    json_object_set_new (resp, "retries", json_integer ((json_int_t) retries));
+    free (id);
+    free (task);
+    free (queue);
+    return resp;
+}
+
+//  --------------------------------------------------------------------------
+//  Routes: reads
+
+static dbt_response_t *
+s_root (s_req_t *req)
+{
+    return s_success (json_string ("dungbeetle " DBT_VERSION_STRING));
+}
+
+static dbt_response_t *
+s_get_tasks (s_req_t *req)
+{
+    dbt_tasks_t *tasks = req->api->args.tasks;
+    const char *sql = req->query (req->query_arg, "sql");
+    //  As upstream's code does: names with ?sql=..., the full map without.
+    if (sql && *sql) {
+        json_t *names = json_array ();
+        for (size_t i = 0; i < dbt_tasks_size (tasks); i++)
+            json_array_append_new (names, json_string (dbt_tasks_at (tasks, i)->name));
+        return s_success (names);
+    }
+    json_t *map = json_object ();
+    for (size_t i = 0; i < dbt_tasks_size (tasks); i++) {
+        dbt_task_t *task = dbt_tasks_at (tasks, i);
+        json_t *item = json_object ();
+        json_object_set_new (item, "name", json_string (task->name));
+        json_object_set_new (item, "queue", json_string (task->queue ? task->queue : ""));
+        json_object_set_new (item, "concurrency", json_integer (
+            dbt_config_queue_concurrency (req->api->args.config, task->queue, task->conc)));
+        json_object_set_new (item, "raw", json_string (task->sql));
+        json_object_set (map, task->name, item);
+        json_decref (item);
+    }
+    return s_success (map);
+}
+
+//  Upstream JobStatusResp, plus fields of our own after them.
+static json_t *
+s_job_status (const dbt_job_t *job)
+{
+    json_t *status = json_object ();
+    json_object_set_new (status, "job_id", json_string (job->id));
+    json_object_set_new (status, "state", json_string (dbt_state_name (job->state)));
+    json_object_set_new (status, "count", json_integer (
+        job->state == DBT_STATE_SUCCESS ? (json_int_t) job->rows : 0));
+    json_object_set_new (status, "error", json_string (job->error ? job->error : ""));
+    json_object_set_new (status, "rows", json_integer ((json_int_t) job->rows));
+    json_object_set_new (status, "task", json_string (job->task));
+    json_object_set_new (status, "queue", json_string (job->queue));
+    json_object_set_new (status, "attempts", json_integer (job->attempts));
+    json_object_set_new (status, "results_table", json_string (job->table ? job->table : ""));
+    json_object_set_new (status, "eta", s_time (job->eta_ms));
+    json_object_set_new (status, "created_at", s_time (job->created_ms));
+    json_object_set_new (status, "started_at", s_time (job->started_ms));
+    json_object_set_new (status, "finished_at", s_time (job->finished_ms));
+    return status;
+}
+
+static dbt_response_t *
+s_get_job (s_req_t *req)
+{
+    const char *id = req->segs [1];
+    dbt_job_t *job = NULL;
+    char err [DBT_ERRMSG_LEN];
+    int rc = dbt_id_valid (id) ? dbt_store_job (req->api->args.store, id, &job, err) : DBT_ENOTFOUND;
+    if (rc == DBT_ENOTFOUND)
+        return dbt_api_error (404, "job not found");
+    if (rc) {
+        dbt_log (DBT_LOG_ERROR, "http: %s", err);
+        return dbt_api_error (500, "could not read job status");
+    }
+    json_t *status = s_job_status (job);
+    dbt_job_destroy (&job);
+    return s_success (status);
+}
+
+//  Upstream's pending-job shape (tasqueue JobMessage).
+static int
+s_pending_one (const dbt_job_t *job, void *arg)
+{
+    json_t *list = (json_t *) arg;
+    //  Payload: msgpack {"Args": [...], "DB": "", "TTL": ns}, base64.
+    dbt_mpw_t *w = dbt_mpw_new ();
+    dbt_mpw_map (w);
+    dbt_mpw_str (w, "Args");
+    dbt_mpw_array (w);
+    for (size_t i = 0; i < job->nargs; i++)
+        dbt_mpw_str (w, job->args [i]);
+    dbt_mpw_end (w);
+    dbt_mpw_kstr (w, "DB", job->db ? job->db : "");
+    dbt_mpw_ki64 (w, "TTL", job->ttl_ms * 1000000);
+    dbt_mpw_end (w);
+    size_t len;
+    const char *data = dbt_mpw_data (w, &len);
+    zarmour_t *armour = zarmour_new ();
+    zarmour_set_line_breaks (armour, false);
+    char *payload = zarmour_encode (armour, (const byte *) data, len);
+    zarmour_destroy (&armour);
+    dbt_mpw_destroy (&w);
+
+    json_t *opts = json_object ();
+    json_object_set_new (opts, "ID", json_string (job->id));
+    json_object_set_new (opts, "ETA", s_time (job->eta_ms));
+    json_object_set_new (opts, "Queue", json_string (job->queue));
+    json_object_set_new (opts, "MaxRetries", json_integer (job->max_retries));
+    json_object_set_new (opts, "Schedule", json_string (""));
+    json_object_set_new (opts, "Timeout", json_integer ((json_int_t) job->ttl_ms * 1000000));
+    json_t *inner = json_object ();
+    json_object_set_new (inner, "OnSuccess", json_null ());
+    json_object_set_new (inner, "Task", json_string (job->task));
+    json_object_set_new (inner, "Payload", json_string (payload ? payload : ""));
+    json_object_set_new (inner, "OnError", json_null ());
+    json_object_set_new (inner, "Opts", opts);
+    free (payload);
+    json_t *item = json_object ();
+    json_object_set_new (item, "ID", json_string (job->id));
+    json_object_set_new (item, "OnSuccessIDs", json_null ());
+    json_object_set_new (item, "Status", json_string (job->state == DBT_STATE_RETRY ? "retrying" : "queued"));
+    json_object_set_new (item, "Queue", json_string (job->queue));
+    json_object_set_new (item, "Schedule", json_string (""));
+    json_object_set_new (item, "MaxRetry", json_integer (job->max_retries));
+    json_object_set_new (item, "Retried", json_integer (job->attempts - job->interruptions));
+    json_object_set_new (item, "PrevErr", json_string (job->error ? job->error : ""));
+    json_object_set_new (item, "ProcessedAt", s_time (0));
+    json_object_set_new (item, "PrevJobResult", json_null ());
+    json_object_set_new (item, "Job", inner);
+    json_array_append_new (list, item);
+    return 0;
+}
+
+static dbt_response_t *
+s_get_pending (s_req_t *req)
+{
+    const char *queue = req->segs [2];
+    json_t *list = json_array ();
+    char err [DBT_ERRMSG_LEN];
+    if (dbt_id_valid (queue)
+    &&  dbt_store_each_waiting (req->api->args.store, queue, s_pending_one, list, err)) {
+        json_decref (list);
+        dbt_log (DBT_LOG_ERROR, "http: %s", err);
+        return dbt_api_error (500, "error fetching pending tasks");
+    }
+    return s_success (list);
+}
+
+static dbt_response_t *
+s_get_group (s_req_t *req)
+{
+    const char *id = req->segs [1];
+    dbt_group_t *group = NULL;
+    char err [DBT_ERRMSG_LEN];
+    int rc = dbt_id_valid (id) ? dbt_store_group (req->api->args.store, id, &group, err) : DBT_ENOTFOUND;
+    if (rc == DBT_ENOTFOUND)
+        return dbt_api_error (404, "group not found");
+    if (rc) {
+        dbt_log (DBT_LOG_ERROR, "http: %s", err);
+        return dbt_api_error (500, "could not read group status");
+    }
+    json_t *jobs = json_array ();
+    bool done = true, failed = false;
+    for (size_t i = 0; i < group->njobs; i++) {
+        dbt_job_t *job = NULL;
+        if (dbt_store_job (req->api->args.store, group->job_ids [i], &job, err) == 0) {
+            done = done && dbt_state_final (job->state);
+            failed = failed || job->state == DBT_STATE_FAILURE;
+            json_array_append_new (jobs, s_job_status (job));
+            dbt_job_destroy (&job);
+        }
+    }
+    json_t *data = json_object ();
+    json_object_set_new (data, "group_id", json_string (group->id));
+    json_object_set_new (data, "state", json_string (!done ? "STARTED" : failed ? "FAILURE" : "SUCCESS"));
+    json_object_set_new (data, "concurrency", json_integer (group->concurrency));
+    json_object_set_new (data, "jobs", jobs);
+    dbt_group_destroy (&group);
+    return s_success (data);
+}
+
+//  --------------------------------------------------------------------------
+//  Routes: writes
+
+typedef struct {
+    dbt_mpw_t *jobs;            //  encoded "jobs" array
+    const char *group_id;       //  group id or NULL
+    json_int_t concurrency;     //  group concurrency
+    bool is_group;              //  send a group
+} s_submit_t;
+
+static void
+s_build_submit (dbt_mpw_t *w, void *arg)
+{
+    s_submit_t *submit = (s_submit_t *) arg;
+    size_t len;
+    const char *data = dbt_mpw_data (submit->jobs, &len);
+    dbt_mpw_str (w, "jobs");
+    dbt_mpw_raw (w, data, len);
+    if (submit->is_group) {
+        dbt_mpw_str (w, "group");
+        dbt_mpw_map (w);
+        if (submit->group_id && *submit->group_id)
+            dbt_mpw_kstr (w, "id", submit->group_id);
+        dbt_mpw_ku64 (w, "concurrency", (uint64_t) submit->concurrency);
+        dbt_mpw_end (w);
+    }
+}
+
+//  Route a submission to the dispatcher of its (first) job's queue.
+static const char *
+s_route (dbt_api_t *self, const char *task, const char *queue)
+{
+    char *resolved = dbt_submit_queue (self->args.config, self->args.tasks, task, queue);
+    const char *endpoint = dbt_config_queue_dispatcher (self->args.config,
+                                                        resolved ? resolved : self->args.config->queue);
+    free (resolved);
+    return endpoint;
+}
+
+static dbt_response_t *
+s_post_job (s_req_t *req)
+{
+    const char *task = req->segs [1];
+    if (req->len == 0)
+        return dbt_api_error (400, "request body is empty");
+    json_error_t jerr;
+    json_t *doc = json_loadb (req->body, req->len, JSON_DISABLE_EOF_CHECK | JSON_ALLOW_NUL, &jerr);
+    if (!doc || !json_is_object (doc)) {
+        json_decref (doc);
+        return dbt_api_error (400, "error parsing request JSON");
+    }
+    char err [DBT_ERRMSG_LEN];
+    s_submit_t submit = { dbt_mpw_new (), NULL, 0, false };
+    dbt_mpw_array (submit.jobs);
+    int rc = s_job_spec (doc, task, submit.jobs, err);
+    dbt_mpw_end (submit.jobs);
+    const char *queue = NULL;
+    s_str (doc, "queue", &queue, NULL);
+    dbt_response_t *response = NULL;
+    if (rc)
+        response = dbt_api_error (400, err);
+    else
+    if (!dbt_tasks_lookup (req->api->args.tasks, task)) {
+        char *message = dbt_printf ("unrecognized task: %s", task);
+        response = dbt_api_error (404, message);
+        free (message);
+    }
+    else {
+        dbt_reply_t *reply = NULL;
+        response = s_call (req->api, s_route (req->api, task, queue), DBT_C_SUBMIT,
+                           s_build_submit, &submit, &reply);
+        if (!response) {
+            const msgpack_object *jobs = dbt_mp_get (reply->data, "jobs");
+            if (jobs && jobs->type == MSGPACK_OBJECT_ARRAY && jobs->via.array.size == 1)
+                response = s_success (s_job_resp (&jobs->via.array.ptr [0]));
+            else
+                response = dbt_api_error (500, "malformed reply from dispatcher");
+            dbt_reply_destroy (&reply);
+        }
+    }
+    dbt_mpw_destroy (&submit.jobs);
+    json_decref (doc);
+    return response;
+}
+
+static dbt_response_t *
+s_post_group (s_req_t *req)
+{
+    json_error_t jerr;
+    json_t *doc = req->len ? json_loadb (req->body, req->len, JSON_DISABLE_EOF_CHECK | JSON_ALLOW_NUL, &jerr)
+                           : NULL;
+    if (!doc || !json_is_object (doc)) {
+        json_decref (doc);
+        return dbt_api_error (400, "error parsing JSON body");
+    }
+    char err [DBT_ERRMSG_LEN] = "";
+    s_submit_t submit = { dbt_mpw_new (), NULL, 0, true };
+    json_t *jobs = s_member (doc, "jobs");
+    int rc = 0;
+    if (s_str (doc, "group_id", &submit.group_id, err) || s_int (doc, "concurrency", &submit.concurrency, err))
+        rc = -1;
+    else
+    if (jobs && !json_is_null (jobs) && !json_is_array (jobs)) {
+        dbt_err_set (err, "field 'jobs' must be an array");
+        rc = -1;
+    }
+    else
+    if (submit.concurrency < 0) {
+        dbt_err_set (err, "concurrency must not be negative");
+        rc = -1;
+    }
+    const char *first_task = NULL, *first_queue = NULL;
+    dbt_mpw_array (submit.jobs);
+    size_t index;
+    json_t *job;
+    json_array_foreach (jobs, index, job) {
+        if (rc)
+            break;
+        const char *task = NULL;
+        if (json_is_object (job) && s_str (job, "task", &task, err) == 0 && (!task || !*task)) {
+            dbt_err_set (err, "job %zu: missing task", index + 1);
+            rc = -1;
+            break;
+        }
+        char inner [DBT_ERRMSG_LEN];
+        if (s_job_spec (job, NULL, submit.jobs, inner)) {
+            dbt_err_set (err, "job %zu: %s", index + 1, inner);
+            rc = -1;
+        }
+        else
+        if (index == 0) {
+            first_task = task;
+            s_str (job, "queue", &first_queue, NULL);
+        }
+    }
+    dbt_mpw_end (submit.jobs);
+    dbt_response_t *response = NULL;
+    if (rc)
+        response = dbt_api_error (rc > 0 ? rc : 400, err);
+    else {
+        dbt_reply_t *reply = NULL;
+        const char *endpoint = first_task ? s_route (req->api, first_task, first_queue)
+                                          : req->api->args.config->mesh_dispatcher;
+        response = s_call (req->api, endpoint, DBT_C_SUBMIT, s_build_submit, &submit, &reply);
+        if (!response) {
+            char *group_id = NULL;
+            dbt_mp_field_str (reply->data, "group_id", false, &group_id, err);
+            const msgpack_object *list = dbt_mp_get (reply->data, "jobs");
+            json_t *resps = json_array ();
+            for (uint32_t i = 0; list && list->type == MSGPACK_OBJECT_ARRAY && i < list->via.array.size; i++)
+                json_array_append_new (resps, s_job_resp (&list->via.array.ptr [i]));
+            json_t *data = json_object ();
+            json_object_set_new (data, "group_id", json_string (group_id ? group_id : ""));
+            json_object_set_new (data, "jobs", resps);
+            response = s_success (data);
+            free (group_id);
+            dbt_reply_destroy (&reply);
+        }
+    }
+    dbt_mpw_destroy (&submit.jobs);
+    json_decref (doc);
+    return response;
+}
+
+typedef struct {
+    const char *key;            //  "job_id" or "group_id"
+    const char *id;             //  the id
+    bool purge;                 //  purge flag
+} s_cancel_t;
+
+static void
+s_build_cancel (dbt_mpw_t *w, void *arg)
+{
+    s_cancel_t *cancel = (s_cancel_t *) arg;
+    dbt_mpw_kstr (w, cancel->key, cancel->id);
+    dbt_mpw_kbool (w, "purge", cancel->purge);
+}
+
+//  The dispatcher that owns a stored job (its queue's), or the default.
+static const char *
+s_owner (dbt_api_t *self, const char *job_id)
+{
+    dbt_job_t *job = NULL;
+    char err [DBT_ERRMSG_LEN];
+    const char *endpoint = self->args.config->mesh_dispatcher;
+    if (dbt_id_valid (job_id) && dbt_store_job (self->args.store, job_id, &job, err) == 0)
+        endpoint = dbt_config_queue_dispatcher (self->args.config, job->queue);
+    dbt_job_destroy (&job);
+    return endpoint;
+}
+
+static dbt_response_t *
+s_delete (s_req_t *req, bool group)
+{
+    s_cancel_t cancel = { group ? "group_id" : "job_id", req->segs [1], false };
+    const char *purge = req->query (req->query_arg, "purge");
+    if (purge && dbt_parse_bool (purge, &cancel.purge))
+        cancel.purge = false;               //  as upstream: anything else is false
+    if (!dbt_id_valid (cancel.id))
+        return dbt_api_error (404, group ? "group not found" : "job not found");
+    const char *endpoint = req->api->args.config->mesh_dispatcher;
+    if (!group)
+        endpoint = s_owner (req->api, cancel.id);
+    else {
+        dbt_group_t *stored = NULL;
+        char err [DBT_ERRMSG_LEN];
+        if (dbt_store_group (req->api->args.store, cancel.id, &stored, err) == 0 && stored->njobs)
+            endpoint = s_owner (req->api, stored->job_ids [0]);
+        dbt_group_destroy (&stored);
+    }
+    dbt_reply_t *reply = NULL;
+    dbt_response_t *response = s_call (req->api, endpoint, DBT_C_CANCEL, s_build_cancel, &cancel, &reply);
+    if (!response) {
+        response = s_success (json_true ());
+        dbt_reply_destroy (&reply);
+    }
+    return response;
+}
+
+static dbt_response_t *
+s_delete_job (s_req_t *req)
+{
+    return s_delete (req, false);
+}
+
+static dbt_response_t *
+s_delete_group (s_req_t *req)
+{
+    return s_delete (req, true);
+}
+
+//  --------------------------------------------------------------------------
+//  Routing
+
+typedef struct {
+    const char *method;
+    const char *pattern;        //  "/jobs/:id"; segments after '/'
+    s_handler_fn *handler;
+} s_route_t;
+
+static const s_route_t s_routes [] = {
+    { "GET",    "/",                   s_root },
+    { "GET",    "/tasks",              s_get_tasks },
+    { "POST",   "/tasks/:task/jobs",   s_post_job },
+    { "GET",    "/jobs/queue/:queue",  s_get_pending },
+    { "GET",    "/jobs/:id",           s_get_job },
+    { "DELETE", "/jobs/:id",           s_delete_job },
+    { "POST",   "/groups",             s_post_group },
+    { "GET",    "/groups/:id",         s_get_group },
+    { "DELETE", "/groups/:id",         s_delete_group },
+    { NULL, NULL, NULL }
+};
+
+//  Split "/a/b/c" into segments (in buf). Returns the count, or -1 when
+//  there are too many or an empty one (a trailing or double slash).
+static int
+s_split (char *path, const char **segs)
+{
+    if (path [0] != '/')
+        return -1;
+    if (path [1] == 0)
+        return 0;
+    int n = 0;
+    char *p = path + 1;
+    while (true) {
+        if (n == MAX_SEGMENTS)
+            return -1;
+        char *slash = strchr (p, '/');
+        if (slash)
+            *slash = 0;
+        if (!*p)
+            return -1;
+        segs [n++] = p;
+        if (!slash)
+            return n;
+        p = slash + 1;
+    }
+}
+
+static bool
+s_match (const char *pattern, const char **segs, int nsegs)
+{
+    char copy [64];
+    snprintf (copy, sizeof (copy), "%s", pattern);
+    const char *psegs [MAX_SEGMENTS];
+    int n = s_split (copy, psegs);
+    if (n != nsegs)
+        return false;
+    for (int i = 0; i < n; i++)
+        if (psegs [i][0] != ':' && !streq (psegs [i], segs [i]))
+            return false;
+    return true;
+}
+
+dbt_response_t *
+dbt_api_handle (dbt_api_t *self, const char *method, const char *path,
+                dbt_query_fn *query, void *query_arg, const char *body, size_t len)
+{
+    char *copy = dbt_strdup (path);
+    s_req_t req = { .api = self, .query = query, .query_arg = query_arg, .body = body, .len = len };
+    int nsegs = s_split (copy, req.segs);
+    dbt_response_t *response = NULL;
+    bool path_known = false;
+    char allowed [64] = "";
+    for (const s_route_t *route = s_routes; nsegs >= 0 && route->method; route++) {
+        if (!s_match (route->pattern, req.segs, nsegs))
+            continue;
+        path_known = true;
+        if (streq (route->method, method)) {
+            req.nsegs = (size_t) nsegs;
+            response = route->handler (&req);
+            break;
+        }
+        size_t used = strlen (allowed);
+        snprintf (allowed + used, sizeof (allowed) - used, "%s%s", used ? ", " : "", route->method);
+    }
+    if (!response && path_known) {
+        response = dbt_api_error (405, "method not allowed");
+        response->allow = dbt_strdup (allowed);
+    }
+    if (!response)
+        response = dbt_api_error (404, "not found");
+    free (copy);
+    return response;
+}
+
+//  --------------------------------------------------------------------------
+//  Construction
+
+dbt_api_t *
+dbt_api_new (const dbt_api_args_t *args)
+{
+    dbt_api_t *self = (dbt_api_t *) dbt_malloc (sizeof (dbt_api_t));
+    self->args = *args;
+    pthread_mutex_init (&self->mutex, NULL);
+    self->clients = zhashx_new ();
+    zhashx_set_destructor (self->clients, s_clients_free);
+    return self;
+}
+
+void
+dbt_api_destroy (dbt_api_t **self_p)
+{
+    assert (self_p);
+    dbt_api_t *self = *self_p;
+    if (!self)
+        return;
+    zhashx_destroy (&self->clients);
+    pthread_mutex_destroy (&self->mutex);
+    free (self);
+    *self_p = NULL;
+}

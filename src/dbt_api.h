@@ -1,0 +1,81 @@
+/*  =========================================================================
+    dbt_api - the HTTP API's routes, JSON in and JSON out
+
+    Maps a request (method, path, query, body) to a response, independent
+    of the HTTP library: reads (job and group status, pending jobs, tasks)
+    come straight from LMDB read transactions and the task registry;
+    writes (submit, cancel) go to the queue's dispatcher over ZeroMQ and are
+    answered once it has committed them. JSON shapes, field names, states
+    and the envelope {"status":"success","data":...} /
+    {"status":"error","message":...,"data":null} follow the Go original
+    (docs/api.md, docs/compatibility.md). Thread-safe: the HTTP front calls
+    it from many connection threads; dispatcher clients are pooled.
+    =========================================================================
+*/
+#ifndef DBT_API_H_INCLUDED
+#define DBT_API_H_INCLUDED
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include "dbt_config.h"
+#include "dbt_tasks.h"
+#include "dbt_store.h"
+#include "dbt_pool.h"
+
+typedef struct _dbt_api_t dbt_api_t;
+
+//  What the API needs; everything borrowed and outlives it.
+typedef struct {
+    const dbt_config_t *config; //  node configuration
+    dbt_tasks_t *tasks;         //  task registry
+    dbt_store_t *store;         //  state (read side)
+    dbt_pools_t *pools;         //  results read-back connections (may be NULL)
+    void *metrics;              //  zactor_t * of the dispatcher for STATS, or NULL
+} dbt_api_args_t;
+
+//  A response. Either body/len, or a streamed body produced by reader.
+typedef struct {
+    int status;                 //  HTTP status
+    const char *content_type;   //  static string
+    char *body;                 //  owned body, or NULL when streamed
+    size_t len;                 //  body length
+    //  Streamed body: fill up to max bytes at buf; return the count,
+    //  0 at the end, or -1 on error (the connection is closed).
+    ssize_t (*reader) (void *cls, char *buf, size_t max);
+    void *reader_cls;           //  reader state
+    void (*reader_free) (void *cls);  //  frees reader_cls
+    char *allow;                //  Allow header (405), owned, or NULL
+} dbt_response_t;
+
+//  Looks up a query-string argument; NULL when absent.
+typedef const char *(dbt_query_fn) (void *arg, const char *key);
+
+//  Create the API.
+dbt_api_t *
+    dbt_api_new (const dbt_api_args_t *args);
+
+//  Destroy; nulls the pointer.
+void
+    dbt_api_destroy (dbt_api_t **self_p);
+
+//  Handle one request. path is the decoded path without the query
+//  string. Returns a response (caller destroys).
+dbt_response_t *
+    dbt_api_handle (dbt_api_t *self, const char *method, const char *path,
+                    dbt_query_fn *query, void *query_arg, const char *body, size_t len);
+
+//  An error response in the envelope (for the HTTP front's own errors).
+dbt_response_t *
+    dbt_api_error (int status, const char *message);
+
+//  Destroy a response; nulls the pointer.
+void
+    dbt_response_destroy (dbt_response_t **self_p);
+
+//  Self test of this module.
+void
+    dbt_api_test (bool verbose);
+
+#endif

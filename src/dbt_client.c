@@ -1,0 +1,130 @@
+/*  =========================================================================
+    dbt_client - request/reply client of a dispatcher
+
+    See dbt_client.h.
+    =========================================================================
+*/
+#include "dbt_classes.h"
+
+struct _dbt_client_t {
+    zsock_t *dealer;            //  to the dispatcher
+    char *endpoint;             //  its endpoint
+    dbt_mpw_t *writer;          //  request body
+    uint64_t rid;               //  last request id
+};
+
+dbt_client_t *
+dbt_client_new (const char *endpoint, char *err)
+{
+    zsock_t *dealer = zsock_new (ZMQ_DEALER);
+    if (!dealer || zsock_connect (dealer, "%s", endpoint)) {
+        dbt_err_set (err, "cannot connect to dispatcher '%s'", endpoint);
+        zsock_destroy (&dealer);
+        return NULL;
+    }
+    zsock_set_linger (dealer, 0);
+    dbt_client_t *self = (dbt_client_t *) dbt_malloc (sizeof (dbt_client_t));
+    self->dealer = dealer;
+    self->endpoint = dbt_strdup (endpoint);
+    self->writer = dbt_mpw_new ();
+    //  Start request ids at a random point so two clients' stale replies
+    //  cannot be mistaken for each other's.
+    char uuid [37];
+    dbt_uuid (uuid);
+    for (int i = 0; i < 12; i++)
+        self->rid = self->rid * 16 + (uint64_t) (isdigit ((unsigned char) uuid [i])
+                  ? uuid [i] - '0' : uuid [i] == '-' ? 0 : uuid [i] - 'a' + 10);
+    return self;
+}
+
+void
+dbt_client_destroy (dbt_client_t **self_p)
+{
+    assert (self_p);
+    dbt_client_t *self = *self_p;
+    if (!self)
+        return;
+    zsock_destroy (&self->dealer);
+    dbt_mpw_destroy (&self->writer);
+    free (self->endpoint);
+    free (self);
+    *self_p = NULL;
+}
+
+const char *
+dbt_client_endpoint (dbt_client_t *self)
+{
+    return self->endpoint;
+}
+
+dbt_mpw_t *
+dbt_client_begin (dbt_client_t *self)
+{
+    dbt_mpw_reset (self->writer);
+    dbt_mpw_map (self->writer);
+    dbt_mpw_ku64 (self->writer, "rid", ++self->rid);
+    return self->writer;
+}
+
+void
+dbt_reply_destroy (dbt_reply_t **self_p)
+{
+    assert (self_p);
+    dbt_reply_t *self = *self_p;
+    if (!self)
+        return;
+    free (self->message);
+    dbt_mpr_destroy (&self->doc);
+    free (self);
+    *self_p = NULL;
+}
+
+int
+dbt_client_call (dbt_client_t *self, int command, int64_t timeout_ms,
+                 dbt_reply_t **reply_p, char *err)
+{
+    *reply_p = NULL;
+    uint64_t rid = self->rid;
+    dbt_mpw_end (self->writer);
+    if (dbt_msg_send (self->dealer, NULL, DBT_PROTO_CLIENT, command, self->writer)) {
+        dbt_err_set (err, "cannot send to dispatcher '%s': %s", self->endpoint, zmq_strerror (errno));
+        return DBT_ERROR;
+    }
+    int64_t deadline = dbt_clock_ms () + timeout_ms;
+    while (true) {
+        int64_t left = deadline - dbt_clock_ms ();
+        if (left <= 0) {
+            dbt_err_set (err, "dispatcher '%s' did not answer within %" PRId64 " ms",
+                         self->endpoint, timeout_ms);
+            return DBT_ETIMEDOUT;
+        }
+        zmq_pollitem_t item = { zsock_resolve (self->dealer), 0, ZMQ_POLLIN, 0 };
+        int rc = zmq_poll (&item, 1, (long) left);
+        if (rc < 0 && errno != EINTR) {
+            dbt_err_set (err, "poll failed: %s", zmq_strerror (errno));
+            return DBT_ERROR;
+        }
+        if (rc <= 0)
+            continue;
+        char perr [DBT_ERRMSG_LEN];
+        dbt_msg_t *msg = dbt_msg_recv (self->dealer, false, perr);
+        if (!msg)
+            continue;
+        uint64_t got = 0, code = 0;
+        if (msg->command != DBT_C_REPLY
+        ||  dbt_mp_field_u64 (msg->map, "rid", true, &got, perr) || got != rid
+        ||  dbt_mp_field_u64 (msg->map, "code", true, &code, perr)) {
+            dbt_msg_destroy (&msg);         //  a late reply to an old request
+            continue;
+        }
+        dbt_reply_t *reply = (dbt_reply_t *) dbt_malloc (sizeof (dbt_reply_t));
+        reply->code = (int) code;
+        dbt_mp_field_str (msg->map, "message", false, &reply->message, perr);
+        reply->doc = msg->body;
+        msg->body = NULL;
+        reply->data = dbt_mp_get (dbt_mpr_root (reply->doc), "data");
+        dbt_msg_destroy (&msg);
+        *reply_p = reply;
+        return 0;
+    }
+}

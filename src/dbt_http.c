@@ -1,0 +1,232 @@
+/*  =========================================================================
+    dbt_http - the HTTP front actor (GNU libmicrohttpd)
+
+    See dbt_http.h. libmicrohttpd runs its own threads; the actor thread
+    only starts and stops the daemon. Each request keeps a small context
+    (body buffer, size flag, start time) between the handler's calls.
+    =========================================================================
+*/
+#include "dbt_classes.h"
+#include <microhttpd.h>
+#include <netdb.h>
+#include <sys/socket.h>
+
+typedef struct {
+    dbt_http_args_t *args;      //  borrowed
+    struct MHD_Daemon *daemon;  //  the server
+    uint16_t port;              //  bound port
+} self_t;
+
+typedef struct {
+    dbt_buf_t body;             //  request body so far
+    bool too_large;             //  body over the limit
+    int64_t started;            //  monotonic ms
+} s_request_t;
+
+static const char *
+s_query (void *arg, const char *key)
+{
+    return MHD_lookup_connection_value ((struct MHD_Connection *) arg, MHD_GET_ARGUMENT_KIND, key);
+}
+
+//  Streamed bodies: libmicrohttpd pulls, dbt_api's reader fills.
+static ssize_t
+s_stream (void *cls, uint64_t pos, char *buf, size_t max)
+{
+    dbt_response_t *response = (dbt_response_t *) cls;
+    ssize_t n = response->reader (response->reader_cls, buf, max);
+    if (n == 0)
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    if (n < 0)
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    return n;
+}
+
+static void
+s_stream_free (void *cls)
+{
+    dbt_response_t *response = (dbt_response_t *) cls;
+    dbt_response_destroy (&response);
+}
+
+//  Token comparison that takes the same time wherever strings differ.
+static bool
+s_token_ok (const char *expected, const char *header)
+{
+    const char *prefix = "Bearer ";
+    if (!header || strncmp (header, prefix, strlen (prefix)) != 0)
+        return false;
+    const char *given = header + strlen (prefix);
+    size_t a = strlen (expected), b = strlen (given);
+    unsigned char diff = (unsigned char) (a != b);
+    for (size_t i = 0; i < a; i++)
+        diff |= (unsigned char) (expected [i] ^ given [i < b ? i : 0]);
+    return diff == 0;
+}
+
+static enum MHD_Result
+s_send (struct MHD_Connection *connection, dbt_response_t *response)
+{
+    struct MHD_Response *reply;
+    int status = response->status;
+    if (response->reader) {
+        reply = MHD_create_response_from_callback (MHD_SIZE_UNKNOWN, 64 * 1024, s_stream,
+                                                   response, s_stream_free);
+    }
+    else {
+        reply = MHD_create_response_from_buffer (response->len, response->body, MHD_RESPMEM_MUST_FREE);
+        response->body = NULL;
+    }
+    MHD_add_response_header (reply, MHD_HTTP_HEADER_CONTENT_TYPE, response->content_type);
+    if (response->allow)
+        MHD_add_response_header (reply, MHD_HTTP_HEADER_ALLOW, response->allow);
+    if (status == 401)
+        MHD_add_response_header (reply, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+    if (!response->reader)
+        dbt_response_destroy (&response);
+    enum MHD_Result rc = MHD_queue_response (connection, (unsigned int) status, reply);
+    MHD_destroy_response (reply);
+    return rc;
+}
+
+static enum MHD_Result
+s_handler (void *cls, struct MHD_Connection *connection, const char *url, const char *method,
+           const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls)
+{
+    self_t *self = (self_t *) cls;
+    const dbt_config_t *config = self->args->config;
+    s_request_t *request = (s_request_t *) *con_cls;
+    if (!request) {
+        request = (s_request_t *) dbt_malloc (sizeof (s_request_t));
+        request->started = dbt_clock_ms ();
+        const char *length = MHD_lookup_connection_value (connection, MHD_HEADER_KIND,
+                                                          MHD_HTTP_HEADER_CONTENT_LENGTH);
+        int64_t declared = 0;
+        if (length && dbt_parse_int64 (length, 0, INT64_MAX, &declared) == 0
+        &&  declared > config->max_body_size)
+            request->too_large = true;
+        *con_cls = request;
+        return MHD_YES;
+    }
+    if (*upload_data_size) {
+        if (!request->too_large) {
+            if (request->body.len + *upload_data_size > (size_t) config->max_body_size) {
+                request->too_large = true;
+                dbt_buf_free (&request->body);
+            }
+            else
+                dbt_buf_append (&request->body, upload_data, *upload_data_size);
+        }
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    dbt_response_t *response;
+    if (config->auth_token && !streq (url, "/health")
+    &&  !s_token_ok (config->auth_token, MHD_lookup_connection_value (connection, MHD_HEADER_KIND,
+                                                                      MHD_HTTP_HEADER_AUTHORIZATION)))
+        response = dbt_api_error (401, "missing or wrong bearer token");
+    else
+    if (request->too_large) {
+        char message [96];
+        snprintf (message, sizeof (message), "request body too large (limit %" PRId64 " bytes)",
+                  config->max_body_size);
+        response = dbt_api_error (413, message);
+    }
+    else
+        response = dbt_api_handle (self->args->api, method, url, s_query, connection,
+                                   request->body.data ? request->body.data : "", request->body.len);
+    dbt_log (DBT_LOG_DEBUG, "http: %s %s -> %d (%" PRId64 " ms)", method, url,
+             response->status, dbt_clock_ms () - request->started);
+    return s_send (connection, response);
+}
+
+static void
+s_completed (void *cls, struct MHD_Connection *connection, void **con_cls,
+             enum MHD_RequestTerminationCode code)
+{
+    s_request_t *request = (s_request_t *) *con_cls;
+    if (request) {
+        dbt_buf_free (&request->body);
+        free (request);
+        *con_cls = NULL;
+    }
+}
+
+//  Parse "host:port" or "[v6]:port" into a socket address.
+static int
+s_address (const char *server, struct sockaddr_storage *addr, socklen_t *len, char *err)
+{
+    char *copy = dbt_strdup (server);
+    char *host = copy, *port = strrchr (copy, ':');
+    int rc = -1;
+    if (!port) {
+        dbt_err_set (err, "server address '%s' must be host:port", server);
+        goto done;
+    }
+    *port++ = 0;
+    if (host [0] == '[' && host [strlen (host) - 1] == ']') {
+        host++;
+        host [strlen (host) - 1] = 0;
+    }
+    struct addrinfo hints = { .ai_flags = AI_NUMERICSERV | AI_PASSIVE, .ai_socktype = SOCK_STREAM };
+    struct addrinfo *info = NULL;
+    int gai = getaddrinfo (*host ? host : NULL, port, &hints, &info);
+    if (gai || !info) {
+        dbt_err_set (err, "server address '%s': %s", server, gai_strerror (gai));
+        goto done;
+    }
+    memcpy (addr, info->ai_addr, info->ai_addrlen);
+    *len = info->ai_addrlen;
+    freeaddrinfo (info);
+    rc = 0;
+done:
+    free (copy);
+    return rc;
+}
+
+void
+dbt_http_actor (zsock_t *pipe, void *args)
+{
+    self_t self = { .args = (dbt_http_args_t *) args };
+    const dbt_config_t *config = self.args->config;
+    struct sockaddr_storage addr;
+    socklen_t addr_len = 0;
+    char err [DBT_ERRMSG_LEN];
+    if (s_address (config->server, &addr, &addr_len, err)) {
+        dbt_log (DBT_LOG_ERROR, "http: %s", err);
+        zsock_signal (pipe, 1);
+        return;
+    }
+    unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION
+                       | MHD_USE_POLL;
+    if (addr.ss_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    unsigned int timeout = (unsigned int) ((config->request_timeout_ms + 999) / 1000);
+    self.daemon = MHD_start_daemon (flags, 0, NULL, NULL, s_handler, &self,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &addr,
+        MHD_OPTION_CONNECTION_TIMEOUT, timeout,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned int) 1000,
+        MHD_OPTION_NOTIFY_COMPLETED, s_completed, &self,
+        MHD_OPTION_END);
+    if (!self.daemon) {
+        dbt_log (DBT_LOG_ERROR, "http: cannot listen on %s: %s", config->server, strerror (errno));
+        zsock_signal (pipe, 1);
+        return;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info (self.daemon, MHD_DAEMON_INFO_BIND_PORT);
+    self.port = info ? info->port : 0;
+    dbt_log (DBT_LOG_INFO, "http: listening on %s (port %u)", config->server, self.port);
+    zsock_signal (pipe, 0);
+    while (true) {
+        char *command = zstr_recv (pipe);
+        if (!command || streq (command, "$TERM")) {
+            free (command);
+            break;
+        }
+        if (streq (command, "PORT"))
+            zstr_sendf (pipe, "%u", self.port);
+        free (command);
+    }
+    MHD_stop_daemon (self.daemon);
+    dbt_log (DBT_LOG_DEBUG, "http: stopped");
+}

@@ -1,0 +1,32 @@
+/*  =========================================================================
+    dbt_http - the HTTP front actor (GNU libmicrohttpd)
+
+    Listens on the configured address with a thread per connection (so a
+    slow results download never holds up status polling), reads request
+    bodies up to max_body_size (413 beyond), checks the bearer token when
+    one is configured (401; /health is always open), and hands each request
+    to dbt_api. Pipe commands: "$TERM" stops listening; "PORT" replies with
+    the bound port as a string.
+    =========================================================================
+*/
+#ifndef DBT_HTTP_H_INCLUDED
+#define DBT_HTTP_H_INCLUDED
+
+#include "dbt_config.h"
+#include "dbt_api.h"
+
+//  What the actor needs; borrowed and outlives the actor.
+typedef struct {
+    const dbt_config_t *config; //  server address, limits, token
+    dbt_api_t *api;             //  request handling
+} dbt_http_args_t;
+
+//  The actor; signals 0 when listening, 1 when it cannot listen.
+void
+    dbt_http_actor (zsock_t *pipe, void *args);
+
+//  Self test of this module.
+void
+    dbt_http_test (bool verbose);
+
+#endif

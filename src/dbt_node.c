@@ -1,0 +1,250 @@
+/*  =========================================================================
+    dbt_node - one dungbeetle node: every actor, wired from the config
+
+    See dbt_node.h. The node owns the shared read-only objects (tasks,
+    pools, store) and the actors that borrow them, so it destroys actors
+    before the objects.
+    =========================================================================
+*/
+#include "dbt_classes.h"
+
+//  One served queue and its worker actor.
+typedef struct {
+    char *queue;                //  queue name
+    int concurrency;            //  runner threads
+    dbt_worker_args_t args;     //  the actor's arguments
+    zactor_t *actor;            //  the worker
+} s_served_t;
+
+struct _dbt_node_t {
+    const dbt_config_t *config; //  borrowed
+    dbt_tasks_t *tasks;         //  task registry
+    dbt_pools_t *pools;         //  connection pools
+    dbt_store_t *store;         //  state (NULL on worker-only nodes)
+    dbt_dispatcher_args_t dispatcher_args;
+    zactor_t *dispatcher;       //  dispatcher actor, or NULL
+    dbt_api_t *api;             //  HTTP API, or NULL
+    dbt_http_args_t http_args;
+    zactor_t *http;             //  HTTP actor, or NULL
+    s_served_t *served;         //  queues with workers
+    size_t nserved;             //  number of served queues
+    int http_port;              //  bound HTTP port
+};
+
+//  --------------------------------------------------------------------------
+//  Tasks: load, bind, prepare
+
+static int
+s_load_tasks (dbt_node_t *self, char *err)
+{
+    self->tasks = dbt_tasks_new ();
+    for (size_t i = 0; i < self->config->nsql_dirs; i++) {
+        if (dbt_tasks_load_dir (self->tasks, self->config->sql_dirs [i], err))
+            return -1;
+        dbt_log (DBT_LOG_INFO, "node: loaded tasks from %s", self->config->sql_dirs [i]);
+    }
+    return dbt_tasks_bind (self->tasks, self->config, err);
+}
+
+//  Prepare every non-raw task on each database it may run on, recording
+//  its parameter count. A task whose count differs between databases is
+//  an error: args could not be checked at submission.
+static int
+s_prepare_tasks (dbt_node_t *self, char *err)
+{
+    for (size_t i = 0; i < dbt_tasks_size (self->tasks); i++) {
+        dbt_task_t *task = dbt_tasks_at (self->tasks, i);
+        task->nparams = -1;
+        if (task->raw)
+            continue;
+        size_t ndbs = task->ndbs ? task->ndbs : self->config->ndbs;
+        for (size_t d = 0; d < ndbs; d++) {
+            const char *db = task->ndbs ? task->dbs [d] : self->config->dbs [d].conf.name;
+            dbt_pool_t *pool = dbt_pools_source (self->pools, db);
+            char inner [DBT_ERRMSG_LEN];
+            const dbt_dbsection_t *section = dbt_config_db (self->config, db);
+            dbt_conn_t *conn = dbt_pool_get (pool, section->conf.connect_timeout_ms + 1000, NULL, inner);
+            if (!conn) {
+                dbt_err_set (err, "cannot connect to db '%s': %s", db, inner);
+                return -1;
+            }
+            int nparams = -1;
+            int rc = dbt_conn_prepare (conn, task->sql, &nparams, inner);
+            dbt_pool_put (pool, &conn);
+            if (rc) {
+                dbt_err_set (err, "%s:%d: error preparing task '%s' on db '%s': %s",
+                             task->file, task->line, task->name, db, inner);
+                return -1;
+            }
+            if (task->nparams >= 0 && nparams >= 0 && nparams != task->nparams) {
+                dbt_err_set (err, "%s:%d: task '%s' takes %d args on one db and %d on db '%s'",
+                             task->file, task->line, task->name, task->nparams, nparams, db);
+                return -1;
+            }
+            if (nparams >= 0)
+                task->nparams = nparams;
+        }
+        dbt_log (DBT_LOG_DEBUG, "node: task '%s' prepared (%d args, queue %s)",
+                 task->name, task->nparams, task->queue);
+    }
+    return 0;
+}
+
+//  --------------------------------------------------------------------------
+//  Workers: one per queue served (task queues and [queue.*] sections).
+
+static s_served_t *
+s_served (dbt_node_t *self, const char *queue)
+{
+    for (size_t i = 0; i < self->nserved; i++)
+        if (streq (self->served [i].queue, queue))
+            return &self->served [i];
+    return NULL;
+}
+
+static int
+s_add_served (dbt_node_t *self, const char *queue, int task_conc, char *err)
+{
+    int concurrency = dbt_config_queue_concurrency (self->config, queue, task_conc);
+    s_served_t *served = s_served (self, queue);
+    if (served) {
+        if (task_conc > 0 && !dbt_config_queue (self->config, queue) && served->concurrency != concurrency) {
+            dbt_err_set (err, "queue '%s' is already defined with %d concurrency", queue,
+                         served->concurrency);
+            return -1;
+        }
+        return 0;
+    }
+    self->served = (s_served_t *) dbt_realloc (self->served, (self->nserved + 1) * sizeof (s_served_t));
+    served = &self->served [self->nserved++];
+    memset (served, 0, sizeof (*served));
+    served->queue = dbt_strdup (queue);
+    served->concurrency = concurrency;
+    return 0;
+}
+
+static int
+s_start_workers (dbt_node_t *self, char *err)
+{
+    for (size_t i = 0; i < dbt_tasks_size (self->tasks); i++) {
+        dbt_task_t *task = dbt_tasks_at (self->tasks, i);
+        if (s_add_served (self, task->queue, task->conc, err))
+            return -1;
+    }
+    for (size_t i = 0; i < self->config->nqueues; i++)
+        if (s_add_served (self, self->config->queues [i].name, 0, err))
+            return -1;
+    for (size_t i = 0; i < self->nserved; i++) {
+        s_served_t *served = &self->served [i];
+        served->args.runner.config = self->config;
+        served->args.runner.tasks = self->tasks;
+        served->args.runner.pools = self->pools;
+        served->args.endpoint = dbt_config_queue_dispatcher (self->config, served->queue);
+        served->args.queues = (const char *const *) &served->queue;
+        served->args.nqueues = 1;
+        served->args.capacity = served->concurrency;
+        served->actor = zactor_new (dbt_worker_actor, &served->args);
+        if (!served->actor) {
+            dbt_err_set (err, "cannot start the worker of queue '%s'", served->queue);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+//  --------------------------------------------------------------------------
+//  Node
+
+dbt_node_t *
+dbt_node_new (const dbt_config_t *config, char *err)
+{
+    dbt_node_t *self = (dbt_node_t *) dbt_malloc (sizeof (dbt_node_t));
+    self->config = config;
+    self->pools = dbt_pools_new (config);
+    if (s_load_tasks (self, err) || s_prepare_tasks (self, err))
+        goto fail;
+    if (!config->worker_only) {
+        self->store = dbt_store_open (config->data_dir, config->state_map_size, err);
+        if (!self->store)
+            goto fail;
+        self->dispatcher_args = (dbt_dispatcher_args_t) { config, self->tasks, self->store };
+        self->dispatcher = zactor_new (dbt_dispatcher_actor, &self->dispatcher_args);
+        if (!self->dispatcher) {
+            dbt_err_set (err, "cannot start the dispatcher on %s (see the log)", config->mesh_bind);
+            goto fail;
+        }
+    }
+    if (s_start_workers (self, err))
+        goto fail;
+    if (!config->worker_only) {
+        dbt_api_args_t api_args = { config, self->tasks, self->store, self->pools, self->dispatcher };
+        self->api = dbt_api_new (&api_args);
+        self->http_args = (dbt_http_args_t) { config, self->api };
+        self->http = zactor_new (dbt_http_actor, &self->http_args);
+        if (!self->http) {
+            dbt_err_set (err, "cannot listen for HTTP on %s (see the log)", config->server);
+            goto fail;
+        }
+        zstr_send (self->http, "PORT");
+        char *port = zstr_recv (self->http);
+        int64_t value = 0;
+        if (port && dbt_parse_int64 (port, 0, 65535, &value) == 0)
+            self->http_port = (int) value;
+        free (port);
+    }
+    dbt_log (DBT_LOG_INFO, "node: '%s' started: %zu tasks, %zu queues served%s",
+             config->worker_name, dbt_tasks_size (self->tasks), self->nserved,
+             config->worker_only ? " (worker only)" : "");
+    return self;
+fail:
+    dbt_node_destroy (&self, false);
+    return NULL;
+}
+
+void
+dbt_node_destroy (dbt_node_t **self_p, bool drain)
+{
+    assert (self_p);
+    dbt_node_t *self = *self_p;
+    if (!self)
+        return;
+    zactor_destroy (&self->http);
+    if (drain && self->nserved) {
+        //  Stop taking jobs; let running ones finish up to the limit.
+        for (size_t i = 0; i < self->nserved; i++)
+            if (self->served [i].actor)
+                zstr_send (self->served [i].actor, "DRAIN");
+        int64_t deadline = dbt_clock_ms () + self->config->shutdown_timeout_ms;
+        for (size_t i = 0; i < self->nserved; i++) {
+            zactor_t *actor = self->served [i].actor;
+            if (!actor)
+                continue;
+            int64_t left = deadline - dbt_clock_ms ();
+            zsock_set_rcvtimeo (actor, (int) (left > 0 ? left : 0));
+            char *reply = zstr_recv (actor);
+            zsock_set_rcvtimeo (actor, -1);
+            if (!reply)
+                dbt_log (DBT_LOG_WARN, "node: jobs of queue '%s' still running at shutdown, "
+                         "they will run again", self->served [i].queue);
+            free (reply);
+        }
+    }
+    for (size_t i = 0; i < self->nserved; i++) {
+        zactor_destroy (&self->served [i].actor);
+        free (self->served [i].queue);
+    }
+    free (self->served);
+    zactor_destroy (&self->dispatcher);
+    dbt_api_destroy (&self->api);
+    dbt_store_destroy (&self->store);
+    dbt_pools_destroy (&self->pools);
+    dbt_tasks_destroy (&self->tasks);
+    free (self);
+    *self_p = NULL;
+}
+
+int
+dbt_node_http_port (dbt_node_t *self)
+{
+    return self->http_port;
+}
