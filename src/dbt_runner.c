@@ -308,3 +308,159 @@ dbt_runner_run (const dbt_runner_ctx_t *ctx, const dbt_job_t *job, dbt_cancel_t 
         *rows = count;
     return rc;
 }
+
+//  --------------------------------------------------------------------------
+//  Self test (SQLite source and results; other databases are exercised by
+//  the integration tests against real servers)
+
+typedef struct {
+    const dbt_runner_ctx_t *ctx;
+    dbt_job_t *job;
+    dbt_cancel_t *cancel;
+    int rc;
+    char err [DBT_ERRMSG_LEN];
+    uint64_t rows;
+} s_bg_t;
+
+static void *
+s_bg_run (void *arg)
+{
+    s_bg_t *bg = (s_bg_t *) arg;
+    bg->rc = dbt_runner_run (bg->ctx, bg->job, bg->cancel, NULL, NULL, &bg->rows, bg->err);
+    return NULL;
+}
+
+//  Run a query on the results database; first cell of the first row.
+static char *
+s_scalar (dbt_pools_t *pools, const char *sql)
+{
+    char err [DBT_ERRMSG_LEN];
+    dbt_pool_t *pool = dbt_pools_results (pools, "res");
+    dbt_conn_t *conn = dbt_pool_get (pool, 1000, NULL, err);
+    assert (conn);
+    dbt_args_t args = { 0, NULL };
+    dbt_query_opts_t opts = { 0, NULL, true };
+    char *value = NULL;
+    if (dbt_conn_query (conn, sql, &args, &opts, err) == 0) {
+        dbt_row_t row;
+        if (dbt_conn_fetch (conn, &row, err) == 1 && row.vals [0])
+            value = dbt_strndup (row.vals [0], row.lens [0]);
+    }
+    else
+        value = dbt_printf ("error: %s", err);
+    dbt_conn_query_end (conn);
+    dbt_pool_put (pool, &conn);
+    return value;
+}
+
+void
+dbt_runner_test (bool verbose)
+{
+    char err [DBT_ERRMSG_LEN];
+    char dir [] = "/tmp/dbt-runner-XXXXXX";
+    assert (mkdtemp (dir));
+    char *ini = dbt_printf ("[db.src]\ntype = sqlite\ndsn = %s/src.db\nsample_data = true\n"
+                            "[results.res]\ntype = sqlite\ndsn = %s/res.db\n", dir, dir);
+    dbt_config_t *config = dbt_config_from_string (ini, err);
+    free (ini);
+    assert (config);
+    dbt_tasks_t *tasks = dbt_tasks_new ();
+    const char *text =
+        "-- name: of_user\nSELECT * FROM entries WHERE user_id = ? ORDER BY id;\n"
+        "-- name: dup\nSELECT id, id, amount AS id FROM entries LIMIT 3;\n"
+        "-- name: slow\nWITH RECURSIVE c (x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c)\n"
+        "SELECT x FROM c WHERE x % 100000000 = 0 LIMIT 10;\n"
+        "-- name: many\nWITH RECURSIVE c (x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 300000)\n"
+        "SELECT x FROM c;\n"
+        "-- name: broken\nSELECT * FROM no_such_table;\n";
+    assert (dbt_tasks_parse (tasks, text, strlen (text), "t.sql", err) == 0);
+    assert (dbt_tasks_bind (tasks, config, err) == 0);
+    dbt_pools_t *pools = dbt_pools_new (config);
+    dbt_runner_ctx_t ctx = { config, tasks, pools };
+    dbt_cancel_t *cancel = dbt_cancel_new ();
+
+    dbt_job_t *job = dbt_job_new ();
+    dbt_job_set (&job->id, "r1");
+    dbt_job_set (&job->task, "of_user");
+    dbt_job_set (&job->queue, "q");
+    dbt_job_set (&job->results, "res");
+    dbt_job_set (&job->table, "results_r1");
+    const char *args [] = { "user2" };
+    dbt_job_set_args (job, args, 1);
+    uint64_t rows = 0;
+    assert (dbt_runner_run (&ctx, job, cancel, NULL, NULL, &rows, err) == 0);
+    assert (rows == 200);
+    char *value = s_scalar (pools, "SELECT COUNT(*) || '/' || MIN(user_id) FROM results_r1");
+    assert (streq (value, "200/user2"));
+    free (value);
+
+    //  Duplicate column names are made unique.
+    dbt_job_set (&job->task, "dup");
+    dbt_job_set (&job->table, "results_dup");
+    dbt_job_set_args (job, NULL, 0);
+    assert (dbt_runner_run (&ctx, job, cancel, NULL, NULL, &rows, err) == 0 && rows == 3);
+    value = s_scalar (pools, "SELECT group_concat (name, ',') FROM pragma_table_info ('results_dup')");
+    assert (streq (value, "id,id_2,id_3"));
+    free (value);
+
+    //  Large results stream through.
+    dbt_job_set (&job->task, "many");
+    dbt_job_set (&job->table, "results_many");
+    assert (dbt_runner_run (&ctx, job, cancel, NULL, NULL, &rows, err) == 0);
+    assert (rows == 300000);
+    value = s_scalar (pools, "SELECT SUM(x) FROM results_many");
+    assert (streq (value, "45000150000"));
+    free (value);
+
+    //  A failing query leaves the previous table of the job untouched.
+    dbt_job_set (&job->task, "broken");
+    dbt_job_set (&job->table, "results_r1");
+    assert (dbt_runner_run (&ctx, job, cancel, NULL, NULL, &rows, err) != 0);
+    assert (strstr (err, "no_such_table"));
+    value = s_scalar (pools, "SELECT COUNT(*) FROM results_r1");
+    assert (streq (value, "200"));
+    free (value);
+
+    //  Cancel from another thread stops a long query within a second.
+    dbt_job_set (&job->task, "slow");
+    s_bg_t bg = { &ctx, job, cancel, 0, "", 0 };
+    pthread_t thread;
+    pthread_create (&thread, NULL, s_bg_run, &bg);
+    zclock_sleep (300);
+    int64_t asked = dbt_clock_ms ();
+    dbt_cancel_request (cancel, "test cancel");
+    assert (dbt_cancel_requested (cancel));
+    pthread_join (thread, NULL);
+    assert (bg.rc == DBT_ECANCELED && streq (bg.err, "test cancel"));
+    assert (dbt_clock_ms () - asked < 1000);
+    value = s_scalar (pools, "SELECT COUNT(*) FROM results_r1");
+    assert (streq (value, "200"));
+    free (value);
+    value = s_scalar (pools, "SELECT COUNT(*) FROM sqlite_master WHERE name LIKE 'dbt_stage_%'");
+    assert (streq (value, "0"));
+    free (value);
+    dbt_cancel_reset (cancel);
+    assert (!dbt_cancel_requested (cancel));
+
+    //  Unknown task and unknown backend are errors, not crashes.
+    dbt_job_set (&job->task, "nope");
+    assert (dbt_runner_run (&ctx, job, cancel, NULL, NULL, &rows, err) == DBT_EINVAL);
+    dbt_job_set (&job->task, "dup");
+    dbt_job_set (&job->results, "nope");
+    assert (dbt_runner_run (&ctx, job, cancel, NULL, NULL, &rows, err) == DBT_EINVAL);
+
+    dbt_job_destroy (&job);
+    dbt_cancel_destroy (&cancel);
+    dbt_pools_destroy (&pools);
+    dbt_tasks_destroy (&tasks);
+    dbt_config_destroy (&config);
+    const char *files [] = { "src.db", "res.db", "res.db-wal", "res.db-shm", "src.db-wal", "src.db-shm" };
+    for (size_t i = 0; i < 6; i++) {
+        char *path = dbt_printf ("%s/%s", dir, files [i]);
+        unlink (path);
+        free (path);
+    }
+    rmdir (dir);
+    if (verbose)
+        printf ("runner: ok\n");
+}

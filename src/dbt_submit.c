@@ -234,3 +234,166 @@ dbt_submit_group (const msgpack_object *spec, dbt_group_t **group_p, char *err)
     *group_p = group;
     return 0;
 }
+
+//  --------------------------------------------------------------------------
+//  Self test
+
+//  Check one request built by the writer; returns the code.
+static int
+s_try (const dbt_config_t *config, dbt_tasks_t *tasks, dbt_mpw_t *w, dbt_job_t **job_p, char *err)
+{
+    size_t len;
+    const char *data = dbt_mpw_data (w, &len);
+    dbt_mpr_t *reader = dbt_mpr_new (data, len, err);
+    assert (reader);
+    int code = dbt_submit_job (config, tasks, dbt_mpr_root (reader), 7, job_p, err);
+    dbt_mpr_destroy (&reader);
+    dbt_mpw_reset (w);
+    return code;
+}
+
+void
+dbt_submit_test (bool verbose)
+{
+    char err [DBT_ERRMSG_LEN];
+    dbt_config_t *config = dbt_config_from_string (
+        "[mesh]\nbind = tcp://127.0.0.1:1\n"
+        "[db.a]\ntype = sqlite\ndsn = /tmp/a.db\n"
+        "[db.b]\ntype = sqlite\ndsn = /tmp/b.db\n"
+        "[results.r]\ntype = postgres\ndsn = host=x\nresults_table = results_%s_x\n"
+        "[queue.remote]\ndispatcher = tcp://10.0.0.1:6070\n", err);
+    assert (config);
+    dbt_tasks_t *tasks = dbt_tasks_new ();
+    const char *text = "-- name: t1\n-- db: a\nSELECT ?;\n\n-- name: t2\n-- queue: q2\nSELECT 1;\n";
+    assert (dbt_tasks_parse (tasks, text, strlen (text), "t.sql", err) == 0);
+    assert (dbt_tasks_bind (tasks, config, err) == 0);
+    dbt_tasks_lookup (tasks, "t1")->nparams = 1;
+    dbt_tasks_lookup (tasks, "t2")->nparams = 0;
+    dbt_mpw_t *w = dbt_mpw_new ();
+    dbt_job_t *job = NULL;
+
+    dbt_mpw_map (w);
+    dbt_mpw_kstr (w, "task", "t1");
+    dbt_mpw_kstr (w, "id", "j1");
+    dbt_mpw_str (w, "args");
+    dbt_mpw_array (w);
+    dbt_mpw_str (w, "x");
+    dbt_mpw_end (w);
+    dbt_mpw_ku64 (w, "retries", 3);
+    dbt_mpw_ki64 (w, "eta", 1000);
+    dbt_mpw_end (w);
+    assert (s_try (config, tasks, w, &job, err) == 0);
+    assert (streq (job->id, "j1") && streq (job->queue, "default") && streq (job->results, "r"));
+    assert (streq (job->table, "results_j1_x") && job->max_retries == 3 && job->eta_ms == 1000);
+    assert (job->nargs == 1 && streq (job->args [0], "x") && job->state == DBT_STATE_PENDING);
+    dbt_job_destroy (&job);
+
+    //  Generated id, task queue, any db when the task names none.
+    dbt_mpw_map (w);
+    dbt_mpw_kstr (w, "task", "t2");
+    dbt_mpw_kstr (w, "db", "b");
+    dbt_mpw_kstr (w, "id", "");
+    dbt_mpw_end (w);
+    assert (s_try (config, tasks, w, &job, err) == 0);
+    assert (strncmp (job->id, "job_", 4) == 0 && strlen (job->id) == 40);
+    assert (streq (job->queue, "q2") && streq (job->db, "b"));
+    dbt_job_destroy (&job);
+
+    struct {
+        const char *task, *id, *queue, *db;
+        int nargs;
+        uint64_t retries;
+        int code;
+        const char *message;
+    } cases [] = {
+        { "nope", "j", NULL, NULL, 0, 0, 404, "unrecognized task: nope" },
+        { "t1", "j", NULL, NULL, 0, 0, 400, "expects 1 args, got 0" },
+        { "t1", "j", NULL, NULL, 2, 0, 400, "expects 1 args, got 2" },
+        { "t1", "x\"; DROP TABLE t; --", NULL, NULL, 1, 0, 400, "invalid characters" },
+        { "t1", "j", NULL, "b", 1, 0, 400, "unknown db 'b'" },
+        { "t1", "j", "bad queue", NULL, 1, 0, 400, "invalid queue" },
+        { "t1", "j", "remote", NULL, 1, 0, 421, "dispatched by tcp://10.0.0.1:6070" },
+        { "t1", "j", NULL, NULL, 1, DBT_MAX_RETRIES + 1, 400, "retries" },
+        { "t1", "a123456789b123456789c123456789d123456789e123456789f1234", NULL, NULL, 1, 0, 400,
+          "exceeds 63 characters" },
+    };
+    for (size_t i = 0; i < sizeof (cases) / sizeof (cases [0]); i++) {
+        dbt_mpw_map (w);
+        dbt_mpw_kstr (w, "task", cases [i].task);
+        dbt_mpw_kstr (w, "id", cases [i].id);
+        if (cases [i].queue)
+            dbt_mpw_kstr (w, "queue", cases [i].queue);
+        if (cases [i].db)
+            dbt_mpw_kstr (w, "db", cases [i].db);
+        dbt_mpw_str (w, "args");
+        dbt_mpw_array (w);
+        for (int a = 0; a < cases [i].nargs; a++)
+            dbt_mpw_str (w, "v");
+        dbt_mpw_end (w);
+        dbt_mpw_ku64 (w, "retries", cases [i].retries);
+        dbt_mpw_end (w);
+        int code = s_try (config, tasks, w, &job, err);
+        if (code != cases [i].code || !strstr (err, cases [i].message))
+            fprintf (stderr, "submit case %zu: got %d '%s'\n", i, code, err);
+        assert (code == cases [i].code && strstr (err, cases [i].message) && job == NULL);
+    }
+    //  Type errors.
+    dbt_mpw_map (w);
+    dbt_mpw_kstr (w, "task", "t1");
+    dbt_mpw_str (w, "args");
+    dbt_mpw_array (w);
+    dbt_mpw_u64 (w, 5);
+    dbt_mpw_end (w);
+    dbt_mpw_end (w);
+    assert (s_try (config, tasks, w, &job, err) == 400 && strstr (err, "arg 1"));
+    dbt_mpw_map (w);
+    dbt_mpw_ku64 (w, "task", 5);
+    dbt_mpw_end (w);
+    assert (s_try (config, tasks, w, &job, err) == 400);
+    dbt_mpw_array (w);
+    dbt_mpw_end (w);
+    assert (s_try (config, tasks, w, &job, err) == 400);
+    dbt_mpw_map (w);
+    dbt_mpw_kstr (w, "task", "t2");
+    dbt_mpw_ki64 (w, "eta", -5);
+    dbt_mpw_end (w);
+    assert (s_try (config, tasks, w, &job, err) == 400);
+
+    //  Groups.
+    dbt_group_t *group = NULL;
+    dbt_mpw_map (w);
+    dbt_mpw_ku64 (w, "concurrency", 2);
+    dbt_mpw_end (w);
+    size_t len;
+    const char *data = dbt_mpw_data (w, &len);
+    dbt_mpr_t *reader = dbt_mpr_new (data, len, err);
+    assert (dbt_submit_group (dbt_mpr_root (reader), &group, err) == 0);
+    assert (group->concurrency == 2 && strlen (group->id) == 36);
+    dbt_group_destroy (&group);
+    dbt_mpr_destroy (&reader);
+    dbt_mpw_reset (w);
+    dbt_mpw_map (w);
+    dbt_mpw_kstr (w, "id", "g x");
+    dbt_mpw_end (w);
+    data = dbt_mpw_data (w, &len);
+    reader = dbt_mpr_new (data, len, err);
+    assert (dbt_submit_group (dbt_mpr_root (reader), &group, err) == 400 && !group);
+    dbt_mpr_destroy (&reader);
+
+    char *queue = dbt_submit_queue (config, tasks, "t2", NULL);
+    assert (streq (queue, "q2"));
+    free (queue);
+    queue = dbt_submit_queue (config, tasks, "t2", "other");
+    assert (streq (queue, "other"));
+    free (queue);
+    assert (dbt_submit_queue (config, tasks, "nope", NULL) == NULL);
+    char *table = dbt_submit_table_name ("r_%s_t", "id");
+    assert (streq (table, "r_id_t"));
+    free (table);
+
+    dbt_mpw_destroy (&w);
+    dbt_tasks_destroy (&tasks);
+    dbt_config_destroy (&config);
+    if (verbose)
+        printf ("submit: ok\n");
+}

@@ -453,3 +453,127 @@ dbt_worker_actor (zsock_t *pipe, void *args)
     free (self->identity);
     free (self);
 }
+
+//  --------------------------------------------------------------------------
+//  Self test: a dispatcher and a worker actor on SQLite, end to end.
+
+static int
+s_test_submit (dbt_client_t *client, const char *id, const char *task, int64_t ttl_ms)
+{
+    char err [DBT_ERRMSG_LEN];
+    dbt_mpw_t *w = dbt_client_begin (client);
+    dbt_mpw_str (w, "jobs");
+    dbt_mpw_array (w);
+    dbt_mpw_map (w);
+    dbt_mpw_kstr (w, "task", task);
+    dbt_mpw_kstr (w, "id", id);
+    if (ttl_ms)
+        dbt_mpw_ki64 (w, "ttl", ttl_ms);
+    dbt_mpw_end (w);
+    dbt_mpw_end (w);
+    dbt_reply_t *reply = NULL;
+    assert (dbt_client_call (client, DBT_C_SUBMIT, 3000, &reply, err) == 0);
+    int code = reply->code;
+    dbt_reply_destroy (&reply);
+    return code;
+}
+
+static dbt_job_t *
+s_test_wait (dbt_store_t *store, const char *id, dbt_state_t state, int ms)
+{
+    char err [DBT_ERRMSG_LEN];
+    int64_t deadline = dbt_clock_ms () + ms;
+    while (true) {
+        dbt_job_t *job = NULL;
+        if (dbt_store_job (store, id, &job, err) == 0 && (job->state == state || dbt_clock_ms () > deadline))
+            return job;
+        dbt_job_destroy (&job);
+        if (dbt_clock_ms () > deadline)
+            return NULL;
+        zclock_sleep (20);
+    }
+}
+
+void
+dbt_worker_test (bool verbose)
+{
+    char err [DBT_ERRMSG_LEN];
+    char dir [] = "/tmp/dbt-worker-XXXXXX";
+    assert (mkdtemp (dir));
+    char *ini = dbt_printf (
+        "[app]\ndata_dir = %s\n"
+        "[mesh]\nbind = inproc://dbt-worker-test\nheartbeat_interval = 100ms\n"
+        "[db.src]\ntype = sqlite\ndsn = %s/src.db\nsample_data = true\n"
+        "[results.res]\ntype = sqlite\ndsn = %s/res.db\n", dir, dir, dir);
+    dbt_config_t *config = dbt_config_from_string (ini, err);
+    free (ini);
+    assert (config);
+    dbt_tasks_t *tasks = dbt_tasks_new ();
+    const char *text =
+        "-- name: count\nSELECT COUNT(*) AS n FROM entries;\n"
+        "-- name: slow\nWITH RECURSIVE c (x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c)\n"
+        "SELECT x FROM c WHERE x % 1000000000 = 0 LIMIT 10;\n";
+    assert (dbt_tasks_parse (tasks, text, strlen (text), "t.sql", err) == 0);
+    assert (dbt_tasks_bind (tasks, config, err) == 0);
+    dbt_store_t *store = dbt_store_open (dir, 64 << 20, err);
+    dbt_pools_t *pools = dbt_pools_new (config);
+    dbt_dispatcher_args_t dargs = { config, tasks, store };
+    zactor_t *dispatcher = zactor_new (dbt_dispatcher_actor, &dargs);
+    const char *queues [] = { "default" };
+    dbt_worker_args_t wargs = { { config, tasks, pools }, config->mesh_bind, queues, 1, 2 };
+    zactor_t *worker = zactor_new (dbt_worker_actor, &wargs);
+    dbt_client_t *client = dbt_client_new (config->mesh_bind, err);
+    assert (dispatcher && worker && client);
+
+    assert (s_test_submit (client, "c1", "count", 0) == 200);
+    dbt_job_t *job = s_test_wait (store, "c1", DBT_STATE_SUCCESS, 5000);
+    assert (job && job->state == DBT_STATE_SUCCESS && job->rows == 1);
+    dbt_job_destroy (&job);
+
+    //  Cancel of a running job stops it on the database.
+    assert (s_test_submit (client, "s1", "slow", 0) == 200);
+    job = s_test_wait (store, "s1", DBT_STATE_STARTED, 5000);
+    assert (job && job->state == DBT_STATE_STARTED);
+    dbt_job_destroy (&job);
+    zclock_sleep (200);
+    dbt_mpw_t *w = dbt_client_begin (client);
+    dbt_mpw_kstr (w, "job_id", "s1");
+    dbt_reply_t *reply = NULL;
+    assert (dbt_client_call (client, DBT_C_CANCEL, 3000, &reply, err) == 0 && reply->code == 200);
+    dbt_reply_destroy (&reply);
+    int64_t asked = dbt_clock_ms ();
+    job = s_test_wait (store, "s1", DBT_STATE_FAILURE, 3000);
+    assert (job && job->state == DBT_STATE_FAILURE && streq (job->error, "the job was canceled"));
+    assert (dbt_clock_ms () - asked < 2000);
+    dbt_job_destroy (&job);
+
+    //  The run-time limit cancels the query and fails the job.
+    assert (s_test_submit (client, "s2", "slow", 300) == 200);
+    job = s_test_wait (store, "s2", DBT_STATE_FAILURE, 5000);
+    assert (job && job->state == DBT_STATE_FAILURE && strstr (job->error, "time limit"));
+    assert (job->finished_ms - job->started_ms < 2000);
+    dbt_job_destroy (&job);
+
+    //  Draining with nothing running answers at once.
+    zstr_send (worker, "DRAIN");
+    char *drained = zstr_recv (worker);
+    assert (drained && streq (drained, "DRAINED"));
+    free (drained);
+
+    dbt_client_destroy (&client);
+    zactor_destroy (&worker);
+    zactor_destroy (&dispatcher);
+    dbt_pools_destroy (&pools);
+    dbt_store_destroy (&store);
+    dbt_tasks_destroy (&tasks);
+    dbt_config_destroy (&config);
+    const char *files [] = { "src.db", "res.db", "res.db-wal", "res.db-shm", "data.mdb", "lock.mdb" };
+    for (size_t i = 0; i < 6; i++) {
+        char *path = dbt_printf ("%s/%s", dir, files [i]);
+        unlink (path);
+        free (path);
+    }
+    rmdir (dir);
+    if (verbose)
+        printf ("worker: ok\n");
+}
