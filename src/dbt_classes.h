@@ -34,6 +34,8 @@
 
 #include "dbt_util.h"
 #include "dbt_log.h"
+#include "dbt_driver.h"
+#include "dbt_config.h"
 #include "dbt_sample.h"
 
 #endif

@@ -18,6 +18,7 @@ static test_item_t s_tests [] = {
     { "util", dbt_util_test },
     { "log", dbt_log_test },
     { "sample", dbt_sample_test },
+    { "config", dbt_config_test },
     { NULL, NULL }
 };
 
