@@ -36,6 +36,7 @@
 #include "dbt_log.h"
 #include "dbt_driver.h"
 #include "dbt_config.h"
+#include "dbt_tasks.h"
 #include "dbt_sample.h"
 
 #endif

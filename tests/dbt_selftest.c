@@ -19,6 +19,7 @@ static test_item_t s_tests [] = {
     { "log", dbt_log_test },
     { "sample", dbt_sample_test },
     { "config", dbt_config_test },
+    { "tasks", dbt_tasks_test },
     { NULL, NULL }
 };
 
