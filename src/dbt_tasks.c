@@ -293,6 +293,7 @@ s_task_end (s_parser_t *parser)
 static int
 s_split_list (const char *value, size_t len, char ***list, size_t *count)
 {
+    zhashx_t *seen = zhashx_new ();
     const char *p = value;
     const char *end = value + len;
     while (p <= end) {
@@ -302,17 +303,17 @@ s_split_list (const char *value, size_t len, char ***list, size_t *count)
         size_t item_len = (size_t) (stop - p);
         s_trim (&item, &item_len);
         if (item_len) {
-            bool repeat = false;
-            for (size_t i = 0; i < *count && !repeat; i++)
-                repeat = strlen ((*list) [i]) == item_len
-                      && memcmp ((*list) [i], item, item_len) == 0;
-            if (!repeat)
-                s_strings_add (list, count, dbt_strndup (item, item_len));
+            char *name = dbt_strndup (item, item_len);
+            if (zhashx_insert (seen, name, name) == 0)
+                s_strings_add (list, count, name);
+            else
+                free (name);
         }
         if (!comma)
             break;
         p = comma + 1;
     }
+    zhashx_destroy (&seen);
     return *count ? 0 : -1;
 }
 
@@ -568,9 +569,11 @@ dbt_tasks_load_dir (dbt_tasks_t *self, const char *dir, char *err)
     char **paths = NULL;
     size_t npaths = 0;
     int rc = 0;
-    struct dirent *entry;
-    errno = 0;
-    while ((entry = readdir (handle)) != NULL) {
+    while (true) {
+        errno = 0;              //  readdir reports errors only through errno
+        struct dirent *entry = readdir (handle);
+        if (!entry)
+            break;
         size_t len = strlen (entry->d_name);
         if (entry->d_name [0] == '.' || len < 5 || strcmp (entry->d_name + len - 4, ".sql") != 0)
             continue;
@@ -587,7 +590,6 @@ dbt_tasks_load_dir (dbt_tasks_t *self, const char *dir, char *err)
             continue;
         }
         s_strings_add (&paths, &npaths, path);
-        errno = 0;
     }
     if (rc == 0 && errno != 0) {
         dbt_err_set (err, "cannot read SQL directory '%s': %s", dir, strerror (errno));
