@@ -22,6 +22,8 @@ static test_item_t s_tests [] = {
     { "job", dbt_job_test },
     { "store", dbt_store_test },
     { "queue", dbt_queue_test },
+    { "config", dbt_config_test },
+    { "tasks", dbt_tasks_test },
     { NULL, NULL }
 };
 
