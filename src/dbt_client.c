@@ -23,17 +23,14 @@ dbt_client_new (const char *endpoint, char *err)
         return NULL;
     }
     zsock_set_linger (dealer, 0);
+    zsock_set_sndtimeo (dealer, 1000);
     dbt_client_t *self = (dbt_client_t *) dbt_malloc (sizeof (dbt_client_t));
     self->dealer = dealer;
     self->endpoint = dbt_strdup (endpoint);
     self->writer = dbt_mpw_new ();
-    //  Start request ids at a random point so two clients' stale replies
-    //  cannot be mistaken for each other's.
-    char uuid [37];
-    dbt_uuid (uuid);
-    for (int i = 0; i < 12; i++)
-        self->rid = self->rid * 16 + (uint64_t) (isdigit ((unsigned char) uuid [i])
-                  ? uuid [i] - '0' : uuid [i] == '-' ? 0 : uuid [i] - 'a' + 10);
+    //  Start request ids at a random point so a late reply to another
+    //  client's request can never be mistaken for ours.
+    self->rid = dbt_random64 () >> 1;
     return self;
 }
 

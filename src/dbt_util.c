@@ -6,6 +6,7 @@
 */
 #include "dbt_classes.h"
 #include <uuid/uuid.h>
+#include <sys/random.h>
 #include <math.h>
 
 //  --------------------------------------------------------------------------
@@ -285,6 +286,21 @@ dbt_id_valid (const char *id)
 }
 
 //  --------------------------------------------------------------------------
+//  A random 64-bit number.
+
+uint64_t
+dbt_random64 (void)
+{
+    uint64_t value = 0;
+    if (getrandom (&value, sizeof (value), 0) != (ssize_t) sizeof (value)) {
+        uuid_t uuid;
+        uuid_generate (uuid);
+        memcpy (&value, uuid, sizeof (value));
+    }
+    return value;
+}
+
+//  --------------------------------------------------------------------------
 //  Write a new random UUIDv4.
 
 void
@@ -558,6 +574,7 @@ dbt_util_test (bool verbose)
     char uuid [37];
     dbt_uuid (uuid);
     assert (strlen (uuid) == 36 && uuid [14] == '4');
+    assert (dbt_random64 () != dbt_random64 ());
 
     char out [40];
     dbt_time_rfc3339 (0, out, sizeof (out));

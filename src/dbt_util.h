@@ -91,6 +91,10 @@ int
 bool
     dbt_id_valid (const char *id);
 
+//  A random 64-bit number from the kernel's generator.
+uint64_t
+    dbt_random64 (void);
+
 //  Write a new random UUIDv4 in canonical lowercase form (37 bytes with NUL).
 void
     dbt_uuid (char out [37]);

@@ -152,6 +152,7 @@ s_connect (self_t *self)
     zsock_set_identity (self->dealer, self->identity);
     zsock_set_linger (self->dealer, 500);
     zsock_set_sndhwm (self->dealer, 100000);
+    zsock_set_sndtimeo (self->dealer, 1000);    //  never hang on a vanished peer
     if (zsock_connect (self->dealer, "%s", self->args->endpoint))
         dbt_log (DBT_LOG_ERROR, "worker: cannot connect to '%s'", self->args->endpoint);
     zpoller_add (self->poller, self->dealer);
