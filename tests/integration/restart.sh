@@ -10,7 +10,7 @@ node_dir
 mkdir -p "$NODE_DIR/sql"
 cat > "$NODE_DIR/sql/tasks.sql" <<'SQL'
 -- name: numbers
-WITH RECURSIVE c (x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < ?)
+WITH RECURSIVE c (x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < CAST (? AS INTEGER))
 SELECT x, x * 2 AS y, printf ('%08d', x) AS s FROM c;
 SQL
 node_config a <<'INI'
