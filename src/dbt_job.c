@@ -17,6 +17,14 @@ dbt_state_name (dbt_state_t state)
     return s_state_names [state];
 }
 
+int64_t
+dbt_job_results_expiry (const dbt_job_t *self)
+{
+    if (self->state != DBT_STATE_SUCCESS || !self->table || self->expired || self->results_ttl_ms <= 0)
+        return 0;
+    return self->finished_ms + self->results_ttl_ms;
+}
+
 bool
 dbt_state_final (dbt_state_t state)
 {
@@ -142,6 +150,7 @@ dbt_job_pack (const dbt_job_t *self, dbt_mpw_t *w)
     dbt_mpw_ki64 (w, "started", self->started_ms);
     dbt_mpw_ki64 (w, "finished", self->finished_ms);
     dbt_mpw_kbool (w, "cancelled", self->cancelled);
+    dbt_mpw_kbool (w, "expired", self->expired);
     dbt_mpw_end (w);
 }
 
@@ -190,7 +199,8 @@ dbt_job_unpack (const msgpack_object *map, char *err)
     ||  dbt_mp_field_i64 (map, "created", false, &self->created_ms, err)
     ||  dbt_mp_field_i64 (map, "started", false, &self->started_ms, err)
     ||  dbt_mp_field_i64 (map, "finished", false, &self->finished_ms, err)
-    ||  dbt_mp_field_bool (map, "cancelled", false, &self->cancelled, err))
+    ||  dbt_mp_field_bool (map, "cancelled", false, &self->cancelled, err)
+    ||  dbt_mp_field_bool (map, "expired", false, &self->expired, err))
         goto fail;
     if (state > DBT_STATE_RETRY) {
         dbt_err_set (err, "field 'state' is out of range");
@@ -366,6 +376,13 @@ dbt_job_test (bool verbose)
     assert (copy->eta_ms == job->eta_ms && copy->ttl_ms == 5000 && copy->max_retries == 3);
     assert (copy->state == DBT_STATE_RETRY && copy->attempts == 2 && copy->seq == 99);
     assert (copy->rows == (1ULL << 40) && streq (copy->error, "boom") && copy->cancelled);
+    assert (!copy->expired && dbt_job_results_expiry (copy) == 0);
+    copy->state = DBT_STATE_SUCCESS;
+    copy->finished_ms = 1000;
+    copy->results_ttl_ms = 500;
+    assert (dbt_job_results_expiry (copy) == 1500);
+    copy->expired = true;
+    assert (dbt_job_results_expiry (copy) == 0);
     dbt_job_t *dup = dbt_job_dup (copy);
     assert (streq (dup->args [2], "日本") && dup->args != copy->args);
     dbt_job_destroy (&dup);

@@ -52,6 +52,7 @@ typedef struct {
     int64_t started_ms;         //  last attempt started, 0 = never
     int64_t finished_ms;        //  finished, 0 = not yet
     bool cancelled;             //  stopped by DELETE
+    bool expired;               //  results table dropped (retention)
 } dbt_job_t;
 
 //  One group.
@@ -66,6 +67,11 @@ typedef struct {
 //  Upstream's name of a state ("PENDING", ...). Static.
 const char *
     dbt_state_name (dbt_state_t state);
+
+//  When the job's results table expires (wall ms), 0 when it never does:
+//  only SUCCESS jobs with a table, a retention and not yet expired.
+int64_t
+    dbt_job_results_expiry (const dbt_job_t *self);
 
 //  True for SUCCESS and FAILURE.
 bool

@@ -16,6 +16,8 @@ struct _dbt_store_t {
     MDB_dbi wait;               //  queue \0 seq -> id
     MDB_dbi run;                //  seq -> id
     MDB_dbi done;               //  finished_ms id -> ""
+    MDB_dbi rexp;               //  results expiry ms, id -> ""
+    MDB_dbi drops;              //  seq -> {results, table, id} to drop
     MDB_dbi meta;               //  "seq" -> u64
     int64_t map_size;           //  configured map size
 };
@@ -69,7 +71,7 @@ dbt_store_open (const char *dir, int64_t map_size, char *err)
     self->map_size = map_size;
     int rc = mdb_env_create (&self->env);
     if (rc == 0)
-        rc = mdb_env_set_maxdbs (self->env, 8);
+        rc = mdb_env_set_maxdbs (self->env, 12);
     if (rc == 0)
         rc = mdb_env_set_maxreaders (self->env, 1024);
     if (rc == 0)
@@ -96,6 +98,8 @@ dbt_store_open (const char *dir, int64_t map_size, char *err)
     if (rc == 0) rc = mdb_dbi_open (txn, "wait", MDB_CREATE, &self->wait);
     if (rc == 0) rc = mdb_dbi_open (txn, "run", MDB_CREATE, &self->run);
     if (rc == 0) rc = mdb_dbi_open (txn, "done", MDB_CREATE, &self->done);
+    if (rc == 0) rc = mdb_dbi_open (txn, "rexp", MDB_CREATE, &self->rexp);
+    if (rc == 0) rc = mdb_dbi_open (txn, "drops", MDB_CREATE, &self->drops);
     if (rc == 0) rc = mdb_dbi_open (txn, "meta", MDB_CREATE, &self->meta);
     if (rc == 0)
         rc = mdb_txn_commit (txn);
@@ -273,17 +277,17 @@ dbt_store_each_running (dbt_store_t *self, dbt_store_each_fn *fn, void *arg, cha
     return s_each (self, self->run, NULL, 0, NULL, fn, arg, err);
 }
 
-//  The "done" index stores the id in the key; walk keys and read records.
-int
-dbt_store_each_finished (dbt_store_t *self, int64_t before_ms,
-                         dbt_store_each_fn *fn, void *arg, char *err)
+//  Walk an index keyed by (time, id), oldest first, up to before_ms.
+static int
+s_each_timed (dbt_store_t *self, MDB_dbi dbi, int64_t before_ms,
+              dbt_store_each_fn *fn, void *arg, char *err)
 {
     MDB_txn *txn;
     int rc = mdb_txn_begin (self->env, NULL, MDB_RDONLY, &txn);
     if (rc)
         return s_fail (rc, "begin read", err);
     MDB_cursor *cursor;
-    rc = mdb_cursor_open (txn, self->done, &cursor);
+    rc = mdb_cursor_open (txn, dbi, &cursor);
     if (rc) {
         mdb_txn_abort (txn);
         return s_fail (rc, "open cursor", err);
@@ -315,6 +319,64 @@ dbt_store_each_finished (dbt_store_t *self, int64_t before_ms,
     mdb_cursor_close (cursor);
     mdb_txn_abort (txn);
     return result;
+}
+
+int
+dbt_store_each_finished (dbt_store_t *self, int64_t before_ms,
+                         dbt_store_each_fn *fn, void *arg, char *err)
+{
+    return s_each_timed (self, self->done, before_ms, fn, arg, err);
+}
+
+int
+dbt_store_each_expiring (dbt_store_t *self, int64_t before_ms,
+                         dbt_store_each_fn *fn, void *arg, char *err)
+{
+    return s_each_timed (self, self->rexp, before_ms, fn, arg, err);
+}
+
+int
+dbt_store_each_drop (dbt_store_t *self, dbt_store_drop_fn *fn, void *arg, char *err)
+{
+    MDB_txn *txn;
+    int rc = mdb_txn_begin (self->env, NULL, MDB_RDONLY, &txn);
+    if (rc)
+        return s_fail (rc, "begin read", err);
+    MDB_cursor *cursor;
+    rc = mdb_cursor_open (txn, self->drops, &cursor);
+    if (rc) {
+        mdb_txn_abort (txn);
+        return s_fail (rc, "open cursor", err);
+    }
+    MDB_val key, val;
+    rc = mdb_cursor_get (cursor, &key, &val, MDB_FIRST);
+    while (rc == 0) {
+        char perr [DBT_ERRMSG_LEN];
+        dbt_mpr_t *reader = key.mv_size == 8 ? dbt_mpr_new (val.mv_data, val.mv_size, perr) : NULL;
+        char *results = NULL, *table = NULL, *id = NULL;
+        if (reader
+        &&  dbt_mp_field_str (dbt_mpr_root (reader), "results", true, &results, perr) == 0
+        &&  dbt_mp_field_str (dbt_mpr_root (reader), "table", true, &table, perr) == 0
+        &&  dbt_mp_field_str (dbt_mpr_root (reader), "id", false, &id, perr) == 0) {
+            int stop = fn (s_get_be64 ((const unsigned char *) key.mv_data), results, table, id, arg);
+            free (results);
+            free (table);
+            free (id);
+            dbt_mpr_destroy (&reader);
+            if (stop)
+                break;
+        }
+        else {
+            free (results);
+            free (table);
+            free (id);
+            dbt_mpr_destroy (&reader);
+        }
+        rc = mdb_cursor_get (cursor, &key, &val, MDB_NEXT);
+    }
+    mdb_cursor_close (cursor);
+    mdb_txn_abort (txn);
+    return 0;
 }
 
 double
@@ -363,52 +425,88 @@ dbt_wtxn_group (dbt_wtxn_t *self, const char *id, dbt_group_t **group_p, char *e
     return s_get_group (self->store, self->txn, id, group_p, err);
 }
 
-//  Index keys of a record: wait (queue \0 seq), run (seq), done (ms id).
+//  Index keys of a record: wait (queue \0 seq) or run (seq) while
+//  unfinished; done (finished ms, id) and, for results that expire, rexp
+//  (expiry ms, id) once finished.
 typedef struct {
     unsigned char buf [DBT_ID_MAX + 80 + 8];
     MDB_val key;
     MDB_dbi dbi;
-    bool present;
+    bool keyed_by_id;           //  the key holds the id, the value is empty
 } s_index_t;
 
-static void
-s_index_of (dbt_store_t *store, const dbt_job_t *job, s_index_t *index)
+//  Fill up to two index entries of job; returns how many.
+static int
+s_indexes_of (dbt_store_t *store, const dbt_job_t *job, s_index_t *index)
 {
-    index->present = false;
     if (job->state == DBT_STATE_PENDING || job->state == DBT_STATE_RETRY) {
         size_t qlen = strlen (job->queue);
         if (qlen > DBT_ID_MAX + 64)
             qlen = DBT_ID_MAX + 64;
-        memcpy (index->buf, job->queue, qlen);
-        index->buf [qlen] = 0;
-        s_be64 (index->buf + qlen + 1, job->seq);
-        index->key.mv_size = qlen + 9;
-        index->dbi = store->wait;
-        index->present = true;
+        memcpy (index [0].buf, job->queue, qlen);
+        index [0].buf [qlen] = 0;
+        s_be64 (index [0].buf + qlen + 1, job->seq);
+        index [0].key = (MDB_val) { qlen + 9, index [0].buf };
+        index [0].dbi = store->wait;
+        index [0].keyed_by_id = false;
+        return 1;
     }
-    else
     if (job->state == DBT_STATE_STARTED) {
-        s_be64 (index->buf, job->seq);
-        index->key.mv_size = 8;
-        index->dbi = store->run;
-        index->present = true;
+        s_be64 (index [0].buf, job->seq);
+        index [0].key = (MDB_val) { 8, index [0].buf };
+        index [0].dbi = store->run;
+        index [0].keyed_by_id = false;
+        return 1;
     }
-    else {
-        size_t idlen = strlen (job->id);
-        s_be64 (index->buf, (uint64_t) job->finished_ms);
-        memcpy (index->buf + 8, job->id, idlen);
-        index->key.mv_size = 8 + idlen;
-        index->dbi = store->done;
-        index->present = true;
-    }
-    index->key.mv_data = index->buf;
+    size_t idlen = strlen (job->id);
+    s_be64 (index [0].buf, (uint64_t) job->finished_ms);
+    memcpy (index [0].buf + 8, job->id, idlen);
+    index [0].key = (MDB_val) { 8 + idlen, index [0].buf };
+    index [0].dbi = store->done;
+    index [0].keyed_by_id = true;
+    int64_t expiry = dbt_job_results_expiry (job);
+    if (expiry <= 0)
+        return 1;
+    s_be64 (index [1].buf, (uint64_t) expiry);
+    memcpy (index [1].buf + 8, job->id, idlen);
+    index [1].key = (MDB_val) { 8 + idlen, index [1].buf };
+    index [1].dbi = store->rexp;
+    index [1].keyed_by_id = true;
+    return 2;
 }
 
 static bool
 s_index_same (const s_index_t *a, const s_index_t *b)
 {
-    return a->present == b->present && a->dbi == b->dbi && a->key.mv_size == b->key.mv_size
+    return a->dbi == b->dbi && a->key.mv_size == b->key.mv_size
         && memcmp (a->buf, b->buf, a->key.mv_size) == 0;
+}
+
+//  Remove index entries of old not in new, add those of new not in old.
+static int
+s_reindex (dbt_wtxn_t *self, const dbt_job_t *old, const dbt_job_t *job)
+{
+    s_index_t before [2], after [2];
+    int nbefore = old ? s_indexes_of (self->store, old, before) : 0;
+    int nafter = job ? s_indexes_of (self->store, job, after) : 0;
+    for (int i = 0; i < nbefore; i++) {
+        bool kept = false;
+        for (int j = 0; j < nafter; j++)
+            kept = kept || s_index_same (&before [i], &after [j]);
+        if (!kept) {
+            int rc = mdb_del (self->txn, before [i].dbi, &before [i].key, NULL);
+            if (rc && rc != MDB_NOTFOUND)
+                return rc;
+        }
+    }
+    for (int j = 0; j < nafter; j++) {
+        MDB_val value = after [j].keyed_by_id ? (MDB_val) { 0, (void *) "" }
+                                              : (MDB_val) { strlen (job->id), (void *) job->id };
+        int rc = mdb_put (self->txn, after [j].dbi, &after [j].key, &value, 0);
+        if (rc)
+            return rc;
+    }
+    return 0;
 }
 
 int
@@ -420,28 +518,15 @@ dbt_wtxn_put_job (dbt_wtxn_t *self, const dbt_job_t *job, char *err)
     int rc = s_get_job (store, self->txn, job->id, &old, err);
     if (rc != 0 && rc != DBT_ENOTFOUND)
         return rc;
-    s_index_t old_index = { .present = false }, new_index;
-    if (old)
-        s_index_of (store, old, &old_index);
+    rc = s_reindex (self, old, job);
     dbt_job_destroy (&old);
-    s_index_of (store, job, &new_index);
-
-    MDB_val idval = { strlen (job->id), (void *) job->id };
-    if (old_index.present && !s_index_same (&old_index, &new_index)) {
-        rc = mdb_del (self->txn, old_index.dbi, &old_index.key, NULL);
-        if (rc && rc != MDB_NOTFOUND)
-            goto fail;
-    }
-    if (new_index.present) {
-        MDB_val value = new_index.dbi == store->done ? (MDB_val) { 0, (void *) "" } : idval;
-        rc = mdb_put (self->txn, new_index.dbi, &new_index.key, &value, 0);
-        if (rc)
-            goto fail;
-    }
+    if (rc)
+        goto fail;
     dbt_mpw_reset (self->writer);
     dbt_job_pack (job, self->writer);
     size_t len;
     const char *data = dbt_mpw_data (self->writer, &len);
+    MDB_val idval = { strlen (job->id), (void *) job->id };
     MDB_val value = { len, (void *) data };
     rc = mdb_put (self->txn, store->jobs, &idval, &value, 0);
     if (rc)
@@ -462,10 +547,8 @@ dbt_wtxn_del_job (dbt_wtxn_t *self, const char *id, char *err)
         return 0;
     if (rc)
         return rc;
-    s_index_t index;
-    s_index_of (self->store, old, &index);
+    rc = s_reindex (self, old, NULL);
     dbt_job_destroy (&old);
-    rc = mdb_del (self->txn, index.dbi, &index.key, NULL);
     if (rc && rc != MDB_NOTFOUND)
         goto fail;
     MDB_val key = { strlen (id), (void *) id };
@@ -506,6 +589,48 @@ dbt_wtxn_del_group (dbt_wtxn_t *self, const char *id, char *err)
         return s_fail (rc, "delete group", err);
     }
     return 0;
+}
+
+int
+dbt_wtxn_add_drop (dbt_wtxn_t *self, const char *results, const char *table,
+                   const char *job_id, uint64_t *key_p, char *err)
+{
+    assert (!self->failed);
+    unsigned char key [8];
+    uint64_t seq = dbt_wtxn_next_seq (self);
+    s_be64 (key, seq);
+    dbt_mpw_reset (self->writer);
+    dbt_mpw_map (self->writer);
+    dbt_mpw_kstr (self->writer, "results", results);
+    dbt_mpw_kstr (self->writer, "table", table);
+    dbt_mpw_kstr (self->writer, "id", job_id);
+    dbt_mpw_end (self->writer);
+    size_t len;
+    const char *data = dbt_mpw_data (self->writer, &len);
+    MDB_val k = { 8, key }, v = { len, (void *) data };
+    int rc = mdb_put (self->txn, self->store->drops, &k, &v, 0);
+    if (rc) {
+        self->failed = true;
+        return s_fail (rc, "write drop", err);
+    }
+    if (key_p)
+        *key_p = seq;
+    return 0;
+}
+
+int
+dbt_wtxn_del_drop (dbt_wtxn_t *self, uint64_t key, char *err)
+{
+    assert (!self->failed);
+    unsigned char buf [8];
+    s_be64 (buf, key);
+    MDB_val k = { 8, buf };
+    int rc = mdb_del (self->txn, self->store->drops, &k, NULL);
+    if (rc && rc != MDB_NOTFOUND) {
+        self->failed = true;
+        return s_fail (rc, "delete drop", err);
+    }
+    return rc == MDB_NOTFOUND ? DBT_ENOTFOUND : 0;
 }
 
 uint64_t
@@ -567,6 +692,14 @@ s_collect (const dbt_job_t *job, void *arg)
 {
     zlist_t *ids = (zlist_t *) arg;
     zlist_append (ids, dbt_strdup (job->id));
+    return 0;
+}
+
+static int
+s_collect_drop (uint64_t key, const char *results, const char *table, const char *job_id, void *arg)
+{
+    assert (streq (results, "res") && streq (table, "results_b") && streq (job_id, "b"));
+    *(uint64_t *) arg = key;
     return 0;
 }
 
@@ -639,6 +772,8 @@ dbt_store_test (bool verbose)
     assert (dbt_wtxn_put_job (txn, a, err) == 0);
     b->state = DBT_STATE_SUCCESS;
     b->finished_ms = 1000;
+    b->results_ttl_ms = 500;
+    dbt_job_set (&b->table, "results_b");
     assert (dbt_wtxn_put_job (txn, b, err) == 0);
     assert (dbt_wtxn_commit (&txn, err) == 0);
     assert (dbt_store_each_waiting (store, "q1", s_collect, ids, err) == 0 && zlist_size (ids) == 0);
@@ -647,6 +782,27 @@ dbt_store_test (bool verbose)
     assert (dbt_store_each_finished (store, 2000, s_collect, ids, err) == 0 && zlist_size (ids) == 1);
     zlist_purge (ids);
     assert (dbt_store_each_finished (store, 500, s_collect, ids, err) == 0 && zlist_size (ids) == 0);
+    assert (dbt_store_each_expiring (store, 1501, s_collect, ids, err) == 0 && zlist_size (ids) == 1);
+    zlist_purge (ids);
+    assert (dbt_store_each_expiring (store, 1500, s_collect, ids, err) == 0 && zlist_size (ids) == 0);
+    //  Expired results leave the expiry index, keep the finished one.
+    txn = dbt_store_begin (store, err);
+    b->expired = true;
+    assert (dbt_wtxn_put_job (txn, b, err) == 0);
+    uint64_t drop_key = 0;
+    assert (dbt_wtxn_add_drop (txn, "res", "results_b", "b", &drop_key, err) == 0 && drop_key);
+    assert (dbt_wtxn_commit (&txn, err) == 0);
+    assert (dbt_store_each_expiring (store, 5000, s_collect, ids, err) == 0 && zlist_size (ids) == 0);
+    assert (dbt_store_each_finished (store, 5000, s_collect, ids, err) == 0 && zlist_size (ids) == 1);
+    zlist_purge (ids);
+    uint64_t seen_key = 0;
+    assert (dbt_store_each_drop (store, s_collect_drop, &seen_key, err) == 0 && seen_key == drop_key);
+    txn = dbt_store_begin (store, err);
+    assert (dbt_wtxn_del_drop (txn, drop_key, err) == 0);
+    assert (dbt_wtxn_del_drop (txn, drop_key, err) == DBT_ENOTFOUND);
+    assert (dbt_wtxn_commit (&txn, err) == 0);
+    seen_key = 0;
+    assert (dbt_store_each_drop (store, s_collect_drop, &seen_key, err) == 0 && seen_key == 0);
 
     //  Aborted transactions leave nothing; deletes clean the indexes.
     txn = dbt_store_begin (store, err);
@@ -675,7 +831,7 @@ dbt_store_test (bool verbose)
     store = dbt_store_open (dir, 64 << 20, err);
     assert (store);
     txn = dbt_store_begin (store, err);
-    assert (dbt_wtxn_next_seq (txn) == s1 + 3);
+    assert (dbt_wtxn_next_seq (txn) == s1 + 4);       //  3 jobs and 1 drop
     dbt_wtxn_abort (&txn);
     assert (dbt_store_job (store, "c", &seen, err) == 0);
     dbt_job_destroy (&seen);

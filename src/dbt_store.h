@@ -60,6 +60,20 @@ int
     dbt_store_each_finished (dbt_store_t *self, int64_t before_ms,
                              dbt_store_each_fn *fn, void *arg, char *err);
 
+//  Call fn for each SUCCESS job whose results table expires before ms,
+//  soonest first.
+int
+    dbt_store_each_expiring (dbt_store_t *self, int64_t before_ms,
+                             dbt_store_each_fn *fn, void *arg, char *err);
+
+//  Callback for dropped-table entries: key, results backend, table, job.
+typedef int (dbt_store_drop_fn) (uint64_t key, const char *results, const char *table,
+                                 const char *job_id, void *arg);
+
+//  Call fn for each results table waiting to be dropped, oldest first.
+int
+    dbt_store_each_drop (dbt_store_t *self, dbt_store_drop_fn *fn, void *arg, char *err);
+
 //  Fraction of the map in use (0.0 .. 1.0), for metrics and alarms.
 double
     dbt_store_usage (dbt_store_t *self);
@@ -90,6 +104,16 @@ int
     dbt_wtxn_put_group (dbt_wtxn_t *self, const dbt_group_t *group, char *err);
 int
     dbt_wtxn_del_group (dbt_wtxn_t *self, const char *id, char *err);
+
+//  Record that a results table must be dropped (durable until
+//  dbt_wtxn_del_drop); *key_p receives its key (may be NULL).
+int
+    dbt_wtxn_add_drop (dbt_wtxn_t *self, const char *results, const char *table,
+                       const char *job_id, uint64_t *key_p, char *err);
+
+//  Forget a drop entry once the table is gone. DBT_ENOTFOUND when absent.
+int
+    dbt_wtxn_del_drop (dbt_wtxn_t *self, uint64_t key, char *err);
 
 //  Next submission sequence number (persisted with the transaction).
 uint64_t
