@@ -228,7 +228,7 @@ s_job_spec (json_t *req, const char *task_name, dbt_mpw_t *w, char *err)
         return -1;
     }
     const char *task = NULL, *id = NULL, *queue = NULL, *eta = NULL, *db = NULL;
-    json_int_t retries = 0, ttl = -1, results_ttl = 0;
+    json_int_t retries = 0, ttl = -1, results_ttl = -1;
     if (s_str (req, "task", &task, err) || s_str (req, "job_id", &id, err)
     ||  s_str (req, "queue", &queue, err) || s_str (req, "eta", &eta, err)
     ||  s_str (req, "db", &db, err) || s_int (req, "retries", &retries, err)
@@ -255,7 +255,7 @@ s_job_spec (json_t *req, const char *task_name, dbt_mpw_t *w, char *err)
         dbt_err_set (err, "retries must be between 0 and %d", DBT_MAX_RETRIES);
         return -1;
     }
-    if (ttl < -1 || ttl > INT64_MAX / 1000 || results_ttl < 0 || results_ttl > INT64_MAX / 1000) {
+    if (ttl < -1 || ttl > INT64_MAX / 1000 || results_ttl < -1 || results_ttl > INT64_MAX / 1000) {
         dbt_err_set (err, "ttl and results_ttl must be whole seconds, not negative");
         return -1;
     }
@@ -284,7 +284,8 @@ s_job_spec (json_t *req, const char *task_name, dbt_mpw_t *w, char *err)
     dbt_mpw_ki64 (w, "eta", eta_ms);
     if (ttl >= 0)
         dbt_mpw_ki64 (w, "ttl", (int64_t) ttl * 1000);
-    dbt_mpw_ki64 (w, "results_ttl", (int64_t) results_ttl * 1000);
+    if (results_ttl >= 0)
+        dbt_mpw_ki64 (w, "results_ttl", (int64_t) results_ttl * 1000);
     dbt_mpw_ku64 (w, "retries", (uint64_t) retries);
     dbt_mpw_end (w);
     return 0;

@@ -60,8 +60,23 @@ typedef struct {
     char *endpoint;             //  endpoint bound
     uint64_t rng;               //  xorshift state
     uint64_t stats [8];         //  counters (see s_stat_names)
+    zhashx_t *qstats;           //  queue -> s_qstats_t (since start)
+    zhashx_t *dropping;         //  "results/table" -> drop count pending
     bool terminated;            //  $TERM received
 } self_t;
+
+//  Job duration histogram bounds, seconds (Prometheus "le").
+static const double s_buckets [] = { 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600 };
+#define NBUCKETS (sizeof (s_buckets) / sizeof (s_buckets [0]))
+
+//  Counters of one queue since the dispatcher started.
+typedef struct {
+    uint64_t finished [5];      //  jobs reaching SUCCESS, FAILURE, RETRY (by state)
+    uint64_t rows;              //  rows written by successful jobs
+    uint64_t buckets [NBUCKETS + 1];  //  durations (last = +Inf)
+    double seconds;             //  sum of durations
+    uint64_t count;             //  durations observed
+} s_qstats_t;
 
 enum { ST_SUBMITTED, ST_STARTED, ST_SUCCEEDED, ST_FAILED, ST_RETRIED,
        ST_LOST, ST_CANCELLED, ST_COMMITS };
@@ -227,6 +242,51 @@ s_backoff (self_t *self, uint32_t failures)
     return half + (int64_t) (s_random (self) % (uint64_t) (delay - half + 1));
 }
 
+//  Count an attempt's end for /metrics.
+static void
+s_observe (self_t *self, const dbt_job_t *job, int64_t now)
+{
+    s_qstats_t *stats = (s_qstats_t *) zhashx_lookup (self->qstats, job->queue);
+    if (!stats) {
+        stats = (s_qstats_t *) dbt_malloc (sizeof (s_qstats_t));
+        zhashx_insert (self->qstats, job->queue, stats);
+    }
+    stats->finished [job->state]++;
+    if (job->state == DBT_STATE_SUCCESS)
+        stats->rows += job->rows;
+    double seconds = job->started_ms ? (double) (now - job->started_ms) / 1000.0 : 0;
+    size_t bucket = 0;
+    while (bucket < NBUCKETS && seconds > s_buckets [bucket])
+        bucket++;
+    stats->buckets [bucket]++;
+    stats->seconds += seconds;
+    stats->count++;
+}
+
+//  Record that a results table must go; jobs writing to it wait until the
+//  janitor reports it dropped.
+static int
+s_add_drop (self_t *self, dbt_wtxn_t *txn, const dbt_job_t *job, char *err)
+{
+    if (!job->results || !job->table)
+        return 0;
+    if (dbt_wtxn_add_drop (txn, job->results, job->table, job->id, NULL, err))
+        return -1;
+    char *key = dbt_printf ("%s/%s", job->results, job->table);
+    uintptr_t pending = (uintptr_t) zhashx_lookup (self->dropping, key);
+    zhashx_update (self->dropping, key, (void *) (pending + 1));
+    free (key);
+    return 0;
+}
+
+//  A job must not start while its table has a drop pending.
+static bool
+s_hold (const dbt_entry_t *entry, void *arg)
+{
+    self_t *self = (self_t *) arg;
+    return zhashx_size (self->dropping) && zhashx_lookup (self->dropping, entry->table_key);
+}
+
 //  --------------------------------------------------------------------------
 //  Rebuild the schedule from LMDB (at start, and after a failed commit).
 
@@ -270,10 +330,23 @@ s_load_one (const dbt_job_t *job, void *arg)
 }
 
 static int
+s_load_drop (uint64_t key, const char *results, const char *table, const char *job_id, void *arg)
+{
+    self_t *self = (self_t *) arg;
+    char *name = dbt_printf ("%s/%s", results, table);
+    uintptr_t pending = (uintptr_t) zhashx_lookup (self->dropping, name);
+    zhashx_update (self->dropping, name, (void *) (pending + 1));
+    free (name);
+    return 0;
+}
+
+static int
 s_rebuild (self_t *self)
 {
     char err [DBT_ERRMSG_LEN];
     dbt_queue_clear (self->queue);
+    zhashx_purge (self->dropping);
+    dbt_store_each_drop (self->store, s_load_drop, self, err);
     for (s_worker_t *worker = (s_worker_t *) zhashx_first (self->workers); worker;
          worker = (s_worker_t *) zhashx_next (self->workers))
         zhashx_purge (worker->inflight);
@@ -447,7 +520,7 @@ s_cancel_job (self_t *self, dbt_wtxn_t *txn, const char *id, bool purge, bool in
             }
         }
         else
-        if (dbt_wtxn_del_job (txn, id, err))
+        if ((!job->expired && s_add_drop (self, txn, job, err)) || dbt_wtxn_del_job (txn, id, err))
             code = 503;
     }
     else
@@ -458,9 +531,10 @@ s_cancel_job (self_t *self, dbt_wtxn_t *txn, const char *id, bool purge, bool in
             s_send_cancel (self, worker, id, entry->attempt, "canceled");
         entry->cancelling = true;
         if (purge) {
-            //  The worker's capacity stays taken until its DONE arrives.
+            //  The worker's capacity stays taken until its DONE arrives;
+            //  an attempt that still swaps its table in loses it to the drop.
             dbt_queue_remove (self->queue, id);
-            if (dbt_wtxn_del_job (txn, id, err))
+            if (s_add_drop (self, txn, job, err) || dbt_wtxn_del_job (txn, id, err))
                 code = 503;
         }
         else {
@@ -473,7 +547,8 @@ s_cancel_job (self_t *self, dbt_wtxn_t *txn, const char *id, bool purge, bool in
     else {
         dbt_queue_remove (self->queue, id);
         if (purge) {
-            if (dbt_wtxn_del_job (txn, id, err))
+            //  A queued job may still have the table of an earlier run.
+            if (s_add_drop (self, txn, job, err) || dbt_wtxn_del_job (txn, id, err))
                 code = 503;
         }
         else {
@@ -666,6 +741,215 @@ s_handle_ping (self_t *self, dbt_msg_t *msg, uint64_t rid)
     s_reply_end (self, msg->identity, rid, false);
 }
 
+//  Read an array of job ids from field key; NULL with a reply on error.
+static zlist_t *
+s_ids (self_t *self, dbt_msg_t *msg, uint64_t rid, const char *key)
+{
+    const msgpack_object *ids = dbt_mp_get (msg->map, key);
+    if (!ids || ids->type != MSGPACK_OBJECT_ARRAY) {
+        s_reply_error (self, msg->identity, rid, 400, "ids must be an array");
+        return NULL;
+    }
+    zlist_t *list = zlist_new ();
+    zlist_autofree (list);
+    for (uint32_t i = 0; i < ids->via.array.size; i++) {
+        const char *str;
+        size_t len;
+        if (dbt_mp_str (&ids->via.array.ptr [i], &str, &len) == 0 && len <= DBT_ID_MAX) {
+            char *id = dbt_strndup (str, len);
+            if (dbt_id_valid (id))
+                zlist_append (list, id);
+            free (id);
+        }
+    }
+    return list;
+}
+
+//  Janitor: these jobs' results passed their retention; mark them expired
+//  and queue their tables for dropping.
+static void
+s_handle_expire (self_t *self, dbt_msg_t *msg, uint64_t rid)
+{
+    char err [DBT_ERRMSG_LEN];
+    zlist_t *ids = s_ids (self, msg, rid, "ids");
+    if (!ids)
+        return;
+    dbt_wtxn_t *txn = s_txn (self, err);
+    int64_t now = dbt_time_ms ();
+    uint64_t count = 0;
+    int code = txn ? 0 : 503;
+    for (char *id = (char *) zlist_first (ids); id && !code; id = (char *) zlist_next (ids)) {
+        dbt_job_t *job = NULL;
+        if (dbt_wtxn_job (txn, id, &job, err) == 0) {
+            int64_t expiry = dbt_job_results_expiry (job);
+            if (expiry > 0 && expiry <= now) {
+                job->expired = true;
+                if (s_add_drop (self, txn, job, err) || dbt_wtxn_put_job (txn, job, err))
+                    code = 503;
+                else
+                    count++;
+            }
+        }
+        dbt_job_destroy (&job);
+    }
+    zlist_destroy (&ids);
+    if (code) {
+        s_reply_error (self, msg->identity, rid, code, err);
+        return;
+    }
+    s_reply_begin (self, rid, 200, NULL);
+    dbt_mpw_u64 (self->writer, count);
+    s_reply_end (self, msg->identity, rid, true);
+}
+
+//  Janitor: these tables are gone; forget their drop entries.
+static void
+s_handle_dropped (self_t *self, dbt_msg_t *msg, uint64_t rid)
+{
+    char err [DBT_ERRMSG_LEN];
+    const msgpack_object *drops = dbt_mp_get (msg->map, "drops");
+    if (!drops || drops->type != MSGPACK_OBJECT_ARRAY) {
+        s_reply_error (self, msg->identity, rid, 400, "drops must be an array");
+        return;
+    }
+    dbt_wtxn_t *txn = s_txn (self, err);
+    int code = txn ? 0 : 503;
+    for (uint32_t i = 0; i < drops->via.array.size && !code; i++) {
+        const msgpack_object *drop = &drops->via.array.ptr [i];
+        uint64_t key = 0;
+        char *results = NULL, *table = NULL;
+        if (dbt_mp_field_u64 (drop, "key", true, &key, err) == 0
+        &&  dbt_mp_field_str (drop, "results", true, &results, err) == 0
+        &&  dbt_mp_field_str (drop, "table", true, &table, err) == 0) {
+            int rc = dbt_wtxn_del_drop (txn, key, err);
+            if (rc == 0) {
+                char *name = dbt_printf ("%s/%s", results, table);
+                uintptr_t pending = (uintptr_t) zhashx_lookup (self->dropping, name);
+                if (pending > 1)
+                    zhashx_update (self->dropping, name, (void *) (pending - 1));
+                else
+                    zhashx_delete (self->dropping, name);
+                free (name);
+            }
+            else
+            if (rc != DBT_ENOTFOUND)
+                code = 503;
+        }
+        free (results);
+        free (table);
+    }
+    if (code)
+        s_reply_error (self, msg->identity, rid, code, err);
+    else {
+        s_reply_begin (self, rid, 200, NULL);
+        dbt_mpw_bool (self->writer, true);
+        s_reply_end (self, msg->identity, rid, true);
+    }
+}
+
+//  Janitor: forget finished records older than `before` whose results are
+//  not waiting to expire, with their groups once those are that old too.
+static void
+s_handle_forget (self_t *self, dbt_msg_t *msg, uint64_t rid)
+{
+    char err [DBT_ERRMSG_LEN];
+    int64_t before = 0;
+    if (dbt_mp_field_i64 (msg->map, "before", true, &before, err)) {
+        s_reply_error (self, msg->identity, rid, 400, err);
+        return;
+    }
+    zlist_t *ids = s_ids (self, msg, rid, "ids");
+    if (!ids)
+        return;
+    dbt_wtxn_t *txn = s_txn (self, err);
+    int code = txn ? 0 : 503;
+    uint64_t count = 0;
+    for (char *id = (char *) zlist_first (ids); id && !code; id = (char *) zlist_next (ids)) {
+        dbt_job_t *job = NULL;
+        if (dbt_wtxn_job (txn, id, &job, err) == 0 && dbt_state_final (job->state)
+        &&  job->finished_ms < before && dbt_job_results_expiry (job) == 0) {
+            if (dbt_wtxn_del_job (txn, id, err))
+                code = 503;
+            else
+                count++;
+            dbt_group_t *group = NULL;
+            if (!code && job->group_id && dbt_wtxn_group (txn, job->group_id, &group, err) == 0
+            &&  group->created_ms < before && dbt_wtxn_del_group (txn, group->id, err))
+                code = 503;
+            dbt_group_destroy (&group);
+        }
+        dbt_job_destroy (&job);
+    }
+    zlist_destroy (&ids);
+    if (code) {
+        s_reply_error (self, msg->identity, rid, code, err);
+        return;
+    }
+    s_reply_begin (self, rid, 200, NULL);
+    dbt_mpw_u64 (self->writer, count);
+    s_reply_end (self, msg->identity, rid, true);
+}
+
+//  Counters for /metrics.
+static void
+s_handle_stats (self_t *self, dbt_msg_t *msg, uint64_t rid)
+{
+    dbt_mpw_t *w = self->writer;
+    s_reply_begin (self, rid, 200, NULL);
+    dbt_mpw_map (w);
+    for (size_t i = 0; i < sizeof (s_stat_names) / sizeof (s_stat_names [0]); i++)
+        dbt_mpw_ku64 (w, s_stat_names [i], self->stats [i]);
+    uint64_t slots = 0, busy = 0, workers = 0;
+    for (s_worker_t *worker = (s_worker_t *) zhashx_first (self->workers); worker;
+         worker = (s_worker_t *) zhashx_next (self->workers)) {
+        if (worker->connected) {
+            workers++;
+            slots += worker->capacity;
+            busy += zhashx_size (worker->inflight);
+        }
+    }
+    dbt_mpw_ku64 (w, "workers", workers);
+    dbt_mpw_ku64 (w, "slots", slots);
+    dbt_mpw_ku64 (w, "busy", busy);
+    dbt_mpw_ku64 (w, "drops_pending", zhashx_size (self->dropping));
+    //  Queues: those with unfinished jobs and those with counters.
+    zlist_t *names = dbt_queue_names (self->queue);
+    for (void *item = zhashx_first (self->qstats); item; item = zhashx_next (self->qstats)) {
+        const char *name = (const char *) zhashx_cursor (self->qstats);
+        if (!zlist_exists (names, (void *) name))
+            zlist_append (names, (void *) name);
+    }
+    dbt_mpw_str (w, "queues");
+    dbt_mpw_array (w);
+    for (char *name = (char *) zlist_first (names); name; name = (char *) zlist_next (names)) {
+        s_qstats_t *stats = (s_qstats_t *) zhashx_lookup (self->qstats, name);
+        dbt_mpw_map (w);
+        dbt_mpw_kstr (w, "name", name);
+        dbt_mpw_ku64 (w, "ready", dbt_queue_ready_count (self->queue, name));
+        for (int state = DBT_STATE_PENDING; state <= DBT_STATE_RETRY; state++) {
+            if (!dbt_state_final ((dbt_state_t) state))
+                dbt_mpw_ku64 (w, dbt_state_name ((dbt_state_t) state),
+                              dbt_queue_queue_count (self->queue, name, (dbt_state_t) state));
+        }
+        dbt_mpw_ku64 (w, "succeeded", stats ? stats->finished [DBT_STATE_SUCCESS] : 0);
+        dbt_mpw_ku64 (w, "failed", stats ? stats->finished [DBT_STATE_FAILURE] : 0);
+        dbt_mpw_ku64 (w, "retried", stats ? stats->finished [DBT_STATE_RETRY] : 0);
+        dbt_mpw_ku64 (w, "rows", stats ? stats->rows : 0);
+        dbt_mpw_str (w, "buckets");
+        dbt_mpw_array (w);
+        for (size_t i = 0; i <= NBUCKETS; i++)
+            dbt_mpw_u64 (w, stats ? stats->buckets [i] : 0);
+        dbt_mpw_end (w);
+        dbt_mpw_ku64 (w, "count", stats ? stats->count : 0);
+        dbt_mpw_ku64 (w, "millis", stats ? (uint64_t) (stats->seconds * 1000) : 0);
+        dbt_mpw_end (w);
+    }
+    dbt_mpw_end (w);
+    dbt_mpw_end (w);
+    zlist_destroy (&names);
+    s_reply_end (self, msg->identity, rid, false);
+}
+
 static void
 s_handle_client (self_t *self, dbt_msg_t *msg)
 {
@@ -682,6 +966,10 @@ s_handle_client (self_t *self, dbt_msg_t *msg)
         case DBT_C_GROUP:   s_handle_group (self, msg, rid); break;
         case DBT_C_PENDING: s_handle_pending (self, msg, rid); break;
         case DBT_C_PING:    s_handle_ping (self, msg, rid); break;
+        case DBT_C_EXPIRE:  s_handle_expire (self, msg, rid); break;
+        case DBT_C_DROPPED: s_handle_dropped (self, msg, rid); break;
+        case DBT_C_FORGET:  s_handle_forget (self, msg, rid); break;
+        case DBT_C_STATS:   s_handle_stats (self, msg, rid); break;
         default:
             s_reply_error (self, msg->identity, rid, 400, "unknown command");
     }
@@ -925,6 +1213,7 @@ s_handle_done (self_t *self, dbt_msg_t *msg, s_worker_t *worker)
             self->stats [ST_FAILED]++;
         }
     }
+    s_observe (self, job, now);
     if (dbt_wtxn_put_job (txn, job, err))
         dbt_log (DBT_LOG_ERROR, "dispatcher: cannot record outcome of '%s': %s", id, err);
     dbt_job_destroy (&job);
@@ -1054,7 +1343,7 @@ s_dispatch (self_t *self)
             for (size_t i = 0; i < nqueues; i++) {
                 char *queue = (char *) zlist_pop (worker->queues);
                 zlist_append (worker->queues, queue);
-                dbt_entry_t *entry = dbt_queue_next (self->queue, queue);
+                dbt_entry_t *entry = dbt_queue_next (self->queue, queue, s_hold, self);
                 if (entry && s_assign (self, worker, entry)) {
                     assigned++;
                     progress = true;
@@ -1136,36 +1425,6 @@ s_handle_pipe (self_t *self)
     if (streq (command, "ENDPOINT"))
         zstr_send (self->pipe, self->endpoint);
     else
-    if (streq (command, "STATS")) {
-        dbt_mpw_t *w = dbt_mpw_new ();
-        dbt_mpw_map (w);
-        for (size_t i = 0; i < sizeof (s_stat_names) / sizeof (s_stat_names [0]); i++)
-            dbt_mpw_ku64 (w, s_stat_names [i], self->stats [i]);
-        for (int state = DBT_STATE_PENDING; state <= DBT_STATE_RETRY; state++) {
-            if (dbt_state_final ((dbt_state_t) state))
-                continue;
-            char key [32];
-            snprintf (key, sizeof (key), "jobs_%s", dbt_state_name ((dbt_state_t) state));
-            dbt_mpw_ku64 (w, key, dbt_queue_state_count (self->queue, (dbt_state_t) state));
-        }
-        uint64_t slots = 0, busy = 0;
-        for (s_worker_t *worker = (s_worker_t *) zhashx_first (self->workers); worker;
-             worker = (s_worker_t *) zhashx_next (self->workers)) {
-            if (worker->connected) {
-                slots += worker->capacity;
-                busy += zhashx_size (worker->inflight);
-            }
-        }
-        dbt_mpw_ku64 (w, "workers", zhashx_size (self->workers));
-        dbt_mpw_ku64 (w, "slots", slots);
-        dbt_mpw_ku64 (w, "busy", busy);
-        dbt_mpw_end (w);
-        size_t len;
-        const char *data = dbt_mpw_data (w, &len);
-        zsock_send (self->pipe, "b", data, len);
-        dbt_mpw_destroy (&w);
-    }
-    else
         dbt_log (DBT_LOG_WARN, "dispatcher: unknown pipe command '%s'", command);
     free (command);
     zmsg_destroy (&msg);
@@ -1188,6 +1447,9 @@ dbt_dispatcher_actor (zsock_t *pipe, void *args)
     zhashx_set_destructor (self->workers, s_worker_free);
     self->outbox = zlistx_new ();
     zlistx_set_destructor (self->outbox, s_out_free);
+    self->qstats = zhashx_new ();
+    zhashx_set_destructor (self->qstats, (zhashx_destructor_fn *) zstr_free);
+    self->dropping = zhashx_new ();
     self->writer = dbt_mpw_new ();
     dbt_uuid (self->instance);
     self->rng = dbt_random64 () | 1;
@@ -1258,395 +1520,10 @@ dbt_dispatcher_actor (zsock_t *pipe, void *args)
     zsock_destroy (&self->router);
     zlistx_destroy (&self->outbox);
     zhashx_destroy (&self->workers);
+    zhashx_destroy (&self->qstats);
+    zhashx_destroy (&self->dropping);
     dbt_queue_destroy (&self->queue);
     dbt_mpw_destroy (&self->writer);
     free (self->endpoint);
     free (self);
-}
-
-//  --------------------------------------------------------------------------
-//  Self test: a real dispatcher actor, driven by a dbt_client and by raw
-//  DEALER sockets speaking the worker protocol.
-
-static zsock_t *
-s_test_worker (const char *endpoint, const char *id, const char *queue, int capacity)
-{
-    zsock_t *sock = zsock_new (ZMQ_DEALER);
-    zsock_set_identity (sock, id);
-    zsock_set_rcvtimeo (sock, 3000);
-    zsock_set_sndtimeo (sock, 1000);
-    assert (zsock_connect (sock, "%s", endpoint) == 0);
-    dbt_mpw_t *w = dbt_mpw_new ();
-    dbt_mpw_map (w);
-    dbt_mpw_kstr (w, "name", id);
-    dbt_mpw_str (w, "queues");
-    dbt_mpw_array (w);
-    dbt_mpw_str (w, queue);
-    dbt_mpw_end (w);
-    dbt_mpw_ku64 (w, "capacity", (uint64_t) capacity);
-    dbt_mpw_end (w);
-    assert (dbt_msg_send (sock, NULL, DBT_PROTO_WORKER, DBT_W_READY, w) == 0);
-    dbt_mpw_destroy (&w);
-    return sock;
-}
-
-//  Next message of a command (heartbeats skipped), or NULL after timeout
-//  ms. Heartbeats the dispatcher while waiting, like a live worker.
-static void s_test_heartbeat (zsock_t *sock);
-
-static dbt_msg_t *
-s_test_expect (zsock_t *sock, int command, int timeout)
-{
-    int64_t deadline = dbt_clock_ms () + timeout;
-    char err [DBT_ERRMSG_LEN];
-    while (dbt_clock_ms () < deadline) {
-        int64_t left = deadline - dbt_clock_ms ();
-        zsock_set_rcvtimeo (sock, (int) (left < 50 ? left : 50) + 1);
-        dbt_msg_t *msg = dbt_msg_recv (sock, false, err);
-        if (!msg) {
-            s_test_heartbeat (sock);
-            continue;
-        }
-        if (msg->command == command)
-            return msg;
-        dbt_msg_destroy (&msg);
-    }
-    return NULL;
-}
-
-//  Receive a JOB; returns its id (caller frees) and attempt.
-static char *
-s_test_job (zsock_t *sock, uint64_t *attempt, int timeout)
-{
-    dbt_msg_t *msg = s_test_expect (sock, DBT_W_JOB, timeout);
-    if (!msg)
-        return NULL;
-    char err [DBT_ERRMSG_LEN];
-    char *id = NULL;
-    assert (dbt_mp_field_str (msg->map, "id", true, &id, err) == 0);
-    assert (dbt_mp_field_u64 (msg->map, "attempts", true, attempt, err) == 0);
-    dbt_msg_destroy (&msg);
-    return id;
-}
-
-static void
-s_test_done (zsock_t *sock, const char *id, uint64_t attempt, bool ok, uint64_t rows,
-             const char *error, bool cancelled)
-{
-    dbt_mpw_t *w = dbt_mpw_new ();
-    dbt_mpw_map (w);
-    dbt_mpw_kstr (w, "id", id);
-    dbt_mpw_ku64 (w, "attempt", attempt);
-    dbt_mpw_kbool (w, "ok", ok);
-    dbt_mpw_ku64 (w, "rows", rows);
-    if (error)
-        dbt_mpw_kstr (w, "error", error);
-    dbt_mpw_kbool (w, "cancelled", cancelled);
-    dbt_mpw_end (w);
-    assert (dbt_msg_send (sock, NULL, DBT_PROTO_WORKER, DBT_W_DONE, w) == 0);
-    dbt_mpw_destroy (&w);
-}
-
-static void
-s_test_heartbeat (zsock_t *sock)
-{
-    dbt_mpw_t *w = dbt_mpw_new ();
-    dbt_mpw_map (w);
-    dbt_mpw_end (w);
-    dbt_msg_send (sock, NULL, DBT_PROTO_WORKER, DBT_W_HEARTBEAT, w);
-    dbt_mpw_destroy (&w);
-}
-
-//  Submit one job; returns the reply code.
-static int
-s_test_submit (dbt_client_t *client, const char *id, const char *queue, int64_t eta,
-               uint64_t retries, const char *group, uint64_t concurrency)
-{
-    dbt_mpw_t *w = dbt_client_begin (client);
-    dbt_mpw_str (w, "jobs");
-    dbt_mpw_array (w);
-    dbt_mpw_map (w);
-    dbt_mpw_kstr (w, "task", "t0");
-    dbt_mpw_kstr (w, "id", id);
-    if (queue)
-        dbt_mpw_kstr (w, "queue", queue);
-    dbt_mpw_ki64 (w, "eta", eta);
-    dbt_mpw_ku64 (w, "retries", retries);
-    dbt_mpw_end (w);
-    dbt_mpw_end (w);
-    if (group) {
-        dbt_mpw_str (w, "group");
-        dbt_mpw_map (w);
-        dbt_mpw_kstr (w, "id", group);
-        dbt_mpw_ku64 (w, "concurrency", concurrency);
-        dbt_mpw_end (w);
-    }
-    dbt_reply_t *reply = NULL;
-    char err [DBT_ERRMSG_LEN];
-    assert (dbt_client_call (client, DBT_C_SUBMIT, 3000, &reply, err) == 0);
-    int code = reply->code;
-    dbt_reply_destroy (&reply);
-    return code;
-}
-
-static int
-s_test_cancel (dbt_client_t *client, const char *id, bool purge)
-{
-    dbt_mpw_t *w = dbt_client_begin (client);
-    dbt_mpw_kstr (w, "job_id", id);
-    dbt_mpw_kbool (w, "purge", purge);
-    dbt_reply_t *reply = NULL;
-    char err [DBT_ERRMSG_LEN];
-    assert (dbt_client_call (client, DBT_C_CANCEL, 3000, &reply, err) == 0);
-    int code = reply->code;
-    dbt_reply_destroy (&reply);
-    return code;
-}
-
-//  A job's stored state (or -1 when absent), waiting up to ms for want.
-static int
-s_test_state (dbt_store_t *store, const char *id, int want, int ms, dbt_job_t **job_p)
-{
-    char err [DBT_ERRMSG_LEN];
-    int64_t deadline = dbt_clock_ms () + ms;
-    int state = -1;
-    do {
-        dbt_job_t *job = NULL;
-        state = dbt_store_job (store, id, &job, err) == 0 ? (int) job->state : -1;
-        if (state == want || dbt_clock_ms () >= deadline) {
-            if (job_p)
-                *job_p = job;
-            else
-                dbt_job_destroy (&job);
-            return state;
-        }
-        dbt_job_destroy (&job);
-        zclock_sleep (10);
-    } while (true);
-}
-
-void
-dbt_dispatcher_test (bool verbose)
-{
-    char err [DBT_ERRMSG_LEN];
-    char dir [] = "/tmp/dbt-dispatcher-XXXXXX";
-    assert (mkdtemp (dir));
-    //  TCP, not inproc: workers must reconnect to a restarted dispatcher.
-    zsock_t *probe = zsock_new (ZMQ_ROUTER);
-    int port = zsock_bind (probe, "tcp://127.0.0.1:*");
-    assert (port > 0);
-    zsock_destroy (&probe);
-    char *ini = dbt_printf (
-        "[app]\nretry_backoff = 50ms\nretry_backoff_max = 100ms\n"
-        "[mesh]\nbind = tcp://127.0.0.1:%d\nheartbeat_interval = 100ms\nheartbeat_liveness = 3\n"
-        "[db.a]\ntype = sqlite\ndsn = %s/a.db\n[results.r]\ntype = sqlite\ndsn = %s/r.db\n",
-        port, dir, dir);
-    dbt_config_t *config = dbt_config_from_string (ini, err);
-    free (ini);
-    assert (config);
-    const char *endpoint = config->mesh_bind;
-    dbt_tasks_t *tasks = dbt_tasks_new ();
-    const char *text = "-- name: t0\nSELECT 1;\n";
-    assert (dbt_tasks_parse (tasks, text, strlen (text), "t.sql", err) == 0);
-    assert (dbt_tasks_bind (tasks, config, err) == 0);
-    dbt_tasks_lookup (tasks, "t0")->nparams = 0;
-    dbt_store_t *store = dbt_store_open (dir, 64 << 20, err);
-    assert (store);
-    dbt_dispatcher_args_t args = { config, tasks, store };
-    zactor_t *dispatcher = zactor_new (dbt_dispatcher_actor, &args);
-    assert (dispatcher);
-    dbt_client_t *client = dbt_client_new (endpoint, err);
-    assert (client);
-
-    //  Accepted only when committed; one unfinished job per id.
-    assert (s_test_submit (client, "j1", NULL, 0, 0, NULL, 0) == 200);
-    assert (s_test_state (store, "j1", DBT_STATE_PENDING, 0, NULL) == DBT_STATE_PENDING);
-    assert (s_test_submit (client, "j1", NULL, 0, 0, NULL, 0) == 409);
-
-    //  A worker with one slot gets the job, then the next after DONE.
-    zsock_t *w1 = s_test_worker (endpoint, "w1", "default", 1);
-    uint64_t attempt = 0;
-    char *id = s_test_job (w1, &attempt, 2000);
-    assert (id && streq (id, "j1") && attempt == 1);
-    free (id);
-    assert (s_test_state (store, "j1", DBT_STATE_STARTED, 1000, NULL) == DBT_STATE_STARTED);
-    assert (s_test_submit (client, "j2", NULL, 0, 1, NULL, 0) == 200);
-    assert (s_test_expect (w1, DBT_W_JOB, 200) == NULL);           //  credit respected
-    s_test_done (w1, "j1", 1, true, 5, NULL, false);
-    dbt_job_t *job = NULL;
-    assert (s_test_state (store, "j1", DBT_STATE_SUCCESS, 1000, &job) == DBT_STATE_SUCCESS);
-    assert (job->rows == 5 && job->error == NULL && job->finished_ms > 0);
-    dbt_job_destroy (&job);
-
-    //  A failure with retries left goes to RETRY, runs again, error cleared.
-    id = s_test_job (w1, &attempt, 2000);
-    assert (id && streq (id, "j2") && attempt == 1);
-    free (id);
-    s_test_done (w1, "j2", 1, false, 0, "boom", false);
-    assert (s_test_state (store, "j2", DBT_STATE_RETRY, 1000, &job) == DBT_STATE_RETRY);
-    assert (streq (job->error, "boom"));
-    dbt_job_destroy (&job);
-    id = s_test_job (w1, &attempt, 2000);
-    assert (id && streq (id, "j2") && attempt == 2);
-    free (id);
-    s_test_done (w1, "j2", 1, true, 1, NULL, false);               //  stale attempt: ignored
-    s_test_done (w1, "j2", 2, true, 9, NULL, false);
-    assert (s_test_state (store, "j2", DBT_STATE_SUCCESS, 1000, &job) == DBT_STATE_SUCCESS);
-    assert (job->rows == 9 && job->error == NULL && job->attempts == 2);
-    dbt_job_destroy (&job);
-
-    //  A worker that goes silent loses its job to the queue.
-    assert (s_test_submit (client, "j3", NULL, 0, 0, NULL, 0) == 200);
-    id = s_test_job (w1, &attempt, 2000);
-    assert (id && streq (id, "j3"));
-    free (id);
-    zsock_destroy (&w1);
-    assert (s_test_state (store, "j3", DBT_STATE_PENDING, 2000, &job) == DBT_STATE_PENDING);
-    assert (job->interruptions == 1 && job->worker == NULL);
-    dbt_job_destroy (&job);
-    zsock_t *w2 = s_test_worker (endpoint, "w2", "default", 1);
-    id = s_test_job (w2, &attempt, 2000);
-    assert (id && streq (id, "j3") && attempt == 2);
-    free (id);
-    s_test_done (w2, "j3", 2, true, 1, NULL, false);
-
-    //  Cancel: pending, finished, purge, running.
-    assert (s_test_submit (client, "j4", "parked", 0, 0, NULL, 0) == 200);
-    assert (s_test_cancel (client, "j4", false) == 200);
-    assert (s_test_state (store, "j4", DBT_STATE_FAILURE, 1000, &job) == DBT_STATE_FAILURE);
-    assert (job->cancelled && streq (job->error, "the job was canceled"));
-    dbt_job_destroy (&job);
-    assert (s_test_cancel (client, "j4", false) == 409);
-    assert (s_test_cancel (client, "j4", true) == 200);
-    assert (s_test_state (store, "j4", -1, 0, NULL) == -1);
-    assert (s_test_cancel (client, "nope", false) == 404);
-    assert (s_test_submit (client, "j5", NULL, 0, 3, NULL, 0) == 200);
-    id = s_test_job (w2, &attempt, 2000);
-    assert (id && streq (id, "j5"));
-    free (id);
-    assert (s_test_cancel (client, "j5", false) == 200);
-    dbt_msg_t *cancel = s_test_expect (w2, DBT_W_CANCEL, 2000);
-    assert (cancel);
-    dbt_msg_destroy (&cancel);
-    s_test_done (w2, "j5", attempt, false, 0, NULL, true);
-    assert (s_test_state (store, "j5", DBT_STATE_FAILURE, 1000, &job) == DBT_STATE_FAILURE);
-    assert (streq (job->error, "the job was canceled"));       //  no retry after a cancel
-    dbt_job_destroy (&job);
-
-    //  ETA: not before its time, soon after.
-    int64_t eta = dbt_time_ms () + 400;
-    assert (s_test_submit (client, "j6", NULL, eta, 0, NULL, 0) == 200);
-    assert (s_test_expect (w2, DBT_W_JOB, 250) == NULL);
-    id = s_test_job (w2, &attempt, 1000);
-    int64_t late = dbt_time_ms () - eta;
-    assert (id && streq (id, "j6") && late >= 0 && late < 150);
-    free (id);
-    s_test_done (w2, "j6", attempt, true, 0, NULL, false);
-
-    //  Group concurrency: never more than 2 of the group at once.
-    zsock_t *w3 = s_test_worker (endpoint, "w3", "grouped", 3);
-    dbt_mpw_t *w = dbt_client_begin (client);
-    dbt_mpw_str (w, "jobs");
-    dbt_mpw_array (w);
-    for (int i = 1; i <= 3; i++) {
-        char gid [8];
-        snprintf (gid, sizeof (gid), "g%d", i);
-        dbt_mpw_map (w);
-        dbt_mpw_kstr (w, "task", "t0");
-        dbt_mpw_kstr (w, "id", gid);
-        dbt_mpw_kstr (w, "queue", "grouped");
-        dbt_mpw_end (w);
-    }
-    dbt_mpw_end (w);
-    dbt_mpw_str (w, "group");
-    dbt_mpw_map (w);
-    dbt_mpw_kstr (w, "id", "grp");
-    dbt_mpw_ku64 (w, "concurrency", 2);
-    dbt_mpw_end (w);
-    dbt_reply_t *reply = NULL;
-    assert (dbt_client_call (client, DBT_C_SUBMIT, 3000, &reply, err) == 0 && reply->code == 200);
-    dbt_reply_destroy (&reply);
-    uint64_t a1, a2, a3;
-    char *first = s_test_job (w3, &a1, 2000);
-    char *second = s_test_job (w3, &a2, 2000);
-    assert (first && second && streq (first, "g1") && streq (second, "g2"));
-    assert (s_test_expect (w3, DBT_W_JOB, 300) == NULL);       //  limit 2 holds
-    assert (s_test_submit (client, "g9", "grouped", 0, 0, "grp", 0) == 409);  //  group unfinished
-    s_test_done (w3, "g1", 1, true, 0, NULL, false);
-    char *third = s_test_job (w3, &a3, 2000);
-    assert (third && streq (third, "g3"));
-    s_test_done (w3, "g3", 1, true, 0, NULL, false);
-    assert (s_test_state (store, "g3", DBT_STATE_SUCCESS, 1000, NULL) == DBT_STATE_SUCCESS);
-    free (first);
-    free (second);
-    free (third);
-
-    //  Restart: the worker keeps its running job by claiming it.
-    zactor_destroy (&dispatcher);
-    dispatcher = zactor_new (dbt_dispatcher_actor, &args);
-    assert (dispatcher);
-    s_test_heartbeat (w3);
-    dbt_msg_t *disconnect = s_test_expect (w3, DBT_W_DISCONNECT, 2000);
-    assert (disconnect);
-    dbt_msg_destroy (&disconnect);
-    w = dbt_mpw_new ();
-    dbt_mpw_map (w);
-    dbt_mpw_kstr (w, "name", "w3");
-    dbt_mpw_str (w, "queues");
-    dbt_mpw_array (w);
-    dbt_mpw_str (w, "grouped");
-    dbt_mpw_end (w);
-    dbt_mpw_ku64 (w, "capacity", 3);
-    dbt_mpw_str (w, "running");
-    dbt_mpw_array (w);
-    dbt_mpw_map (w);
-    dbt_mpw_kstr (w, "id", "g2");
-    dbt_mpw_ku64 (w, "attempt", 1);
-    dbt_mpw_end (w);
-    dbt_mpw_end (w);
-    dbt_mpw_end (w);
-    assert (dbt_msg_send (w3, NULL, DBT_PROTO_WORKER, DBT_W_READY, w) == 0);
-    dbt_mpw_destroy (&w);
-    assert (s_test_expect (w3, DBT_W_JOB, 500) == NULL);       //  not dispatched twice
-    s_test_done (w3, "g2", 1, true, 3, NULL, false);
-    assert (s_test_state (store, "g2", DBT_STATE_SUCCESS, 1000, &job) == DBT_STATE_SUCCESS);
-    assert (job->attempts == 1 && job->interruptions == 0);
-    dbt_job_destroy (&job);
-
-    //  Garbage does not hurt; PING still answers.
-    zsock_t *evil = zsock_new_dealer (endpoint);
-    zstr_sendx (evil, DBT_PROTO_CLIENT, "\x01", "\xdd\x7f\xff\xff\xff", NULL);
-    zstr_sendx (evil, DBT_PROTO_WORKER, "\x13", "\x81\xa2id\xa2g1", NULL);
-    zstr_sendx (evil, "junk", NULL);
-    w = dbt_client_begin (client);
-    assert (dbt_client_call (client, DBT_C_PING, 3000, &reply, err) == 0 && reply->code == 200);
-    dbt_reply_destroy (&reply);
-    zsock_destroy (&evil);
-
-    //  STATS over the pipe.
-    zstr_send (dispatcher, "STATS");
-    zframe_t *stats = zframe_recv (dispatcher);
-    dbt_mpr_t *doc = dbt_mpr_new (zframe_data (stats), zframe_size (stats), err);
-    uint64_t succeeded = 0;
-    assert (doc && dbt_mp_field_u64 (dbt_mpr_root (doc), "succeeded", true, &succeeded, err) == 0);
-    assert (succeeded == 1);                    //  this run of the actor saw g2 succeed
-    dbt_mpr_destroy (&doc);
-    zframe_destroy (&stats);
-
-    zsock_destroy (&w2);
-    zsock_destroy (&w3);
-    dbt_client_destroy (&client);
-    zactor_destroy (&dispatcher);
-    dbt_store_destroy (&store);
-    dbt_tasks_destroy (&tasks);
-    dbt_config_destroy (&config);
-    char *path = dbt_printf ("%s/data.mdb", dir);
-    unlink (path);
-    free (path);
-    path = dbt_printf ("%s/lock.mdb", dir);
-    unlink (path);
-    free (path);
-    rmdir (dir);
-    if (verbose)
-        printf ("dispatcher: ok\n");
 }

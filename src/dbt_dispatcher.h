@@ -13,8 +13,8 @@
     Protocol: docs/protocol.md.
 
     Pipe commands: "$TERM" stops the actor; "ENDPOINT" replies with the
-    endpoint actually bound (useful with port 0); "STATS" replies with a
-    msgpack map of counters (see dbt_dispatcher_stats in the .c file).
+    endpoint actually bound (useful with port 0). Counters for /metrics
+    are a client request (STATS), like everything else.
     =========================================================================
 */
 #ifndef DBT_DISPATCHER_H_INCLUDED
@@ -37,7 +37,7 @@ typedef struct {
 void
     dbt_dispatcher_actor (zsock_t *pipe, void *args);
 
-//  Self test of this module.
+//  Self test of this module (in dbt_dispatcher_test.c).
 void
     dbt_dispatcher_test (bool verbose);
 

@@ -33,6 +33,10 @@
 #define DBT_C_GROUP      0x04           //  group status
 #define DBT_C_PENDING    0x05           //  waiting jobs of a queue
 #define DBT_C_PING       0x06           //  liveness and dispatcher info
+#define DBT_C_EXPIRE     0x07           //  janitor: results of these jobs expired
+#define DBT_C_DROPPED    0x08           //  janitor: these tables are gone
+#define DBT_C_FORGET     0x09           //  janitor: forget these old records
+#define DBT_C_STATS      0x0a           //  counters for /metrics
 #define DBT_C_REPLY      0x80           //  dispatcher -> client
 
 //  Worker commands.

@@ -12,6 +12,7 @@
 typedef struct {
     char *name;                 //  queue name
     zlistx_t *ready;            //  dbt_entry_t *, by seq (not owned)
+    size_t counts [5];          //  entries per state
 } s_queue_t;
 
 typedef struct {
@@ -63,6 +64,7 @@ s_entry_free (void **item_p)
     if (entry) {
         free (entry->queue);
         free (entry->group);
+        free (entry->table_key);
         free (entry->worker);
         free (entry);
         *item_p = NULL;
@@ -173,9 +175,12 @@ s_place (dbt_queue_t *self, dbt_entry_t *entry, int64_t now)
 static void
 s_set_state (dbt_queue_t *self, dbt_entry_t *entry, dbt_state_t state)
 {
+    s_queue_t *queue = s_queue (self, entry->queue);
     self->counts [entry->state]--;
+    queue->counts [entry->state]--;
     entry->state = state;
     self->counts [state]++;
+    queue->counts [state]++;
 }
 
 dbt_entry_t *
@@ -187,10 +192,12 @@ dbt_queue_put (dbt_queue_t *self, const dbt_job_t *job, int64_t hold_until)
     snprintf (entry->id, sizeof (entry->id), "%s", job->id);
     entry->queue = dbt_strdup (job->queue);
     entry->group = dbt_strdup (job->group_id);
+    entry->table_key = dbt_printf ("%s/%s", job->results ? job->results : "", job->table ? job->table : "");
     entry->seq = job->seq;
     entry->state = job->state;
     entry->attempt = job->attempts;
     self->counts [entry->state]++;
+    s_queue (self, entry->queue)->counts [entry->state]++;
     s_group_t *group = s_group (self, entry->group);
     if (group)
         group->refs++;
@@ -221,6 +228,13 @@ dbt_queue_remove (dbt_queue_t *self, const char *id)
         return;
     s_unlink (entry);
     self->counts [entry->state]--;
+    s_queue_t *queue = s_queue (self, entry->queue);
+    queue->counts [entry->state]--;
+    size_t left = 0;
+    for (int i = 0; i < 5; i++)
+        left += queue->counts [i];
+    if (left == 0)
+        zhashx_delete (self->queues, queue->name);     //  names come and go
     if (entry->group) {
         s_group_t *group = (s_group_t *) zhashx_lookup (self->groups, entry->group);
         if (group) {
@@ -255,7 +269,7 @@ dbt_queue_set_group_limit (dbt_queue_t *self, const char *group_id, uint32_t lim
 }
 
 dbt_entry_t *
-dbt_queue_next (dbt_queue_t *self, const char *name)
+dbt_queue_next (dbt_queue_t *self, const char *name, dbt_queue_hold_fn *hold, void *arg)
 {
     s_queue_t *queue = (s_queue_t *) zhashx_lookup (self->queues, name);
     if (!queue)
@@ -267,6 +281,8 @@ dbt_queue_next (dbt_queue_t *self, const char *name)
             if (group && group->limit && group->started >= group->limit)
                 continue;
         }
+        if (hold && hold (entry, arg))
+            continue;
         return entry;
     }
     return NULL;
@@ -328,6 +344,13 @@ dbt_queue_ready_count (dbt_queue_t *self, const char *name)
 }
 
 size_t
+dbt_queue_queue_count (dbt_queue_t *self, const char *name, dbt_state_t state)
+{
+    s_queue_t *queue = (s_queue_t *) zhashx_lookup (self->queues, name);
+    return queue && (size_t) state < 5 ? queue->counts [state] : 0;
+}
+
+size_t
 dbt_queue_state_count (dbt_queue_t *self, dbt_state_t state)
 {
     return (size_t) state < 5 ? self->counts [state] : 0;
@@ -345,9 +368,13 @@ dbt_queue_names (dbt_queue_t *self)
     zlist_t *names = zlist_new ();
     zlist_autofree (names);
     for (s_queue_t *queue = (s_queue_t *) zhashx_first (self->queues); queue;
-         queue = (s_queue_t *) zhashx_next (self->queues))
-        if (zlistx_size (queue->ready))
+         queue = (s_queue_t *) zhashx_next (self->queues)) {
+        size_t total = 0;
+        for (int i = 0; i < 5; i++)
+            total += queue->counts [i];
+        if (total)
             zlist_append (names, queue->name);
+    }
     return names;
 }
 
@@ -365,6 +392,12 @@ s_job (const char *id, const char *queue, uint64_t seq, const char *group, int64
     job->seq = seq;
     job->eta_ms = eta;
     return job;
+}
+
+static bool
+s_hold_a (const dbt_entry_t *entry, void *arg)
+{
+    return streq (entry->id, "a");
 }
 
 void
@@ -386,33 +419,40 @@ dbt_queue_test (bool verbose)
     assert (dbt_queue_ready_count (self, "q") == 2);
     assert (dbt_queue_state_count (self, DBT_STATE_PENDING) == 6);
 
+    assert (dbt_queue_queue_count (self, "q", DBT_STATE_PENDING) == 3);
+    assert (dbt_queue_queue_count (self, "q2", DBT_STATE_PENDING) == 3);
+    //  A hold callback skips entries.
+    dbt_entry_t *held = dbt_queue_next (self, "q", s_hold_a, NULL);
+    assert (held && streq (held->id, "c"));
     //  Ready in submission order, whatever the insertion order.
-    dbt_entry_t *next = dbt_queue_next (self, "q");
+    dbt_entry_t *next = dbt_queue_next (self, "q", NULL, NULL);
     assert (next && streq (next->id, "a"));
     dbt_queue_start (self, next, "w1", 1);
     assert (dbt_queue_state_count (self, DBT_STATE_STARTED) == 1);
-    next = dbt_queue_next (self, "q");
+    assert (dbt_queue_queue_count (self, "q", DBT_STATE_STARTED) == 1);
+    assert (dbt_queue_queue_count (self, "q", DBT_STATE_PENDING) == 2);
+    next = dbt_queue_next (self, "q", NULL, NULL);
     assert (next && streq (next->id, "c"));
-    assert (dbt_queue_next (self, "nope") == NULL);
+    assert (dbt_queue_next (self, "nope", NULL, NULL) == NULL);
 
     //  Timed entries become ready when due.
     assert (dbt_queue_promote (self, now) == now + 60000);
     assert (dbt_queue_ready_count (self, "q") == 1);
     assert (dbt_queue_promote (self, now + 60000) == 0);
     assert (dbt_queue_ready_count (self, "q") == 2);
-    next = dbt_queue_next (self, "q");
+    next = dbt_queue_next (self, "q", NULL, NULL);
     assert (streq (next->id, "b"));
 
     //  Group limits hold back later members.
     dbt_queue_set_group_limit (self, "grp", 2);
-    dbt_entry_t *g = dbt_queue_next (self, "q2");
+    dbt_entry_t *g = dbt_queue_next (self, "q2", NULL, NULL);
     dbt_queue_start (self, g, "w1", 1);
-    g = dbt_queue_next (self, "q2");
+    g = dbt_queue_next (self, "q2", NULL, NULL);
     assert (streq (g->id, "g2"));
     dbt_queue_start (self, g, "w2", 1);
-    assert (dbt_queue_next (self, "q2") == NULL);
+    assert (dbt_queue_next (self, "q2", NULL, NULL) == NULL);
     dbt_queue_remove (self, "g1");
-    g = dbt_queue_next (self, "q2");
+    g = dbt_queue_next (self, "q2", NULL, NULL);
     assert (g && streq (g->id, "g3"));
 
     //  Requeue with backoff, running lists.
@@ -424,7 +464,7 @@ dbt_queue_test (bool verbose)
     assert (dbt_queue_state_count (self, DBT_STATE_RETRY) == 1);
     assert (dbt_queue_promote (self, now) == now + 1000);
     dbt_queue_promote (self, now + 1000);
-    next = dbt_queue_next (self, "q");
+    next = dbt_queue_next (self, "q", NULL, NULL);
     assert (streq (next->id, "a"));
     zlist_t *names = dbt_queue_names (self);
     assert (zlist_size (names) == 2);

@@ -22,6 +22,7 @@ typedef struct {
     char id [DBT_ID_MAX + 1];   //  job id
     char *queue;                //  queue name (owned)
     char *group;                //  group id or NULL (owned)
+    char *table_key;            //  "results/table" of its results (owned)
     uint64_t seq;               //  submission order
     dbt_state_t state;          //  PENDING, RETRY or STARTED
     int64_t ready_at;           //  wall ms when it may start, 0 = now
@@ -70,9 +71,13 @@ int64_t
 void
     dbt_queue_set_group_limit (dbt_queue_t *self, const char *group, uint32_t limit);
 
-//  First ready entry of queue that its group allows to start, or NULL.
+//  Returns true when an entry must not start now (beyond group limits).
+typedef bool (dbt_queue_hold_fn) (const dbt_entry_t *entry, void *arg);
+
+//  First ready entry of queue that its group allows to start and hold
+//  (may be NULL) does not hold back, or NULL.
 dbt_entry_t *
-    dbt_queue_next (dbt_queue_t *self, const char *queue);
+    dbt_queue_next (dbt_queue_t *self, const char *queue, dbt_queue_hold_fn *hold, void *arg);
 
 //  Mark a ready entry STARTED on worker with attempt number.
 void
@@ -88,16 +93,18 @@ void
 zlist_t *
     dbt_queue_running_on (dbt_queue_t *self, const char *worker);
 
-//  Number of ready entries of a queue, of entries in a state (all queues),
-//  and of all entries.
+//  Number of ready entries of a queue, of a queue's entries in a state, of
+//  entries in a state (all queues), and of all entries.
 size_t
     dbt_queue_ready_count (dbt_queue_t *self, const char *queue);
+size_t
+    dbt_queue_queue_count (dbt_queue_t *self, const char *queue, dbt_state_t state);
 size_t
     dbt_queue_state_count (dbt_queue_t *self, dbt_state_t state);
 size_t
     dbt_queue_size (dbt_queue_t *self);
 
-//  Names of queues that have ready entries (new list; caller destroys).
+//  Names of queues that have entries (new list; caller destroys).
 zlist_t *
     dbt_queue_names (dbt_queue_t *self);
 

@@ -113,7 +113,7 @@ dbt_submit_job (const dbt_config_t *config, dbt_tasks_t *tasks, const msgpack_ob
     }
     dbt_job_t *job = dbt_job_new ();
     uint64_t retries = 0;
-    int64_t eta = 0, ttl = -1, results_ttl = 0;
+    int64_t eta = 0, ttl = -1, results_ttl = -1;
     int code = 0;
     if (dbt_mp_field_str (spec, "id", false, &job->id, err)
     ||  dbt_mp_field_str (spec, "task", true, &job->task, err)
@@ -137,7 +137,7 @@ dbt_submit_job (const dbt_config_t *config, dbt_tasks_t *tasks, const msgpack_ob
         code = 400;
         goto done;
     }
-    if (eta < 0 || results_ttl < 0 || ttl < -1) {
+    if (eta < 0 || results_ttl < -1 || ttl < -1) {
         dbt_err_set (err, "eta and ttl must not be negative");
         code = 400;
         goto done;
@@ -187,7 +187,7 @@ dbt_submit_job (const dbt_config_t *config, dbt_tasks_t *tasks, const msgpack_ob
         goto done;
     job->eta_ms = eta;
     job->ttl_ms = ttl >= 0 ? ttl : config->default_job_ttl_ms;
-    job->results_ttl_ms = results_ttl;
+    job->results_ttl_ms = results_ttl >= 0 ? results_ttl : config->results_ttl_ms;
     job->max_retries = (uint32_t) retries;
 done:
     if (code)

@@ -1,0 +1,474 @@
+/*  =========================================================================
+    dbt_dispatcher_test - self test of the dispatcher actor
+
+    Drives a real dispatcher actor over TCP with a dbt_client and with raw
+    DEALER sockets speaking the worker protocol: credit, retries with
+    backoff, stale-attempt fencing, lost workers, cancel, eta precision,
+    group limits, janitor commands, and the hand-back of running jobs
+    after a dispatcher restart.
+    =========================================================================
+*/
+#include "dbt_classes.h"
+
+static zsock_t *
+s_test_worker (const char *endpoint, const char *id, const char *queue, int capacity)
+{
+    zsock_t *sock = zsock_new (ZMQ_DEALER);
+    zsock_set_identity (sock, id);
+    zsock_set_rcvtimeo (sock, 3000);
+    zsock_set_sndtimeo (sock, 1000);
+    assert (zsock_connect (sock, "%s", endpoint) == 0);
+    dbt_mpw_t *w = dbt_mpw_new ();
+    dbt_mpw_map (w);
+    dbt_mpw_kstr (w, "name", id);
+    dbt_mpw_str (w, "queues");
+    dbt_mpw_array (w);
+    dbt_mpw_str (w, queue);
+    dbt_mpw_end (w);
+    dbt_mpw_ku64 (w, "capacity", (uint64_t) capacity);
+    dbt_mpw_end (w);
+    assert (dbt_msg_send (sock, NULL, DBT_PROTO_WORKER, DBT_W_READY, w) == 0);
+    dbt_mpw_destroy (&w);
+    return sock;
+}
+
+//  Next message of a command (heartbeats skipped), or NULL after timeout
+//  ms. Heartbeats the dispatcher while waiting, like a live worker.
+static void s_test_heartbeat (zsock_t *sock);
+
+static dbt_msg_t *
+s_test_expect (zsock_t *sock, int command, int timeout)
+{
+    int64_t deadline = dbt_clock_ms () + timeout;
+    char err [DBT_ERRMSG_LEN];
+    while (dbt_clock_ms () < deadline) {
+        int64_t left = deadline - dbt_clock_ms ();
+        zsock_set_rcvtimeo (sock, (int) (left < 50 ? left : 50) + 1);
+        dbt_msg_t *msg = dbt_msg_recv (sock, false, err);
+        if (!msg) {
+            s_test_heartbeat (sock);
+            continue;
+        }
+        if (msg->command == command)
+            return msg;
+        dbt_msg_destroy (&msg);
+    }
+    return NULL;
+}
+
+//  Receive a JOB; returns its id (caller frees) and attempt.
+static char *
+s_test_job (zsock_t *sock, uint64_t *attempt, int timeout)
+{
+    dbt_msg_t *msg = s_test_expect (sock, DBT_W_JOB, timeout);
+    if (!msg)
+        return NULL;
+    char err [DBT_ERRMSG_LEN];
+    char *id = NULL;
+    assert (dbt_mp_field_str (msg->map, "id", true, &id, err) == 0);
+    assert (dbt_mp_field_u64 (msg->map, "attempts", true, attempt, err) == 0);
+    dbt_msg_destroy (&msg);
+    return id;
+}
+
+static void
+s_test_done (zsock_t *sock, const char *id, uint64_t attempt, bool ok, uint64_t rows,
+             const char *error, bool cancelled)
+{
+    dbt_mpw_t *w = dbt_mpw_new ();
+    dbt_mpw_map (w);
+    dbt_mpw_kstr (w, "id", id);
+    dbt_mpw_ku64 (w, "attempt", attempt);
+    dbt_mpw_kbool (w, "ok", ok);
+    dbt_mpw_ku64 (w, "rows", rows);
+    if (error)
+        dbt_mpw_kstr (w, "error", error);
+    dbt_mpw_kbool (w, "cancelled", cancelled);
+    dbt_mpw_end (w);
+    assert (dbt_msg_send (sock, NULL, DBT_PROTO_WORKER, DBT_W_DONE, w) == 0);
+    dbt_mpw_destroy (&w);
+}
+
+static void
+s_test_heartbeat (zsock_t *sock)
+{
+    dbt_mpw_t *w = dbt_mpw_new ();
+    dbt_mpw_map (w);
+    dbt_mpw_end (w);
+    dbt_msg_send (sock, NULL, DBT_PROTO_WORKER, DBT_W_HEARTBEAT, w);
+    dbt_mpw_destroy (&w);
+}
+
+//  Submit one job; returns the reply code.
+static int
+s_test_submit (dbt_client_t *client, const char *id, const char *queue, int64_t eta,
+               uint64_t retries, const char *group, uint64_t concurrency)
+{
+    dbt_mpw_t *w = dbt_client_begin (client);
+    dbt_mpw_str (w, "jobs");
+    dbt_mpw_array (w);
+    dbt_mpw_map (w);
+    dbt_mpw_kstr (w, "task", "t0");
+    dbt_mpw_kstr (w, "id", id);
+    if (queue)
+        dbt_mpw_kstr (w, "queue", queue);
+    dbt_mpw_ki64 (w, "eta", eta);
+    dbt_mpw_ku64 (w, "retries", retries);
+    dbt_mpw_end (w);
+    dbt_mpw_end (w);
+    if (group) {
+        dbt_mpw_str (w, "group");
+        dbt_mpw_map (w);
+        dbt_mpw_kstr (w, "id", group);
+        dbt_mpw_ku64 (w, "concurrency", concurrency);
+        dbt_mpw_end (w);
+    }
+    dbt_reply_t *reply = NULL;
+    char err [DBT_ERRMSG_LEN];
+    assert (dbt_client_call (client, DBT_C_SUBMIT, 3000, &reply, err) == 0);
+    int code = reply->code;
+    dbt_reply_destroy (&reply);
+    return code;
+}
+
+static int
+s_test_cancel (dbt_client_t *client, const char *id, bool purge)
+{
+    dbt_mpw_t *w = dbt_client_begin (client);
+    dbt_mpw_kstr (w, "job_id", id);
+    dbt_mpw_kbool (w, "purge", purge);
+    dbt_reply_t *reply = NULL;
+    char err [DBT_ERRMSG_LEN];
+    assert (dbt_client_call (client, DBT_C_CANCEL, 3000, &reply, err) == 0);
+    int code = reply->code;
+    dbt_reply_destroy (&reply);
+    return code;
+}
+
+//  A job's stored state (or -1 when absent), waiting up to ms for want.
+static int
+s_test_state (dbt_store_t *store, const char *id, int want, int ms, dbt_job_t **job_p)
+{
+    char err [DBT_ERRMSG_LEN];
+    int64_t deadline = dbt_clock_ms () + ms;
+    int state = -1;
+    do {
+        dbt_job_t *job = NULL;
+        state = dbt_store_job (store, id, &job, err) == 0 ? (int) job->state : -1;
+        if (state == want || dbt_clock_ms () >= deadline) {
+            if (job_p)
+                *job_p = job;
+            else
+                dbt_job_destroy (&job);
+            return state;
+        }
+        dbt_job_destroy (&job);
+        zclock_sleep (10);
+    } while (true);
+}
+
+static int
+s_test_drop (uint64_t key, const char *results, const char *table, const char *job_id, void *arg)
+{
+    if (streq (table, "results_x1"))
+        *(uint64_t *) arg = key;
+    return 0;
+}
+
+void
+dbt_dispatcher_test (bool verbose)
+{
+    char err [DBT_ERRMSG_LEN];
+    char dir [] = "/tmp/dbt-dispatcher-XXXXXX";
+    assert (mkdtemp (dir));
+    //  TCP, not inproc: workers must reconnect to a restarted dispatcher.
+    zsock_t *probe = zsock_new (ZMQ_ROUTER);
+    int port = zsock_bind (probe, "tcp://127.0.0.1:*");
+    assert (port > 0);
+    zsock_destroy (&probe);
+    char *ini = dbt_printf (
+        "[app]\nretry_backoff = 50ms\nretry_backoff_max = 100ms\n"
+        "[mesh]\nbind = tcp://127.0.0.1:%d\nheartbeat_interval = 100ms\nheartbeat_liveness = 3\n"
+        "[db.a]\ntype = sqlite\ndsn = %s/a.db\n[results.r]\ntype = sqlite\ndsn = %s/r.db\n",
+        port, dir, dir);
+    dbt_config_t *config = dbt_config_from_string (ini, err);
+    free (ini);
+    assert (config);
+    const char *endpoint = config->mesh_bind;
+    dbt_tasks_t *tasks = dbt_tasks_new ();
+    const char *text = "-- name: t0\nSELECT 1;\n";
+    assert (dbt_tasks_parse (tasks, text, strlen (text), "t.sql", err) == 0);
+    assert (dbt_tasks_bind (tasks, config, err) == 0);
+    dbt_tasks_lookup (tasks, "t0")->nparams = 0;
+    dbt_store_t *store = dbt_store_open (dir, 64 << 20, err);
+    assert (store);
+    dbt_dispatcher_args_t args = { config, tasks, store };
+    zactor_t *dispatcher = zactor_new (dbt_dispatcher_actor, &args);
+    assert (dispatcher);
+    dbt_client_t *client = dbt_client_new (endpoint, err);
+    assert (client);
+
+    //  Accepted only when committed; one unfinished job per id.
+    assert (s_test_submit (client, "j1", NULL, 0, 0, NULL, 0) == 200);
+    assert (s_test_state (store, "j1", DBT_STATE_PENDING, 0, NULL) == DBT_STATE_PENDING);
+    assert (s_test_submit (client, "j1", NULL, 0, 0, NULL, 0) == 409);
+
+    //  A worker with one slot gets the job, then the next after DONE.
+    zsock_t *w1 = s_test_worker (endpoint, "w1", "default", 1);
+    uint64_t attempt = 0;
+    char *id = s_test_job (w1, &attempt, 2000);
+    assert (id && streq (id, "j1") && attempt == 1);
+    free (id);
+    assert (s_test_state (store, "j1", DBT_STATE_STARTED, 1000, NULL) == DBT_STATE_STARTED);
+    assert (s_test_submit (client, "j2", NULL, 0, 1, NULL, 0) == 200);
+    assert (s_test_expect (w1, DBT_W_JOB, 200) == NULL);           //  credit respected
+    s_test_done (w1, "j1", 1, true, 5, NULL, false);
+    dbt_job_t *job = NULL;
+    assert (s_test_state (store, "j1", DBT_STATE_SUCCESS, 1000, &job) == DBT_STATE_SUCCESS);
+    assert (job->rows == 5 && job->error == NULL && job->finished_ms > 0);
+    dbt_job_destroy (&job);
+
+    //  A failure with retries left goes to RETRY, runs again, error cleared.
+    id = s_test_job (w1, &attempt, 2000);
+    assert (id && streq (id, "j2") && attempt == 1);
+    free (id);
+    s_test_done (w1, "j2", 1, false, 0, "boom", false);
+    assert (s_test_state (store, "j2", DBT_STATE_RETRY, 1000, &job) == DBT_STATE_RETRY);
+    assert (streq (job->error, "boom"));
+    dbt_job_destroy (&job);
+    id = s_test_job (w1, &attempt, 2000);
+    assert (id && streq (id, "j2") && attempt == 2);
+    free (id);
+    s_test_done (w1, "j2", 1, true, 1, NULL, false);               //  stale attempt: ignored
+    s_test_done (w1, "j2", 2, true, 9, NULL, false);
+    assert (s_test_state (store, "j2", DBT_STATE_SUCCESS, 1000, &job) == DBT_STATE_SUCCESS);
+    assert (job->rows == 9 && job->error == NULL && job->attempts == 2);
+    dbt_job_destroy (&job);
+
+    //  A worker that goes silent loses its job to the queue.
+    assert (s_test_submit (client, "j3", NULL, 0, 0, NULL, 0) == 200);
+    id = s_test_job (w1, &attempt, 2000);
+    assert (id && streq (id, "j3"));
+    free (id);
+    zsock_destroy (&w1);
+    assert (s_test_state (store, "j3", DBT_STATE_PENDING, 2000, &job) == DBT_STATE_PENDING);
+    assert (job->interruptions == 1 && job->worker == NULL);
+    dbt_job_destroy (&job);
+    zsock_t *w2 = s_test_worker (endpoint, "w2", "default", 1);
+    id = s_test_job (w2, &attempt, 2000);
+    assert (id && streq (id, "j3") && attempt == 2);
+    free (id);
+    s_test_done (w2, "j3", 2, true, 1, NULL, false);
+
+    //  Cancel: pending, finished, purge, running.
+    assert (s_test_submit (client, "j4", "parked", 0, 0, NULL, 0) == 200);
+    assert (s_test_cancel (client, "j4", false) == 200);
+    assert (s_test_state (store, "j4", DBT_STATE_FAILURE, 1000, &job) == DBT_STATE_FAILURE);
+    assert (job->cancelled && streq (job->error, "the job was canceled"));
+    dbt_job_destroy (&job);
+    assert (s_test_cancel (client, "j4", false) == 409);
+    assert (s_test_cancel (client, "j4", true) == 200);
+    assert (s_test_state (store, "j4", -1, 0, NULL) == -1);
+    assert (s_test_cancel (client, "nope", false) == 404);
+    assert (s_test_submit (client, "j5", NULL, 0, 3, NULL, 0) == 200);
+    id = s_test_job (w2, &attempt, 2000);
+    assert (id && streq (id, "j5"));
+    free (id);
+    assert (s_test_cancel (client, "j5", false) == 200);
+    dbt_msg_t *cancel = s_test_expect (w2, DBT_W_CANCEL, 2000);
+    assert (cancel);
+    dbt_msg_destroy (&cancel);
+    s_test_done (w2, "j5", attempt, false, 0, NULL, true);
+    assert (s_test_state (store, "j5", DBT_STATE_FAILURE, 1000, &job) == DBT_STATE_FAILURE);
+    assert (streq (job->error, "the job was canceled"));       //  no retry after a cancel
+    dbt_job_destroy (&job);
+
+    //  ETA: not before its time, soon after.
+    int64_t eta = dbt_time_ms () + 400;
+    assert (s_test_submit (client, "j6", NULL, eta, 0, NULL, 0) == 200);
+    assert (s_test_expect (w2, DBT_W_JOB, 250) == NULL);
+    id = s_test_job (w2, &attempt, 1000);
+    int64_t late = dbt_time_ms () - eta;
+    assert (id && streq (id, "j6") && late >= 0 && late < 150);
+    free (id);
+    s_test_done (w2, "j6", attempt, true, 0, NULL, false);
+
+    //  Group concurrency: never more than 2 of the group at once.
+    zsock_t *w3 = s_test_worker (endpoint, "w3", "grouped", 3);
+    dbt_mpw_t *w = dbt_client_begin (client);
+    dbt_mpw_str (w, "jobs");
+    dbt_mpw_array (w);
+    for (int i = 1; i <= 3; i++) {
+        char gid [8];
+        snprintf (gid, sizeof (gid), "g%d", i);
+        dbt_mpw_map (w);
+        dbt_mpw_kstr (w, "task", "t0");
+        dbt_mpw_kstr (w, "id", gid);
+        dbt_mpw_kstr (w, "queue", "grouped");
+        dbt_mpw_end (w);
+    }
+    dbt_mpw_end (w);
+    dbt_mpw_str (w, "group");
+    dbt_mpw_map (w);
+    dbt_mpw_kstr (w, "id", "grp");
+    dbt_mpw_ku64 (w, "concurrency", 2);
+    dbt_mpw_end (w);
+    dbt_reply_t *reply = NULL;
+    assert (dbt_client_call (client, DBT_C_SUBMIT, 3000, &reply, err) == 0 && reply->code == 200);
+    dbt_reply_destroy (&reply);
+    uint64_t a1, a2, a3;
+    char *first = s_test_job (w3, &a1, 2000);
+    char *second = s_test_job (w3, &a2, 2000);
+    assert (first && second && streq (first, "g1") && streq (second, "g2"));
+    assert (s_test_expect (w3, DBT_W_JOB, 300) == NULL);       //  limit 2 holds
+    assert (s_test_submit (client, "g9", "grouped", 0, 0, "grp", 0) == 409);  //  group unfinished
+    s_test_done (w3, "g1", 1, true, 0, NULL, false);
+    char *third = s_test_job (w3, &a3, 2000);
+    assert (third && streq (third, "g3"));
+    s_test_done (w3, "g3", 1, true, 0, NULL, false);
+    assert (s_test_state (store, "g3", DBT_STATE_SUCCESS, 1000, NULL) == DBT_STATE_SUCCESS);
+    free (first);
+    free (second);
+    free (third);
+
+    //  Restart: the worker keeps its running job by claiming it.
+    zactor_destroy (&dispatcher);
+    dispatcher = zactor_new (dbt_dispatcher_actor, &args);
+    assert (dispatcher);
+    s_test_heartbeat (w3);
+    dbt_msg_t *disconnect = s_test_expect (w3, DBT_W_DISCONNECT, 2000);
+    assert (disconnect);
+    dbt_msg_destroy (&disconnect);
+    w = dbt_mpw_new ();
+    dbt_mpw_map (w);
+    dbt_mpw_kstr (w, "name", "w3");
+    dbt_mpw_str (w, "queues");
+    dbt_mpw_array (w);
+    dbt_mpw_str (w, "grouped");
+    dbt_mpw_end (w);
+    dbt_mpw_ku64 (w, "capacity", 3);
+    dbt_mpw_str (w, "running");
+    dbt_mpw_array (w);
+    dbt_mpw_map (w);
+    dbt_mpw_kstr (w, "id", "g2");
+    dbt_mpw_ku64 (w, "attempt", 1);
+    dbt_mpw_end (w);
+    dbt_mpw_end (w);
+    dbt_mpw_end (w);
+    assert (dbt_msg_send (w3, NULL, DBT_PROTO_WORKER, DBT_W_READY, w) == 0);
+    dbt_mpw_destroy (&w);
+    assert (s_test_expect (w3, DBT_W_JOB, 500) == NULL);       //  not dispatched twice
+    s_test_done (w3, "g2", 1, true, 3, NULL, false);
+    assert (s_test_state (store, "g2", DBT_STATE_SUCCESS, 1000, &job) == DBT_STATE_SUCCESS);
+    assert (job->attempts == 1 && job->interruptions == 0);
+    dbt_job_destroy (&job);
+
+    //  Garbage does not hurt; PING still answers.
+    zsock_t *evil = zsock_new_dealer (endpoint);
+    zstr_sendx (evil, DBT_PROTO_CLIENT, "\x01", "\xdd\x7f\xff\xff\xff", NULL);
+    zstr_sendx (evil, DBT_PROTO_WORKER, "\x13", "\x81\xa2id\xa2g1", NULL);
+    zstr_sendx (evil, "junk", NULL);
+    w = dbt_client_begin (client);
+    assert (dbt_client_call (client, DBT_C_PING, 3000, &reply, err) == 0 && reply->code == 200);
+    dbt_reply_destroy (&reply);
+    zsock_destroy (&evil);
+
+    //  Counters for /metrics.
+    w = dbt_client_begin (client);
+    assert (dbt_client_call (client, DBT_C_STATS, 3000, &reply, err) == 0 && reply->code == 200);
+    uint64_t succeeded = 0;
+    assert (dbt_mp_field_u64 (reply->data, "succeeded", true, &succeeded, err) == 0);
+    assert (succeeded == 1);                    //  this run of the actor saw g2 succeed
+    const msgpack_object *queues = dbt_mp_get (reply->data, "queues");
+    assert (queues && queues->type == MSGPACK_OBJECT_ARRAY && queues->via.array.size >= 1);
+    dbt_reply_destroy (&reply);
+
+    //  Janitor: expired results are marked and their table queued for a
+    //  drop; a new run of that id waits until the drop is done.
+    zsock_t *w4 = s_test_worker (endpoint, "w4", "expiring", 1);
+    w = dbt_client_begin (client);
+    dbt_mpw_str (w, "jobs");
+    dbt_mpw_array (w);
+    dbt_mpw_map (w);
+    dbt_mpw_kstr (w, "task", "t0");
+    dbt_mpw_kstr (w, "id", "x1");
+    dbt_mpw_kstr (w, "queue", "expiring");
+    dbt_mpw_ki64 (w, "results_ttl", 1);
+    dbt_mpw_end (w);
+    dbt_mpw_end (w);
+    assert (dbt_client_call (client, DBT_C_SUBMIT, 3000, &reply, err) == 0 && reply->code == 200);
+    dbt_reply_destroy (&reply);
+    id = s_test_job (w4, &attempt, 2000);
+    assert (id && streq (id, "x1"));
+    free (id);
+    s_test_done (w4, "x1", attempt, true, 4, NULL, false);
+    assert (s_test_state (store, "x1", DBT_STATE_SUCCESS, 1000, NULL) == DBT_STATE_SUCCESS);
+    zclock_sleep (5);
+    w = dbt_client_begin (client);
+    dbt_mpw_str (w, "ids");
+    dbt_mpw_array (w);
+    dbt_mpw_str (w, "x1");
+    dbt_mpw_str (w, "g2");                      //  no retention: not expired
+    dbt_mpw_end (w);
+    assert (dbt_client_call (client, DBT_C_EXPIRE, 3000, &reply, err) == 0 && reply->code == 200);
+    assert (reply->data->type == MSGPACK_OBJECT_POSITIVE_INTEGER && reply->data->via.u64 == 1);
+    dbt_reply_destroy (&reply);
+    assert (s_test_state (store, "x1", DBT_STATE_SUCCESS, 0, &job) == DBT_STATE_SUCCESS);
+    assert (job->expired);
+    dbt_job_destroy (&job);
+    uint64_t drop_key = 0;
+    assert (dbt_store_each_drop (store, s_test_drop, &drop_key, err) == 0 && drop_key);
+    assert (s_test_submit (client, "x1", "expiring", 0, 0, NULL, 0) == 200);
+    assert (s_test_expect (w4, DBT_W_JOB, 300) == NULL);       //  held while the drop is pending
+    w = dbt_client_begin (client);
+    dbt_mpw_str (w, "drops");
+    dbt_mpw_array (w);
+    dbt_mpw_map (w);
+    dbt_mpw_ku64 (w, "key", drop_key);
+    dbt_mpw_kstr (w, "results", "r");
+    dbt_mpw_kstr (w, "table", "results_x1");
+    dbt_mpw_end (w);
+    dbt_mpw_end (w);
+    assert (dbt_client_call (client, DBT_C_DROPPED, 3000, &reply, err) == 0 && reply->code == 200);
+    dbt_reply_destroy (&reply);
+    id = s_test_job (w4, &attempt, 2000);
+    assert (id && streq (id, "x1"));
+    free (id);
+    s_test_done (w4, "x1", attempt, true, 4, NULL, false);
+    drop_key = 0;
+    assert (dbt_store_each_drop (store, s_test_drop, &drop_key, err) == 0 && drop_key == 0);
+
+    //  Janitor: old finished records are forgotten, unfinished ones kept.
+    assert (s_test_submit (client, "parked1", "parked", 0, 0, NULL, 0) == 200);
+    w = dbt_client_begin (client);
+    dbt_mpw_ki64 (w, "before", dbt_time_ms () + 1000);
+    dbt_mpw_str (w, "ids");
+    dbt_mpw_array (w);
+    dbt_mpw_str (w, "g2");
+    dbt_mpw_str (w, "parked1");
+    dbt_mpw_str (w, "nope");
+    dbt_mpw_end (w);
+    assert (dbt_client_call (client, DBT_C_FORGET, 3000, &reply, err) == 0 && reply->code == 200);
+    assert (reply->data->via.u64 == 1);
+    dbt_reply_destroy (&reply);
+    assert (s_test_state (store, "g2", -1, 0, NULL) == -1);
+    assert (s_test_state (store, "parked1", DBT_STATE_PENDING, 0, NULL) == DBT_STATE_PENDING);
+    zsock_destroy (&w4);
+
+    zsock_destroy (&w2);
+    zsock_destroy (&w3);
+    dbt_client_destroy (&client);
+    zactor_destroy (&dispatcher);
+    dbt_store_destroy (&store);
+    dbt_tasks_destroy (&tasks);
+    dbt_config_destroy (&config);
+    char *path = dbt_printf ("%s/data.mdb", dir);
+    unlink (path);
+    free (path);
+    path = dbt_printf ("%s/lock.mdb", dir);
+    unlink (path);
+    free (path);
+    rmdir (dir);
+    if (verbose)
+        printf ("dispatcher: ok\n");
+}
