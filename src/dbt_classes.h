@@ -35,5 +35,7 @@
 #include "dbt_util.h"
 #include "dbt_log.h"
 #include "dbt_sample.h"
+#include "dbt_driver.h"
+#include "dbt_driver_sqlite.h"
 
 #endif

@@ -18,6 +18,8 @@ static test_item_t s_tests [] = {
     { "util", dbt_util_test },
     { "log", dbt_log_test },
     { "sample", dbt_sample_test },
+    { "driver", dbt_driver_test },
+    { "driver_sqlite", dbt_driver_sqlite_test },
     { NULL, NULL }
 };
 
