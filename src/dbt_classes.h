@@ -37,5 +37,6 @@
 #include "dbt_sample.h"
 #include "dbt_driver.h"
 #include "dbt_driver_sqlite.h"
+#include "dbt_driver_pg.h"
 
 #endif

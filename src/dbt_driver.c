@@ -10,14 +10,15 @@
 #include <math.h>
 #include <strings.h>
 
-//  Every driver the server knows; postgres, mysql and clickhouse will join here.
+//  Every driver the server knows; mysql and clickhouse will join here.
 static const dbt_driver_t *const s_drivers [] = {
+    &dbt_driver_pg,
     &dbt_driver_sqlite,
     NULL
 };
 
 //  Kept in step with s_drivers (the self test checks it).
-static const char s_driver_names [] = "sqlite sqlite3";
+static const char s_driver_names [] = "postgres postgresql sqlite sqlite3";
 
 struct _dbt_conn_t {
     const dbt_driver_t *driver; //  the connection's driver
@@ -783,6 +784,9 @@ void
 dbt_driver_test (bool verbose)
 {
     //  Registry
+    assert (dbt_driver_find ("postgres") == &dbt_driver_pg);
+    assert (dbt_driver_find ("postgresql") == &dbt_driver_pg);
+    assert (dbt_driver_find ("PostgreSQL") == &dbt_driver_pg);
     assert (dbt_driver_find ("sqlite") == &dbt_driver_sqlite);
     assert (dbt_driver_find ("SQLite") == &dbt_driver_sqlite);
     assert (dbt_driver_find ("sqlite3") == &dbt_driver_sqlite);

@@ -20,6 +20,7 @@ static test_item_t s_tests [] = {
     { "sample", dbt_sample_test },
     { "driver", dbt_driver_test },
     { "driver_sqlite", dbt_driver_sqlite_test },
+    { "driver_pg", dbt_driver_pg_test },
     { NULL, NULL }
 };
 
