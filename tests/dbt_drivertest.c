@@ -26,7 +26,7 @@ static int s_failed;            //  checks failed
 static bool s_verbose;          //  --verbose
 
 #define NCOLS 9
-#define NROWS 5
+#define NROWS 7
 #define LONG_TEXT 100000
 
 static void
@@ -93,7 +93,10 @@ static const char *s_want [NROWS][NCOLS] = {
     { "4", "0", "0.000000", "0.1", "t", "0001-01-01", "2024-06-30 12:00:00.5",
       "2024-06-30 12:00:00+00", "@LONG" },
     { "5", "42", "1.100000", "-1.7976931348623157e+308", "f", "9999-12-31",
-      "2038-01-19 03:14:08", "1969-12-31 23:59:59.999999+00", "" }
+      "2038-01-19 03:14:08", "1969-12-31 23:59:59.999999+00", "" },
+    { "6", "-1", "NaN", "NaN", "t", "infinity", "-infinity", "infinity", "\\." },
+    { "7", "1", "-0.000001", "Infinity", "f", "2000-02-29", "2024-02-29 23:59:59.999999",
+      "2024-01-01 00:00:00.000001+00", "a\\b\\N\\t\\" }
 };
 
 //  Fixture input where it is not the canonical text: a zone to convert.
@@ -149,7 +152,7 @@ s_fixture_sqlite (const char *dsn, const char *longtext, char *err)
             if (s_fcols [i].type == DBT_COL_BIGINT)
                 sqlite3_bind_int64 (stmt, idx, strtoll (val, NULL, 10));
             else
-            if (s_fcols [i].type == DBT_COL_DOUBLE)
+            if (s_fcols [i].type == DBT_COL_DOUBLE && !streq (val, "NaN"))
                 sqlite3_bind_double (stmt, idx, strtod (val, NULL));
             else
             if (s_fcols [i].type == DBT_COL_BOOLEAN)
@@ -527,7 +530,7 @@ main (int argc, char **argv)
     dbt_conn_query_end (src);
 
     //  Read the fixture with bound args
-    const char *range [] = { "1", "5" };
+    const char *range [] = { "1", "7" };
     s_table_t fixture;
     rc = s_read_all (src, sql, range, 2, &fixture, err);
     if (!s_ok (rc == 0, "fixture query with bound args runs"))
@@ -772,6 +775,27 @@ main (int argc, char **argv)
         s_ok (rc == 0 && count.nrows == 1 && streq (count.cells [0], "300000")
               && streq (count.cells [1], "45000150000"), "all piped rows arrived");
         s_table_free (&count);
+    }
+
+    //  A backend killed under the connection: DBT_ECONN, marked broken
+    if (src_pg) {
+        s_table_t pid;
+        rc = s_read_all (src, "SELECT pg_backend_pid()", NULL, 0, &pid, err);
+        PGconn *killer = PQconnectdb (argv [2]);
+        char *kill = dbt_printf ("SELECT pg_terminate_backend(%s)",
+                                 rc == 0 && pid.nrows == 1 ? pid.cells [0] : "0");
+        PGresult *killed = PQexec (killer, kill);
+        bool terminated = PQresultStatus (killed) == PGRES_TUPLES_OK
+                       && streq (PQgetvalue (killed, 0, 0), "t");
+        PQclear (killed);
+        PQfinish (killer);
+        free (kill);
+        s_table_free (&pid);
+        usleep (100 * 1000);
+        rc = s_run_timed (src, "SELECT 1", NULL, &ms, &rows, err);
+        if (!s_ok (terminated && rc == DBT_ECONN && dbt_conn_broken (src),
+                   "a lost connection is DBT_ECONN and marks it broken"))
+            s_diag ("terminated %d rc %d: %s", terminated, rc, err);
     }
 
     //  Clean up
