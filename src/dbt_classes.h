@@ -39,6 +39,8 @@
 #include "dbt_config.h"
 #include "dbt_tasks.h"
 #include "dbt_sample.h"
+#include "dbt_driver_sqlite.h"
+#include "dbt_driver_pg.h"
 #include "dbt_msg.h"
 #include "dbt_job.h"
 #include "dbt_store.h"

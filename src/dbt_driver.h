@@ -158,7 +158,10 @@ const char *
 void
     dbt_columns_free (dbt_column_t **cols_p, size_t ncols);
 
-//  Give each column a unique, non-empty name (a, a_2, a_3, ...), in place.
+//  Give each column a unique, non-empty name (a, a_2, a_3, ...), in place:
+//  empty or NULL names become "column"; names are compared ignoring case
+//  (databases fold or compare them that way) and a suffixed name never
+//  takes a name another column already has.
 void
     dbt_columns_dedupe (dbt_column_t *cols, size_t ncols);
 
@@ -166,6 +169,65 @@ void
 //  into a new string. Caller frees.
 char *
     dbt_quote_ident (const char *ident, char q);
+
+//  -------------------------------------------------------------------------
+//  Canonical cell text: checks and conversions shared by the drivers (row
+//  encoding lives once, here). Cells are length-delimited, not NUL-ended.
+
+//  Buffer size for dbt_cell_double (sign, 17 digits, point, exponent).
+#define DBT_CELL_DOUBLE_LEN 32
+
+//  Buffer size for dbt_cell_time.
+#define DBT_CELL_TIME_LEN 40
+
+//  Write the canonical DOUBLE text of value into out (at least
+//  DBT_CELL_DOUBLE_LEN bytes): the shortest of %.15g/%.16g/%.17g that reads
+//  back to the same double, or NaN, Infinity, -Infinity. Returns the length.
+int
+    dbt_cell_double (double value, char *out, size_t size);
+
+//  Write a double as a canonical DECIMAL into out (reset first): its
+//  shortest round-trip digits without an exponent, rounded to scale digits
+//  only when it has more (scale < 0: never rounded). NaN and infinities
+//  give NaN, Infinity, -Infinity.
+void
+    dbt_cell_decimal (double value, int scale, dbt_buf_t *out);
+
+//  Parse len bytes of canonical BIGINT text (-?[0-9]+ within int64).
+//  Returns 0 or -1.
+int
+    dbt_cell_parse_int64 (const char *str, size_t len, int64_t *value);
+
+//  Parse a boolean spelling: t f true false 1 0, any case. Returns 0 or -1.
+int
+    dbt_cell_parse_bool (const char *str, size_t len, bool *value);
+
+//  True when len bytes are a canonical decimal: -?[0-9]+(\.[0-9]+)?
+bool
+    dbt_cell_is_decimal (const char *str, size_t len);
+
+//  True when len bytes equal word, ignoring ASCII case.
+bool
+    dbt_cell_word_is (const char *str, size_t len, const char *word);
+
+//  Normalise date/time text into canonical DATE, TIMESTAMP or TIMESTAMPTZ
+//  text in out (at least DBT_CELL_TIME_LEN bytes). Accepts
+//    DATE         YYYY-MM-DD only
+//    TIMESTAMP*   YYYY-MM-DD[( |T)HH:MM[:SS[.f{1,6}]]][Z|(+|-)HH[[:]MM]]
+//  A zone is applied (the value is converted to UTC), no zone means UTC;
+//  fraction zeros at the end are dropped, as PostgreSQL prints them;
+//  "infinity" and "-infinity" pass. Returns the length written, or -1 when
+//  the text is not a valid value of the type.
+int
+    dbt_cell_time (dbt_coltype_t type, const char *str, size_t len, char *out, size_t size);
+
+//  -------------------------------------------------------------------------
+
+//  Check that args fit a statement with nparams parameters (-1 unknown:
+//  anything fits). Returns 0, or DBT_EINVAL with "task expects N args, got
+//  M" in err. Shared by the drivers so the message is the same everywhere.
+int
+    dbt_args_check (int nparams, const dbt_args_t *args, char *err);
 
 //  -------------------------------------------------------------------------
 //  dbt_conn_t: one open connection with its driver.
@@ -194,7 +256,10 @@ bool
     dbt_conn_broken (dbt_conn_t *self);
 
 //  The rest mirror the vtable; errors mark the connection broken when the
-//  driver returns DBT_ECONN.
+//  driver returns DBT_ECONN. A side the driver lacks gives DBT_EINVAL. The
+//  write functions refuse (DBT_EINVAL) an empty table name, one longer than
+//  the driver's max_identifier (which the database would truncate) and a
+//  table without columns. cancel must not race with dbt_conn_destroy.
 int
     dbt_conn_prepare (dbt_conn_t *self, const char *sql, int *nparams, char *err);
 int

@@ -24,6 +24,14 @@ static test_item_t s_tests [] = {
     { "queue", dbt_queue_test },
     { "config", dbt_config_test },
     { "tasks", dbt_tasks_test },
+    { "driver", dbt_driver_test },
+    { "driver_sqlite", dbt_driver_sqlite_test },
+    { "driver_pg", dbt_driver_pg_test },
+    { "submit", dbt_submit_test },
+    { "pool", dbt_pool_test },
+    { "runner", dbt_runner_test },
+    { "dispatcher", dbt_dispatcher_test },
+    { "worker", dbt_worker_test },
     { NULL, NULL }
 };
 
