@@ -144,10 +144,6 @@ static const s_key_t s_keys [] = {
     { 0, NULL, S_STRING, NULL, 0, 0, 0, NULL }
 };
 
-//  Database types accepted until the driver registry is merged.
-//  dbt_driver_find () is the intended check (and write_begin != NULL for results).
-static const char *s_db_types [] = { "postgres", "mysql", "mariadb", "clickhouse", "sqlite", NULL };
-static const char *s_results_types [] = { "postgres", "mysql", "mariadb", "sqlite", NULL };
 
 //  State of one pass over one source (file, string or environment).
 typedef struct {
@@ -233,16 +229,6 @@ s_format_size (int64_t bytes, char *out, size_t size)
         }
     }
     snprintf (out, size, "%" PRId64, bytes);
-}
-
-//  True when str is in the NULL-terminated list.
-static bool
-s_in_list (const char *str, const char **list)
-{
-    for (size_t i = 0; list [i]; i++)
-        if (streq (str, list [i]))
-            return true;
-    return false;
 }
 
 //  True when name matches [A-Za-z0-9_-]{1,64} (db and results names).
@@ -436,19 +422,19 @@ s_set (void *obj, const s_key_t *key, int scope, const char *value, char *msg)
             }
             s_set_string (obj, key->offset, dbt_strdup (value));
             return 0;
-        case S_DBTYPE:
-            if (scope == S_RESULTS && s_in_list (value, s_db_types)
-            &&  !s_in_list (value, s_results_types)) {
-                dbt_err_set (msg, "database type '%s' cannot hold results", value);
+        case S_DBTYPE: {
+            const dbt_driver_t *driver = dbt_driver_find (value);
+            if (!driver) {
+                dbt_err_set (msg, "unknown database type '%s' (known: %s)", value, dbt_driver_names ());
                 return -1;
             }
-            if (!s_in_list (value, s_db_types)) {
-                dbt_err_set (msg, "unknown database type '%s' (known: postgres mysql mariadb clickhouse sqlite)",
-                             value);
+            if (scope == S_RESULTS && !driver->write_begin) {
+                dbt_err_set (msg, "database type '%s' cannot hold results", value);
                 return -1;
             }
             s_set_string (obj, key->offset, dbt_strdup (value));
             return 0;
+        }
         case S_TABLE:
             if (!s_table_valid (value)) {
                 dbt_err_set (msg, "expected a table name with exactly one %%s and otherwise only "
