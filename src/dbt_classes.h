@@ -50,6 +50,7 @@
 #include "dbt_pool.h"
 #include "dbt_runner.h"
 #include "dbt_worker.h"
+#include "dbt_janitor.h"
 #include "dbt_client.h"
 #include "dbt_api.h"
 #include "dbt_http.h"

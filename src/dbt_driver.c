@@ -724,6 +724,32 @@ dbt_conn_drop_table (dbt_conn_t *self, const char *table, char *err)
     return s_result (self, self->driver->drop_table (self->handle, table, err));
 }
 
+int
+dbt_conn_read_table (dbt_conn_t *self, const char *table, int64_t limit, int64_t offset,
+                     char *err)
+{
+    assert (self);
+    int rc = s_check_table (self, table, err);
+    if (rc)
+        return rc;
+    if (limit < 0 || offset < 0) {
+        dbt_err_set (err, "limit and offset must not be negative");
+        return DBT_EINVAL;
+    }
+    char *quoted = dbt_quote_ident (table, self->driver->ident_quote ? self->driver->ident_quote : '"');
+    //  LIMIT n OFFSET m is common to every results database we support;
+    //  MySQL needs a LIMIT to take an OFFSET, so "all" is its largest value.
+    char *sql = limit || offset
+              ? dbt_printf ("SELECT * FROM %s LIMIT %" PRId64 " OFFSET %" PRId64, quoted,
+                            limit ? limit : INT64_MAX, offset)
+              : dbt_printf ("SELECT * FROM %s", quoted);
+    dbt_query_opts_t opts = { 0, NULL, true };
+    rc = dbt_conn_query (self, sql, NULL, &opts, err);
+    free (sql);
+    free (quoted);
+    return rc;
+}
+
 //  --------------------------------------------------------------------------
 //  Self test: registry, names, dedupe, quoting, cell helpers, the wrapper's
 //  refusals. The drivers' own tests cover their live paths.

@@ -140,6 +140,8 @@ typedef struct {
     int (*drop_table) (void *handle, const char *table, char *err);
     //  Results: longest identifier the database accepts.
     size_t max_identifier;
+    //  Character that quotes identifiers in its SQL ('"' when 0).
+    char ident_quote;
 } dbt_driver_t;
 
 //  Find a driver by type name; NULL when unknown.
@@ -285,6 +287,12 @@ void
     dbt_conn_write_abort (dbt_conn_t *self, const char *table);
 int
     dbt_conn_drop_table (dbt_conn_t *self, const char *table, char *err);
+
+//  Start reading a results table as a query (SELECT * ... LIMIT/OFFSET;
+//  limit 0 = all rows); then use columns/fetch/query_end as for a query.
+int
+    dbt_conn_read_table (dbt_conn_t *self, const char *table, int64_t limit, int64_t offset,
+                         char *err);
 
 //  Self test of this module.
 void

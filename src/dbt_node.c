@@ -23,6 +23,8 @@ struct _dbt_node_t {
     dbt_store_t *store;         //  state (NULL on worker-only nodes)
     dbt_dispatcher_args_t dispatcher_args;
     zactor_t *dispatcher;       //  dispatcher actor, or NULL
+    dbt_janitor_args_t janitor_args;
+    zactor_t *janitor;          //  janitor actor, or NULL
     dbt_api_t *api;             //  HTTP API, or NULL
     dbt_http_args_t http_args;
     zactor_t *http;             //  HTTP actor, or NULL
@@ -173,6 +175,8 @@ dbt_node_new (const dbt_config_t *config, char *err)
             dbt_err_set (err, "cannot start the dispatcher on %s (see the log)", config->mesh_bind);
             goto fail;
         }
+        self->janitor_args = (dbt_janitor_args_t) { config, self->store, self->pools, config->mesh_bind };
+        self->janitor = zactor_new (dbt_janitor_actor, &self->janitor_args);
     }
     if (s_start_workers (self, err))
         goto fail;
@@ -234,6 +238,7 @@ dbt_node_destroy (dbt_node_t **self_p, bool drain)
         free (self->served [i].queue);
     }
     free (self->served);
+    zactor_destroy (&self->janitor);
     zactor_destroy (&self->dispatcher);
     dbt_api_destroy (&self->api);
     dbt_store_destroy (&self->store);

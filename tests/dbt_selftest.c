@@ -32,6 +32,7 @@ static test_item_t s_tests [] = {
     { "runner", dbt_runner_test },
     { "dispatcher", dbt_dispatcher_test },
     { "worker", dbt_worker_test },
+    { "janitor", dbt_janitor_test },
     { NULL, NULL }
 };
 

@@ -1,0 +1,342 @@
+/*  =========================================================================
+    dbt_janitor - drops expired results tables and forgets old job records
+
+    See dbt_janitor.h. Each pass works in bounded batches so a backlog of
+    a million expired jobs is worked off steadily instead of in one stall.
+    =========================================================================
+*/
+#include "dbt_classes.h"
+
+#define BATCH          100      //  tables or records per request
+#define DROP_EVERY_MS  1000     //  drop-list pass
+#define SCAN_EVERY_MS  5000     //  retention pass
+
+typedef struct {
+    dbt_janitor_args_t *args;   //  borrowed
+    dbt_client_t *client;       //  to the dispatcher
+} self_t;
+
+//  --------------------------------------------------------------------------
+//  Drop pass
+
+typedef struct {
+    uint64_t key;
+    char *results;
+    char *table;
+} s_drop_t;
+
+typedef struct {
+    s_drop_t items [BATCH];
+    size_t count;
+} s_drops_t;
+
+static int
+s_collect_drop (uint64_t key, const char *results, const char *table, const char *job_id, void *arg)
+{
+    s_drops_t *drops = (s_drops_t *) arg;
+    drops->items [drops->count].key = key;
+    drops->items [drops->count].results = dbt_strdup (results);
+    drops->items [drops->count].table = dbt_strdup (table);
+    return ++drops->count == BATCH;
+}
+
+//  Send a request built in the client's writer; log a failure.
+static bool
+s_call (self_t *self, int command, const char *what)
+{
+    char err [DBT_ERRMSG_LEN];
+    dbt_reply_t *reply = NULL;
+    int rc = dbt_client_call (self->client, command, 10000, &reply, err);
+    bool ok = rc == 0 && reply->code == 200;
+    if (!ok)
+        dbt_log (DBT_LOG_WARN, "janitor: %s: %s", what,
+                 rc ? err : (reply->message ? reply->message : "refused"));
+    dbt_reply_destroy (&reply);
+    if (rc) {
+        //  A fresh socket for the next request.
+        char *endpoint = dbt_strdup (self->args->endpoint);
+        dbt_client_destroy (&self->client);
+        self->client = dbt_client_new (endpoint, err);
+        free (endpoint);
+    }
+    return ok;
+}
+
+//  Drop what is on the drop list; returns the number dropped.
+static size_t
+s_drop_pass (self_t *self)
+{
+    char err [DBT_ERRMSG_LEN];
+    s_drops_t drops = { .count = 0 };
+    if (dbt_store_each_drop (self->args->store, s_collect_drop, &drops, err))
+        dbt_log (DBT_LOG_ERROR, "janitor: %s", err);
+    if (drops.count == 0 || !self->client)
+        return 0;
+    dbt_mpw_t *w = dbt_client_begin (self->client);
+    dbt_mpw_str (w, "drops");
+    dbt_mpw_array (w);
+    size_t dropped = 0;
+    for (size_t i = 0; i < drops.count; i++) {
+        s_drop_t *drop = &drops.items [i];
+        dbt_pool_t *pool = dbt_pools_results (self->args->pools, drop->results);
+        bool gone = false;
+        if (!pool) {
+            dbt_log (DBT_LOG_WARN, "janitor: results backend '%s' of table '%s' is no longer "
+                     "configured, forgetting the table", drop->results, drop->table);
+            gone = true;
+        }
+        else {
+            dbt_conn_t *conn = dbt_pool_get (pool, 5000, NULL, err);
+            if (conn && dbt_conn_drop_table (conn, drop->table, err) == 0) {
+                dbt_log (DBT_LOG_INFO, "janitor: dropped table '%s' on '%s'", drop->table, drop->results);
+                gone = true;
+            }
+            else
+                dbt_log (DBT_LOG_WARN, "janitor: cannot drop '%s' on '%s' (will retry): %s",
+                         drop->table, drop->results, err);
+            dbt_pool_put (pool, &conn);
+        }
+        if (gone) {
+            dbt_mpw_map (w);
+            dbt_mpw_ku64 (w, "key", drop->key);
+            dbt_mpw_kstr (w, "results", drop->results);
+            dbt_mpw_kstr (w, "table", drop->table);
+            dbt_mpw_end (w);
+            dropped++;
+        }
+        free (drop->results);
+        free (drop->table);
+    }
+    dbt_mpw_end (w);
+    if (dropped)
+        s_call (self, DBT_C_DROPPED, "cannot report dropped tables");
+    return dropped;
+}
+
+//  --------------------------------------------------------------------------
+//  Retention pass
+
+typedef struct {
+    dbt_mpw_t *writer;
+    size_t count;
+} s_ids_t;
+
+static int
+s_collect_id (const dbt_job_t *job, void *arg)
+{
+    s_ids_t *ids = (s_ids_t *) arg;
+    dbt_mpw_str (ids->writer, job->id);
+    return ++ids->count == BATCH;
+}
+
+static void
+s_retention_pass (self_t *self)
+{
+    char err [DBT_ERRMSG_LEN];
+    if (!self->client)
+        return;
+    int64_t now = dbt_time_ms ();
+    //  Results past their retention.
+    dbt_mpw_t *w = dbt_client_begin (self->client);
+    dbt_mpw_str (w, "ids");
+    dbt_mpw_array (w);
+    s_ids_t ids = { w, 0 };
+    if (dbt_store_each_expiring (self->args->store, now, s_collect_id, &ids, err))
+        dbt_log (DBT_LOG_ERROR, "janitor: %s", err);
+    dbt_mpw_end (w);
+    if (ids.count)
+        s_call (self, DBT_C_EXPIRE, "cannot expire results");
+    //  Finished records past state_ttl.
+    if (self->args->config->state_ttl_ms <= 0)
+        return;
+    int64_t before = now - self->args->config->state_ttl_ms;
+    w = dbt_client_begin (self->client);
+    dbt_mpw_ki64 (w, "before", before);
+    dbt_mpw_str (w, "ids");
+    dbt_mpw_array (w);
+    ids = (s_ids_t) { w, 0 };
+    if (dbt_store_each_finished (self->args->store, before, s_collect_id, &ids, err))
+        dbt_log (DBT_LOG_ERROR, "janitor: %s", err);
+    dbt_mpw_end (w);
+    if (ids.count)
+        s_call (self, DBT_C_FORGET, "cannot forget old jobs");
+}
+
+//  --------------------------------------------------------------------------
+//  The actor
+
+void
+dbt_janitor_actor (zsock_t *pipe, void *args)
+{
+    self_t self = { (dbt_janitor_args_t *) args, NULL };
+    char err [DBT_ERRMSG_LEN];
+    self.client = dbt_client_new (self.args->endpoint, err);
+    if (!self.client)
+        dbt_log (DBT_LOG_ERROR, "janitor: %s", err);
+    zpoller_t *poller = zpoller_new (pipe, NULL);
+    zsock_signal (pipe, 0);
+    int64_t next_scan = 0;
+    while (true) {
+        bool run_now = false;
+        if (zpoller_wait (poller, DROP_EVERY_MS) == pipe) {
+            char *command = zstr_recv (pipe);
+            run_now = command && streq (command, "RUN");
+            free (command);
+            if (!run_now)
+                break;                  //  $TERM
+        }
+        else
+        if (zpoller_terminated (poller))
+            break;
+        if (run_now || dbt_clock_ms () >= next_scan) {
+            s_retention_pass (&self);
+            next_scan = dbt_clock_ms () + SCAN_EVERY_MS;
+        }
+        //  Drop until the list is empty (or nothing more could be dropped).
+        while (s_drop_pass (&self) == BATCH)
+            ;
+        if (run_now)
+            zstr_send (pipe, "DONE");
+    }
+    zpoller_destroy (&poller);
+    dbt_client_destroy (&self.client);
+}
+
+//  --------------------------------------------------------------------------
+//  Self test: dispatcher, worker and janitor on SQLite.
+
+static bool
+s_table_exists (dbt_pools_t *pools, const char *table)
+{
+    char err [DBT_ERRMSG_LEN];
+    dbt_pool_t *pool = dbt_pools_results (pools, "res");
+    dbt_conn_t *conn = dbt_pool_get (pool, 1000, NULL, err);
+    assert (conn);
+    bool exists = dbt_conn_read_table (conn, table, 1, 0, err) == 0;
+    dbt_conn_query_end (conn);
+    dbt_pool_put (pool, &conn);
+    return exists;
+}
+
+static void
+s_test_submit (dbt_client_t *client, const char *id, int64_t results_ttl)
+{
+    char err [DBT_ERRMSG_LEN];
+    dbt_mpw_t *w = dbt_client_begin (client);
+    dbt_mpw_str (w, "jobs");
+    dbt_mpw_array (w);
+    dbt_mpw_map (w);
+    dbt_mpw_kstr (w, "task", "count");
+    dbt_mpw_kstr (w, "id", id);
+    if (results_ttl >= 0)
+        dbt_mpw_ki64 (w, "results_ttl", results_ttl);
+    dbt_mpw_end (w);
+    dbt_mpw_end (w);
+    dbt_reply_t *reply = NULL;
+    assert (dbt_client_call (client, DBT_C_SUBMIT, 3000, &reply, err) == 0 && reply->code == 200);
+    dbt_reply_destroy (&reply);
+}
+
+static dbt_job_t *
+s_test_wait (dbt_store_t *store, const char *id, dbt_state_t state)
+{
+    char err [DBT_ERRMSG_LEN];
+    for (int i = 0; i < 250; i++) {
+        dbt_job_t *job = NULL;
+        if (dbt_store_job (store, id, &job, err) == 0 && job->state == state)
+            return job;
+        dbt_job_destroy (&job);
+        zclock_sleep (20);
+    }
+    return NULL;
+}
+
+static void
+s_run (zactor_t *janitor)
+{
+    zstr_send (janitor, "RUN");
+    char *done = zstr_recv (janitor);
+    assert (done && streq (done, "DONE"));
+    free (done);
+}
+
+void
+dbt_janitor_test (bool verbose)
+{
+    char err [DBT_ERRMSG_LEN];
+    char dir [] = "/tmp/dbt-janitor-XXXXXX";
+    assert (mkdtemp (dir));
+    char *ini = dbt_printf (
+        "[app]\ndata_dir = %s\nstate_ttl = 1s\n"
+        "[mesh]\nbind = inproc://dbt-janitor-test\nheartbeat_interval = 100ms\n"
+        "[db.src]\ntype = sqlite\ndsn = %s/src.db\nsample_data = true\n"
+        "[results.res]\ntype = sqlite\ndsn = %s/res.db\n", dir, dir, dir);
+    dbt_config_t *config = dbt_config_from_string (ini, err);
+    free (ini);
+    assert (config);
+    dbt_tasks_t *tasks = dbt_tasks_new ();
+    const char *text = "-- name: count\nSELECT COUNT(*) AS n FROM entries;\n";
+    assert (dbt_tasks_parse (tasks, text, strlen (text), "t.sql", err) == 0);
+    assert (dbt_tasks_bind (tasks, config, err) == 0);
+    dbt_store_t *store = dbt_store_open (dir, 64 << 20, err);
+    dbt_pools_t *pools = dbt_pools_new (config);
+    dbt_dispatcher_args_t dargs = { config, tasks, store };
+    zactor_t *dispatcher = zactor_new (dbt_dispatcher_actor, &dargs);
+    const char *queues [] = { "default" };
+    dbt_worker_args_t wargs = { { config, tasks, pools }, config->mesh_bind, queues, 1, 1 };
+    zactor_t *worker = zactor_new (dbt_worker_actor, &wargs);
+    dbt_janitor_args_t jargs = { config, store, pools, config->mesh_bind };
+    zactor_t *janitor = zactor_new (dbt_janitor_actor, &jargs);
+    dbt_client_t *client = dbt_client_new (config->mesh_bind, err);
+    assert (dispatcher && worker && janitor && client);
+
+    //  Results with a 1 ms retention are dropped; kept ones stay.
+    s_test_submit (client, "short", 1);
+    s_test_submit (client, "keep", -1);
+    dbt_job_t *job = s_test_wait (store, "short", DBT_STATE_SUCCESS);
+    assert (job);
+    dbt_job_destroy (&job);
+    job = s_test_wait (store, "keep", DBT_STATE_SUCCESS);
+    assert (job);
+    dbt_job_destroy (&job);
+    assert (s_table_exists (pools, "results_short"));
+    s_run (janitor);
+    assert (!s_table_exists (pools, "results_short"));
+    assert (s_table_exists (pools, "results_keep"));
+    assert (dbt_store_job (store, "short", &job, err) == 0 && job->expired);
+    dbt_job_destroy (&job);
+
+    //  Purge drops the table of a finished job and forgets it.
+    dbt_mpw_t *w = dbt_client_begin (client);
+    dbt_mpw_kstr (w, "job_id", "keep");
+    dbt_mpw_kbool (w, "purge", true);
+    dbt_reply_t *reply = NULL;
+    assert (dbt_client_call (client, DBT_C_CANCEL, 3000, &reply, err) == 0 && reply->code == 200);
+    dbt_reply_destroy (&reply);
+    s_run (janitor);
+    assert (!s_table_exists (pools, "results_keep"));
+    assert (dbt_store_job (store, "keep", &job, err) == DBT_ENOTFOUND);
+
+    //  Records past state_ttl (1 s here) are forgotten.
+    zclock_sleep (1100);
+    s_run (janitor);
+    assert (dbt_store_job (store, "short", &job, err) == DBT_ENOTFOUND);
+
+    dbt_client_destroy (&client);
+    zactor_destroy (&janitor);
+    zactor_destroy (&worker);
+    zactor_destroy (&dispatcher);
+    dbt_pools_destroy (&pools);
+    dbt_store_destroy (&store);
+    dbt_tasks_destroy (&tasks);
+    dbt_config_destroy (&config);
+    const char *files [] = { "src.db", "res.db", "res.db-wal", "res.db-shm", "data.mdb", "lock.mdb" };
+    for (size_t i = 0; i < 6; i++) {
+        char *path = dbt_printf ("%s/%s", dir, files [i]);
+        unlink (path);
+        free (path);
+    }
+    rmdir (dir);
+    if (verbose)
+        printf ("janitor: ok\n");
+}
