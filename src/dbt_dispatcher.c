@@ -1515,6 +1515,15 @@ dbt_dispatcher_actor (zsock_t *pipe, void *args)
     }
     if (self->txn)
         s_flush (self);
+    //  After a failed start, stay until $TERM so the node can ask us.
+    while (status && !self->terminated) {
+        char *command = zstr_recv (pipe);
+        if (!command || streq (command, "$TERM"))
+            self->terminated = true;
+        else
+            zstr_send (pipe, "");
+        free (command);
+    }
     dbt_log (DBT_LOG_DEBUG, "dispatcher: stopped");
     zpoller_destroy (&self->poller);
     zsock_destroy (&self->router);

@@ -184,6 +184,21 @@ done:
     return rc;
 }
 
+//  After a failed start, answer "" until $TERM so the node can tell.
+static void
+s_failed (zsock_t *pipe)
+{
+    zsock_signal (pipe, 1);
+    while (true) {
+        char *command = zstr_recv (pipe);
+        bool stop = !command || streq (command, "$TERM");
+        free (command);
+        if (stop)
+            break;
+        zstr_send (pipe, "");
+    }
+}
+
 void
 dbt_http_actor (zsock_t *pipe, void *args)
 {
@@ -194,7 +209,7 @@ dbt_http_actor (zsock_t *pipe, void *args)
     char err [DBT_ERRMSG_LEN];
     if (s_address (config->server, &addr, &addr_len, err)) {
         dbt_log (DBT_LOG_ERROR, "http: %s", err);
-        zsock_signal (pipe, 1);
+        s_failed (pipe);
         return;
     }
     unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION
@@ -210,7 +225,7 @@ dbt_http_actor (zsock_t *pipe, void *args)
         MHD_OPTION_END);
     if (!self.daemon) {
         dbt_log (DBT_LOG_ERROR, "http: cannot listen on %s: %s", config->server, strerror (errno));
-        zsock_signal (pipe, 1);
+        s_failed (pipe);
         return;
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info (self.daemon, MHD_DAEMON_INFO_BIND_PORT);

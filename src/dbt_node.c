@@ -163,7 +163,8 @@ dbt_node_new (const dbt_config_t *config, char *err)
     dbt_node_t *self = (dbt_node_t *) dbt_malloc (sizeof (dbt_node_t));
     self->config = config;
     self->pools = dbt_pools_new (config);
-    if (s_load_tasks (self, err) || s_prepare_tasks (self, err))
+    //  The data directory first: the default SQLite files live in it.
+    if (dbt_mkdirs (config->data_dir, err) || s_load_tasks (self, err) || s_prepare_tasks (self, err))
         goto fail;
     if (!config->worker_only) {
         self->store = dbt_store_open (config->data_dir, config->state_map_size, err);
@@ -171,7 +172,11 @@ dbt_node_new (const dbt_config_t *config, char *err)
             goto fail;
         self->dispatcher_args = (dbt_dispatcher_args_t) { config, self->tasks, self->store };
         self->dispatcher = zactor_new (dbt_dispatcher_actor, &self->dispatcher_args);
-        if (!self->dispatcher) {
+        zstr_send (self->dispatcher, "ENDPOINT");
+        char *endpoint = zstr_recv (self->dispatcher);
+        bool started = endpoint && *endpoint;
+        free (endpoint);
+        if (!started) {
             dbt_err_set (err, "cannot start the dispatcher on %s (see the log)", config->mesh_bind);
             goto fail;
         }
@@ -185,16 +190,16 @@ dbt_node_new (const dbt_config_t *config, char *err)
         self->api = dbt_api_new (&api_args);
         self->http_args = (dbt_http_args_t) { config, self->api };
         self->http = zactor_new (dbt_http_actor, &self->http_args);
-        if (!self->http) {
-            dbt_err_set (err, "cannot listen for HTTP on %s (see the log)", config->server);
-            goto fail;
-        }
         zstr_send (self->http, "PORT");
         char *port = zstr_recv (self->http);
         int64_t value = 0;
-        if (port && dbt_parse_int64 (port, 0, 65535, &value) == 0)
+        if (port && dbt_parse_int64 (port, 1, 65535, &value) == 0)
             self->http_port = (int) value;
         free (port);
+        if (!self->http_port) {
+            dbt_err_set (err, "cannot listen for HTTP on %s (see the log)", config->server);
+            goto fail;
+        }
     }
     dbt_log (DBT_LOG_INFO, "node: '%s' started: %zu tasks, %zu queues served%s",
              config->worker_name, dbt_tasks_size (self->tasks), self->nserved,

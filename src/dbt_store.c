@@ -63,10 +63,8 @@ s_fail (int rc, const char *what, char *err)
 dbt_store_t *
 dbt_store_open (const char *dir, int64_t map_size, char *err)
 {
-    if (mkdir (dir, 0750) != 0 && errno != EEXIST) {
-        dbt_err_set (err, "cannot create data directory '%s': %s", dir, strerror (errno));
+    if (dbt_mkdirs (dir, err))
         return NULL;
-    }
     dbt_store_t *self = (dbt_store_t *) dbt_malloc (sizeof (dbt_store_t));
     self->map_size = map_size;
     int rc = mdb_env_create (&self->env);

@@ -7,6 +7,7 @@
 #include "dbt_classes.h"
 #include <uuid/uuid.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <math.h>
 
 //  --------------------------------------------------------------------------
@@ -283,6 +284,36 @@ dbt_id_valid (const char *id)
             return false;
     }
     return len > 0;
+}
+
+//  --------------------------------------------------------------------------
+//  mkdir -p.
+
+int
+dbt_mkdirs (const char *path, char *err)
+{
+    char *copy = dbt_strdup (path);
+    int rc = 0;
+    for (char *p = copy + 1; rc == 0; p++) {
+        if (*p == '/' || *p == 0) {
+            char saved = *p;
+            *p = 0;
+            if (mkdir (copy, 0750) != 0 && errno != EEXIST) {
+                dbt_err_set (err, "cannot create directory '%s': %s", copy, strerror (errno));
+                rc = -1;
+            }
+            *p = saved;
+            if (!saved)
+                break;
+        }
+    }
+    struct stat st;
+    if (rc == 0 && (stat (path, &st) != 0 || !S_ISDIR (st.st_mode))) {
+        dbt_err_set (err, "'%s' is not a directory", path);
+        rc = -1;
+    }
+    free (copy);
+    return rc;
 }
 
 //  --------------------------------------------------------------------------
@@ -575,6 +606,26 @@ dbt_util_test (bool verbose)
     dbt_uuid (uuid);
     assert (strlen (uuid) == 36 && uuid [14] == '4');
     assert (dbt_random64 () != dbt_random64 ());
+    char dirs [] = "/tmp/dbt-util-XXXXXX";
+    assert (mkdtemp (dirs));
+    char *deep = dbt_printf ("%s/a/b/c", dirs);
+    assert (dbt_mkdirs (deep, NULL) == 0 && dbt_mkdirs (deep, NULL) == 0);
+    char *file = dbt_printf ("%s/a/f", dirs);
+    FILE *f = fopen (file, "w");
+    fclose (f);
+    char err2 [DBT_ERRMSG_LEN];
+    assert (dbt_mkdirs (file, err2) == -1 && strstr (err2, "not a directory"));
+    unlink (file);
+    rmdir (deep);
+    char *mid = dbt_printf ("%s/a/b", dirs);
+    rmdir (mid);
+    free (mid);
+    mid = dbt_printf ("%s/a", dirs);
+    rmdir (mid);
+    free (mid);
+    rmdir (dirs);
+    free (deep);
+    free (file);
 
     char out [40];
     dbt_time_rfc3339 (0, out, sizeof (out));

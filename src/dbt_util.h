@@ -91,6 +91,11 @@ int
 bool
     dbt_id_valid (const char *id);
 
+//  Create a directory and its missing parents (like mkdir -p), mode 0750.
+//  Returns 0 or -1 with err set.
+int
+    dbt_mkdirs (const char *path, char *err);
+
 //  A random 64-bit number from the kernel's generator.
 uint64_t
     dbt_random64 (void);
