@@ -141,15 +141,15 @@ s_clients_free (void **item_p)
 typedef void (s_build_fn) (dbt_mpw_t *writer, void *arg);
 
 static dbt_response_t *
-s_call (dbt_api_t *self, const char *endpoint, int command, s_build_fn *build, void *arg,
-        dbt_reply_t **reply_p)
+s_call_within (dbt_api_t *self, const char *endpoint, int command, s_build_fn *build, void *arg,
+               int64_t timeout_ms, dbt_reply_t **reply_p)
 {
     char err [DBT_ERRMSG_LEN];
     dbt_client_t *client = s_client_get (self, endpoint, err);
     if (!client)
         return dbt_api_error (503, err);
     build (dbt_client_begin (client), arg);
-    int rc = dbt_client_call (client, command, self->args.config->request_timeout_ms, reply_p, err);
+    int rc = dbt_client_call (client, command, timeout_ms, reply_p, err);
     if (rc) {
         dbt_client_destroy (&client);
         dbt_log (DBT_LOG_WARN, "http: %s", err);
@@ -163,6 +163,14 @@ s_call (dbt_api_t *self, const char *endpoint, int command, s_build_fn *build, v
         return response;
     }
     return NULL;
+}
+
+static dbt_response_t *
+s_call (dbt_api_t *self, const char *endpoint, int command, s_build_fn *build, void *arg,
+        dbt_reply_t **reply_p)
+{
+    return s_call_within (self, endpoint, command, build, arg, self->args.config->request_timeout_ms,
+                          reply_p);
 }
 
 //  --------------------------------------------------------------------------
@@ -726,6 +734,138 @@ s_delete_group (s_req_t *req)
 }
 
 //  --------------------------------------------------------------------------
+//  Routes: results, health, metrics
+
+static ssize_t
+s_export_read (void *cls, char *buf, size_t max)
+{
+    return dbt_export_read ((dbt_export_t *) cls, buf, max);
+}
+
+static void
+s_export_free (void *cls)
+{
+    dbt_export_t *export = (dbt_export_t *) cls;
+    dbt_export_destroy (&export);
+}
+
+//  Parse a non-negative integer query argument (absent = 0).
+static int
+s_query_count (s_req_t *req, const char *key, int64_t *value, char *err)
+{
+    const char *text = req->query (req->query_arg, key);
+    *value = 0;
+    if (text && dbt_parse_int64 (text, 0, INT64_MAX, value)) {
+        dbt_err_set (err, "%s must be a whole number, not negative", key);
+        return -1;
+    }
+    return 0;
+}
+
+static dbt_response_t *
+s_get_results (s_req_t *req)
+{
+    const char *id = req->segs [1];
+    char err [DBT_ERRMSG_LEN];
+    const char *format = req->query (req->query_arg, "format");
+    bool csv = format && streq (format, "csv");
+    if (format && !csv && !streq (format, "json"))
+        return dbt_api_error (400, "format must be json or csv");
+    int64_t limit = 0, offset = 0;
+    if (s_query_count (req, "limit", &limit, err) || s_query_count (req, "offset", &offset, err))
+        return dbt_api_error (400, err);
+    dbt_job_t *job = NULL;
+    int rc = dbt_id_valid (id) ? dbt_store_job (req->api->args.store, id, &job, err) : DBT_ENOTFOUND;
+    if (rc == DBT_ENOTFOUND)
+        return dbt_api_error (404, "job not found");
+    if (rc)
+        return dbt_api_error (500, "could not read job status");
+    dbt_response_t *response = NULL;
+    if (job->state != DBT_STATE_SUCCESS) {
+        char *message = dbt_printf ("results not available: job is %s", dbt_state_name (job->state));
+        response = dbt_api_error (404, message);
+        free (message);
+    }
+    else
+    if (job->expired)
+        response = dbt_api_error (410, "results expired and were dropped");
+    dbt_pool_t *pool = response ? NULL : dbt_pools_results (req->api->args.pools, job->results);
+    if (!response && !pool)
+        response = dbt_api_error (500, "the job's results backend is not configured on this node");
+    dbt_conn_t *conn = NULL;
+    if (!response) {
+        conn = dbt_pool_get (pool, req->api->args.config->request_timeout_ms, NULL, err);
+        if (!conn)
+            response = dbt_api_error (503, err);
+    }
+    if (!response && dbt_conn_read_table (conn, job->table, limit, offset, err)) {
+        dbt_log (DBT_LOG_WARN, "http: cannot read results of '%s': %s", id, err);
+        response = dbt_api_error (404, "results table not found");
+    }
+    if (!response) {
+        dbt_export_t *export = dbt_export_new (pool, &conn, id, csv, err);
+        if (!export)
+            response = dbt_api_error (500, err);
+        else {
+            response = (dbt_response_t *) dbt_malloc (sizeof (dbt_response_t));
+            response->status = 200;
+            response->content_type = csv ? "text/csv; charset=utf-8" : "application/json; charset=utf-8";
+            response->reader = s_export_read;
+            response->reader_cls = export;
+            response->reader_free = s_export_free;
+        }
+    }
+    if (conn) {
+        dbt_conn_query_end (conn);
+        dbt_pool_put (pool, &conn);
+    }
+    dbt_job_destroy (&job);
+    return response;
+}
+
+static void
+s_build_empty (dbt_mpw_t *w, void *arg)
+{
+}
+
+static dbt_response_t *
+s_get_health (s_req_t *req)
+{
+    dbt_reply_t *reply = NULL;
+    dbt_response_t *response = s_call_within (req->api, req->api->args.config->mesh_bind, DBT_C_PING,
+                                              s_build_empty, NULL, 2000, &reply);
+    if (response) {
+        dbt_response_destroy (&response);
+        return dbt_api_error (503, "dispatcher is not answering");
+    }
+    dbt_reply_destroy (&reply);
+    json_t *data = json_object ();
+    json_object_set_new (data, "status", json_string ("ok"));
+    json_object_set_new (data, "node", json_string (req->api->args.config->worker_name));
+    json_object_set_new (data, "version", json_string (DBT_VERSION_STRING));
+    json_object_set_new (data, "state_store_usage", json_real (dbt_store_usage (req->api->args.store)));
+    return s_success (data);
+}
+
+static dbt_response_t *
+s_get_metrics (s_req_t *req)
+{
+    dbt_reply_t *reply = NULL;
+    dbt_response_t *failed = s_call_within (req->api, req->api->args.config->mesh_bind, DBT_C_STATS,
+                                            s_build_empty, NULL, 5000, &reply);
+    dbt_response_destroy (&failed);
+    dbt_buf_t text = { 0 };
+    dbt_metrics_render (reply ? reply->data : NULL, req->api->args.store, req->api->args.pools, &text);
+    dbt_reply_destroy (&reply);
+    dbt_response_t *response = (dbt_response_t *) dbt_malloc (sizeof (dbt_response_t));
+    response->status = 200;
+    response->content_type = "text/plain; version=0.0.4; charset=utf-8";
+    response->len = text.len;
+    response->body = dbt_buf_take (&text);
+    return response;
+}
+
+//  --------------------------------------------------------------------------
 //  Routing
 
 typedef struct {
@@ -740,10 +880,13 @@ static const s_route_t s_routes [] = {
     { "POST",   "/tasks/:task/jobs",   s_post_job },
     { "GET",    "/jobs/queue/:queue",  s_get_pending },
     { "GET",    "/jobs/:id",           s_get_job },
+    { "GET",    "/jobs/:id/results",   s_get_results },
     { "DELETE", "/jobs/:id",           s_delete_job },
     { "POST",   "/groups",             s_post_group },
     { "GET",    "/groups/:id",         s_get_group },
     { "DELETE", "/groups/:id",         s_delete_group },
+    { "GET",    "/health",             s_get_health },
+    { "GET",    "/metrics",            s_get_metrics },
     { NULL, NULL, NULL }
 };
 

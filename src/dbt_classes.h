@@ -52,6 +52,8 @@
 #include "dbt_worker.h"
 #include "dbt_janitor.h"
 #include "dbt_client.h"
+#include "dbt_export.h"
+#include "dbt_metrics.h"
 #include "dbt_api.h"
 #include "dbt_http.h"
 #include "dbt_node.h"

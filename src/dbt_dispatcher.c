@@ -65,9 +65,8 @@ typedef struct {
     bool terminated;            //  $TERM received
 } self_t;
 
-//  Job duration histogram bounds, seconds (Prometheus "le").
-static const double s_buckets [] = { 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600 };
-#define NBUCKETS (sizeof (s_buckets) / sizeof (s_buckets [0]))
+//  Job duration histogram: dbt_metrics_buckets bounds, and +Inf.
+#define NBUCKETS 10
 
 //  Counters of one queue since the dispatcher started.
 typedef struct {
@@ -256,7 +255,8 @@ s_observe (self_t *self, const dbt_job_t *job, int64_t now)
         stats->rows += job->rows;
     double seconds = job->started_ms ? (double) (now - job->started_ms) / 1000.0 : 0;
     size_t bucket = 0;
-    while (bucket < NBUCKETS && seconds > s_buckets [bucket])
+    assert (dbt_metrics_nbuckets == NBUCKETS);
+    while (bucket < NBUCKETS && seconds > dbt_metrics_buckets [bucket])
         bucket++;
     stats->buckets [bucket]++;
     stats->seconds += seconds;

@@ -198,6 +198,24 @@ dbt_pools_results (dbt_pools_t *self, const char *name)
     return name ? (dbt_pool_t *) zhashx_lookup (self->results, name) : NULL;
 }
 
+void
+dbt_pools_counts (dbt_pools_t *self, dbt_pools_count_fn *fn, void *arg)
+{
+    zhashx_t *sets [2] = { self->sources, self->results };
+    for (int i = 0; i < 2; i++) {
+        zlistx_t *names = zhashx_keys (sets [i]);
+        zlistx_set_comparator (names, (zlistx_comparator_fn *) strcmp);
+        zlistx_sort (names);
+        for (const char *name = (const char *) zlistx_first (names); name;
+             name = (const char *) zlistx_next (names)) {
+            size_t open, taken;
+            dbt_pool_counts ((dbt_pool_t *) zhashx_lookup (sets [i], name), &open, &taken);
+            fn (name, i == 1, open, taken, arg);
+        }
+        zlistx_destroy (&names);
+    }
+}
+
 //  --------------------------------------------------------------------------
 //  Self test
 

@@ -63,6 +63,14 @@ dbt_pool_t *
 dbt_pool_t *
     dbt_pools_results (dbt_pools_t *self, const char *name);
 
+//  Called with each pool's counts.
+typedef void (dbt_pools_count_fn) (const char *name, bool results, size_t open, size_t taken,
+                                   void *arg);
+
+//  Report the counts of every pool (sources first, then results).
+void
+    dbt_pools_counts (dbt_pools_t *self, dbt_pools_count_fn *fn, void *arg);
+
 //  Self test of this module.
 void
     dbt_pool_test (bool verbose);

@@ -33,6 +33,8 @@ static test_item_t s_tests [] = {
     { "dispatcher", dbt_dispatcher_test },
     { "worker", dbt_worker_test },
     { "janitor", dbt_janitor_test },
+    { "export", dbt_export_test },
+    { "metrics", dbt_metrics_test },
     { NULL, NULL }
 };
 

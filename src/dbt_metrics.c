@@ -1,0 +1,191 @@
+/*  =========================================================================
+    dbt_metrics - Prometheus text exposition of a node's counters
+
+    See dbt_metrics.h. Metric and label names are fixed; label values are
+    queue and database names, which config and requests restrict to
+    [A-Za-z0-9_:-], so they need no escaping.
+    =========================================================================
+*/
+#include "dbt_classes.h"
+
+const double dbt_metrics_buckets [] = { 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600 };
+const size_t dbt_metrics_nbuckets = sizeof (dbt_metrics_buckets) / sizeof (dbt_metrics_buckets [0]);
+
+static uint64_t
+s_u64 (const msgpack_object *map, const char *key)
+{
+    uint64_t value = 0;
+    dbt_mp_u64 (dbt_mp_get (map, key), &value);
+    return value;
+}
+
+static void
+s_head (dbt_buf_t *out, const char *name, const char *type, const char *help)
+{
+    dbt_buf_printf (out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+//  One line per queue of a numeric field of the queue maps.
+static void
+s_per_queue (dbt_buf_t *out, const msgpack_object *queues, const char *metric,
+             const char *label, const char *field)
+{
+    for (uint32_t i = 0; queues && i < queues->via.array.size; i++) {
+        const msgpack_object *queue = &queues->via.array.ptr [i];
+        const char *name;
+        size_t len;
+        if (dbt_mp_str (dbt_mp_get (queue, "name"), &name, &len))
+            continue;
+        dbt_buf_printf (out, "%s{queue=\"%.*s\"%s} %" PRIu64 "\n", metric, (int) len, name,
+                        label ? label : "", s_u64 (queue, field));
+    }
+}
+
+typedef struct {
+    dbt_buf_t *out;
+    bool taken;
+} s_pool_arg_t;
+
+static void
+s_pool_line (const char *name, bool results, size_t open, size_t taken, void *arg)
+{
+    s_pool_arg_t *a = (s_pool_arg_t *) arg;
+    dbt_buf_printf (a->out, "dungbeetle_db_connections{db=\"%s\",kind=\"%s\",state=\"%s\"} %zu\n",
+                    name, results ? "results" : "source", a->taken ? "taken" : "open",
+                    a->taken ? taken : open);
+}
+
+void
+dbt_metrics_render (const msgpack_object *stats, dbt_store_t *store, dbt_pools_t *pools,
+                    dbt_buf_t *out)
+{
+    s_head (out, "dungbeetle_up", "gauge", "1 when the dispatcher answered this scrape.");
+    dbt_buf_printf (out, "dungbeetle_up %d\n", stats ? 1 : 0);
+    if (stats) {
+        const msgpack_object *queues = dbt_mp_get (stats, "queues");
+        if (queues && queues->type != MSGPACK_OBJECT_ARRAY)
+            queues = NULL;
+        s_head (out, "dungbeetle_jobs", "gauge", "Unfinished jobs by queue and state.");
+        s_per_queue (out, queues, "dungbeetle_jobs", ",state=\"PENDING\"", "PENDING");
+        s_per_queue (out, queues, "dungbeetle_jobs", ",state=\"RETRY\"", "RETRY");
+        s_per_queue (out, queues, "dungbeetle_jobs", ",state=\"STARTED\"", "STARTED");
+        s_head (out, "dungbeetle_queue_depth", "gauge", "Jobs ready to start now, by queue.");
+        s_per_queue (out, queues, "dungbeetle_queue_depth", NULL, "ready");
+        s_head (out, "dungbeetle_jobs_finished_total", "counter",
+                "Attempts that ended, by queue and resulting state, since the dispatcher started.");
+        s_per_queue (out, queues, "dungbeetle_jobs_finished_total", ",state=\"SUCCESS\"", "succeeded");
+        s_per_queue (out, queues, "dungbeetle_jobs_finished_total", ",state=\"FAILURE\"", "failed");
+        s_per_queue (out, queues, "dungbeetle_jobs_finished_total", ",state=\"RETRY\"", "retried");
+        s_head (out, "dungbeetle_rows_written_total", "counter", "Result rows written by successful jobs.");
+        s_per_queue (out, queues, "dungbeetle_rows_written_total", NULL, "rows");
+        s_head (out, "dungbeetle_job_duration_seconds", "histogram", "Run time of job attempts.");
+        for (uint32_t i = 0; queues && i < queues->via.array.size; i++) {
+            const msgpack_object *queue = &queues->via.array.ptr [i];
+            const msgpack_object *buckets = dbt_mp_get (queue, "buckets");
+            const char *name;
+            size_t len;
+            if (dbt_mp_str (dbt_mp_get (queue, "name"), &name, &len)
+            ||  !buckets || buckets->type != MSGPACK_OBJECT_ARRAY
+            ||  buckets->via.array.size != dbt_metrics_nbuckets + 1)
+                continue;
+            uint64_t cumulative = 0;
+            for (size_t b = 0; b <= dbt_metrics_nbuckets; b++) {
+                uint64_t count = 0;
+                dbt_mp_u64 (&buckets->via.array.ptr [b], &count);
+                cumulative += count;
+                if (b < dbt_metrics_nbuckets)
+                    dbt_buf_printf (out, "dungbeetle_job_duration_seconds_bucket{queue=\"%.*s\",le=\"%g\"} %"
+                                    PRIu64 "\n", (int) len, name, dbt_metrics_buckets [b], cumulative);
+                else
+                    dbt_buf_printf (out, "dungbeetle_job_duration_seconds_bucket{queue=\"%.*s\",le=\"+Inf\"} %"
+                                    PRIu64 "\n", (int) len, name, cumulative);
+            }
+            dbt_buf_printf (out, "dungbeetle_job_duration_seconds_sum{queue=\"%.*s\"} %.3f\n", (int) len, name,
+                            (double) s_u64 (queue, "millis") / 1000.0);
+            dbt_buf_printf (out, "dungbeetle_job_duration_seconds_count{queue=\"%.*s\"} %" PRIu64 "\n",
+                            (int) len, name, s_u64 (queue, "count"));
+        }
+        static const struct { const char *field, *metric, *help; } totals [] = {
+            { "submitted", "dungbeetle_jobs_submitted_total", "Jobs accepted." },
+            { "started", "dungbeetle_jobs_started_total", "Attempts handed to workers." },
+            { "lost", "dungbeetle_jobs_lost_total", "Attempts lost with a worker or a dispatcher restart." },
+            { "cancelled", "dungbeetle_jobs_cancelled_total", "Jobs cancelled by DELETE." },
+            { "commits", "dungbeetle_state_commits_total", "State store write transactions committed." },
+        };
+        for (size_t i = 0; i < sizeof (totals) / sizeof (totals [0]); i++) {
+            s_head (out, totals [i].metric, "counter", totals [i].help);
+            dbt_buf_printf (out, "%s %" PRIu64 "\n", totals [i].metric, s_u64 (stats, totals [i].field));
+        }
+        s_head (out, "dungbeetle_workers", "gauge", "Workers connected to the dispatcher.");
+        dbt_buf_printf (out, "dungbeetle_workers %" PRIu64 "\n", s_u64 (stats, "workers"));
+        uint64_t slots = s_u64 (stats, "slots"), busy = s_u64 (stats, "busy");
+        s_head (out, "dungbeetle_worker_slots", "gauge", "Worker runner slots, busy and idle.");
+        dbt_buf_printf (out, "dungbeetle_worker_slots{state=\"busy\"} %" PRIu64 "\n", busy);
+        dbt_buf_printf (out, "dungbeetle_worker_slots{state=\"idle\"} %" PRIu64 "\n",
+                        slots > busy ? slots - busy : 0);
+        s_head (out, "dungbeetle_results_drops_pending", "gauge", "Results tables waiting to be dropped.");
+        dbt_buf_printf (out, "dungbeetle_results_drops_pending %" PRIu64 "\n", s_u64 (stats, "drops_pending"));
+    }
+    if (store) {
+        s_head (out, "dungbeetle_state_store_usage_ratio", "gauge", "Fraction of the LMDB map in use.");
+        dbt_buf_printf (out, "dungbeetle_state_store_usage_ratio %.6f\n", dbt_store_usage (store));
+    }
+    if (pools) {
+        s_head (out, "dungbeetle_db_connections", "gauge", "Database connections of this node's pools.");
+        s_pool_arg_t arg = { out, false };
+        dbt_pools_counts (pools, s_pool_line, &arg);
+        arg.taken = true;
+        dbt_pools_counts (pools, s_pool_line, &arg);
+    }
+}
+
+void
+dbt_metrics_test (bool verbose)
+{
+    dbt_mpw_t *w = dbt_mpw_new ();
+    dbt_mpw_map (w);
+    dbt_mpw_ku64 (w, "submitted", 7);
+    dbt_mpw_ku64 (w, "slots", 4);
+    dbt_mpw_ku64 (w, "busy", 1);
+    dbt_mpw_str (w, "queues");
+    dbt_mpw_array (w);
+    dbt_mpw_map (w);
+    dbt_mpw_kstr (w, "name", "q1");
+    dbt_mpw_ku64 (w, "PENDING", 2);
+    dbt_mpw_ku64 (w, "ready", 1);
+    dbt_mpw_ku64 (w, "succeeded", 3);
+    dbt_mpw_ku64 (w, "count", 3);
+    dbt_mpw_ku64 (w, "millis", 1500);
+    dbt_mpw_str (w, "buckets");
+    dbt_mpw_array (w);
+    for (size_t i = 0; i <= dbt_metrics_nbuckets; i++)
+        dbt_mpw_u64 (w, i == 0 ? 1 : i == 3 ? 2 : 0);
+    dbt_mpw_end (w);
+    dbt_mpw_end (w);
+    dbt_mpw_end (w);
+    dbt_mpw_end (w);
+    size_t len;
+    const char *data = dbt_mpw_data (w, &len);
+    char err [DBT_ERRMSG_LEN];
+    dbt_mpr_t *doc = dbt_mpr_new (data, len, err);
+    dbt_buf_t out = { 0 };
+    dbt_metrics_render (dbt_mpr_root (doc), NULL, NULL, &out);
+    assert (strstr (out.data, "dungbeetle_up 1\n"));
+    assert (strstr (out.data, "dungbeetle_jobs{queue=\"q1\",state=\"PENDING\"} 2\n"));
+    assert (strstr (out.data, "dungbeetle_jobs_finished_total{queue=\"q1\",state=\"SUCCESS\"} 3\n"));
+    assert (strstr (out.data, "dungbeetle_job_duration_seconds_bucket{queue=\"q1\",le=\"0.1\"} 1\n"));
+    assert (strstr (out.data, "dungbeetle_job_duration_seconds_bucket{queue=\"q1\",le=\"5\"} 3\n"));
+    assert (strstr (out.data, "dungbeetle_job_duration_seconds_bucket{queue=\"q1\",le=\"+Inf\"} 3\n"));
+    assert (strstr (out.data, "dungbeetle_job_duration_seconds_sum{queue=\"q1\"} 1.500\n"));
+    assert (strstr (out.data, "dungbeetle_worker_slots{state=\"idle\"} 3\n"));
+    assert (strstr (out.data, "dungbeetle_jobs_submitted_total 7\n"));
+    dbt_buf_reset (&out);
+    dbt_metrics_render (NULL, NULL, NULL, &out);
+    assert (streq (out.data, "# HELP dungbeetle_up 1 when the dispatcher answered this scrape.\n"
+                             "# TYPE dungbeetle_up gauge\ndungbeetle_up 0\n"));
+    dbt_buf_free (&out);
+    dbt_mpr_destroy (&doc);
+    dbt_mpw_destroy (&w);
+    if (verbose)
+        printf ("metrics: ok\n");
+}
