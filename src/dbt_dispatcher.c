@@ -914,6 +914,7 @@ s_handle_stats (self_t *self, dbt_msg_t *msg, uint64_t rid)
     dbt_mpw_ku64 (w, "drops_pending", zhashx_size (self->dropping));
     //  Queues: those with unfinished jobs and those with counters.
     zlist_t *names = dbt_queue_names (self->queue);
+    zlist_comparefn (names, (zlist_compare_fn *) strcmp);
     for (void *item = zhashx_first (self->qstats); item; item = zhashx_next (self->qstats)) {
         const char *name = (const char *) zhashx_cursor (self->qstats);
         if (!zlist_exists (names, (void *) name))
