@@ -22,6 +22,8 @@ struct _dbt_mpw_t {
 
 struct _dbt_mpr_t {
     msgpack_unpacked unpacked;          //  owns the zone of objects
+    char *bytes;                        //  copy of the input: msgpack-c's
+                                        //  strings point into it
 };
 
 //  --------------------------------------------------------------------------
@@ -331,8 +333,13 @@ dbt_mpr_new (const void *data, size_t len, char *err)
         return NULL;
     dbt_mpr_t *self = (dbt_mpr_t *) dbt_malloc (sizeof (dbt_mpr_t));
     msgpack_unpacked_init (&self->unpacked);
+    //  Unpacked strings refer to the bytes they were parsed from, so the
+    //  reader keeps its own copy: callers may free theirs (a received
+    //  frame) at once.
+    self->bytes = (char *) dbt_malloc (len ? len : 1);
+    memcpy (self->bytes, data, len);
     size_t off = 0;
-    msgpack_unpack_return rc = msgpack_unpack_next (&self->unpacked, (const char *) data, len, &off);
+    msgpack_unpack_return rc = msgpack_unpack_next (&self->unpacked, self->bytes, len, &off);
     if (rc != MSGPACK_UNPACK_SUCCESS || off != len) {
         dbt_err_set (err, "msgpack: cannot unpack document (%d)", (int) rc);
         dbt_mpr_destroy (&self);
@@ -347,6 +354,7 @@ dbt_mpr_destroy (dbt_mpr_t **self_p)
     assert (self_p);
     if (*self_p) {
         msgpack_unpacked_destroy (&(*self_p)->unpacked);
+        free ((*self_p)->bytes);
         free (*self_p);
         *self_p = NULL;
     }
@@ -692,6 +700,17 @@ dbt_msg_test (bool verbose)
     assert (dbt_mp_field_u64 (root, "neg", true, &rows, err) == -1);
     const msgpack_object *args = dbt_mp_get (root, "args");
     assert (args && args->type == MSGPACK_OBJECT_ARRAY && args->via.array.size == 3);
+
+    //  The reader owns its bytes: the source may be overwritten at once.
+    char *scratch = (char *) dbt_malloc (len);
+    memcpy (scratch, data, len);
+    dbt_mpr_t *own = dbt_mpr_new (scratch, len, err);
+    memset (scratch, 0, len);
+    free (scratch);
+    char *again = NULL;
+    assert (dbt_mp_field_str (dbt_mpr_root (own), "id", true, &again, err) == 0 && streq (again, "job-1"));
+    free (again);
+    dbt_mpr_destroy (&own);
 
     //  Every truncation of a valid document is refused, never crashes.
     for (size_t cut = 0; cut < len; cut++) {
