@@ -22,7 +22,7 @@ typedef struct {
     char *name;                 //  node name the worker reported
     zlist_t *queues;            //  queue names it serves (owned strings)
     uint32_t capacity;          //  jobs it runs at once
-    zhashx_t *inflight;         //  job id -> attempt (as pointer-sized int)
+    zhashx_t *inflight;         //  job id -> monotonic ms it was given (or claimed)
     int64_t expires;            //  monotonic ms of presumed death
     int64_t next_heartbeat;     //  monotonic ms of our next heartbeat
     bool connected;             //  false for a placeholder after restart
@@ -323,7 +323,7 @@ s_load_one (const dbt_job_t *job, void *arg)
             worker->expires = dbt_clock_ms () + load->hold;
             zhashx_insert (self->workers, job->worker, worker);
         }
-        zhashx_update (worker->inflight, job->id, (void *) (uintptr_t) job->attempts);
+        zhashx_update (worker->inflight, job->id, (void *) (uintptr_t) dbt_clock_ms ());
     }
     load->count++;
     return 0;
@@ -1081,7 +1081,7 @@ s_handle_ready (self_t *self, dbt_msg_t *msg, const char *key)
             if (dbt_mp_field_str (item, "id", true, &id, err) == 0
             &&  dbt_mp_field_u64 (item, "attempt", true, &attempt, err) == 0 && dbt_id_valid (id)) {
                 dbt_entry_t *entry = dbt_queue_lookup (self->queue, id);
-                zhashx_update (worker->inflight, id, (void *) (uintptr_t) attempt);
+                zhashx_update (worker->inflight, id, (void *) (uintptr_t) dbt_clock_ms ());
                 if (entry && entry->state == DBT_STATE_STARTED && entry->worker
                 &&  streq (entry->worker, key) && entry->attempt == attempt)
                     zhashx_update (claimed, id, (void *) 1);
@@ -1223,6 +1223,48 @@ done:
     free (error);
 }
 
+//  A worker's heartbeat lists the jobs it runs. A job we gave it more than
+//  two heartbeats ago that it does not list never reached it or was lost
+//  there: run it again rather than wait for it forever.
+static void
+s_reconcile (self_t *self, s_worker_t *worker, dbt_msg_t *msg)
+{
+    const msgpack_object *running = dbt_mp_get (msg->map, "running");
+    if (!running || running->type != MSGPACK_OBJECT_ARRAY)
+        return;
+    zhashx_t *listed = zhashx_new ();
+    for (uint32_t i = 0; i < running->via.array.size; i++) {
+        const char *str;
+        size_t len;
+        const msgpack_object *id = dbt_mp_get (&running->via.array.ptr [i], "id");
+        if (dbt_mp_str (id, &str, &len) == 0 && len <= DBT_ID_MAX) {
+            char *key = dbt_strndup (str, len);
+            zhashx_update (listed, key, (void *) 1);
+            free (key);
+        }
+    }
+    int64_t cutoff = dbt_clock_ms () - 2 * self->config->heartbeat_ms;
+    zlist_t *missing = zlist_new ();
+    zlist_autofree (missing);
+    for (void *given = zhashx_first (worker->inflight); given; given = zhashx_next (worker->inflight)) {
+        const char *id = (const char *) zhashx_cursor (worker->inflight);
+        if (!zhashx_lookup (listed, id) && (int64_t) (uintptr_t) given < cutoff)
+            zlist_append (missing, (void *) id);
+    }
+    zlist_t *lost = zlist_new ();
+    zlist_autofree (lost);
+    for (char *id = (char *) zlist_first (missing); id; id = (char *) zlist_next (missing)) {
+        zhashx_delete (worker->inflight, id);
+        dbt_entry_t *entry = dbt_queue_lookup (self->queue, id);
+        if (entry && entry->state == DBT_STATE_STARTED && entry->worker && streq (entry->worker, worker->key))
+            zlist_append (lost, id);
+    }
+    s_lose_jobs (self, lost, worker->key, "the worker does not have it");
+    zlist_destroy (&lost);
+    zlist_destroy (&missing);
+    zhashx_destroy (&listed);
+}
+
 static void
 s_handle_worker (self_t *self, dbt_msg_t *msg)
 {
@@ -1243,7 +1285,7 @@ s_handle_worker (self_t *self, dbt_msg_t *msg)
         switch (msg->command) {
             case DBT_W_PROGRESS:  s_handle_progress (self, msg, key); break;
             case DBT_W_DONE:      s_handle_done (self, msg, worker); break;
-            case DBT_W_HEARTBEAT: break;
+            case DBT_W_HEARTBEAT: s_reconcile (self, worker, msg); break;
             case DBT_W_CREDIT: {
                 uint64_t capacity = 0;
                 char err [DBT_ERRMSG_LEN];
@@ -1315,7 +1357,7 @@ s_assign (self_t *self, s_worker_t *worker, dbt_entry_t *entry)
         return false;
     }
     dbt_queue_start (self->queue, entry, worker->key, job->attempts);
-    zhashx_update (worker->inflight, job->id, (void *) (uintptr_t) job->attempts);
+    zhashx_update (worker->inflight, job->id, (void *) (uintptr_t) dbt_clock_ms ());
     dbt_job_pack (job, self->writer);
     zmsg_t *msg = dbt_msg_encode (worker->identity, DBT_PROTO_WORKER, DBT_W_JOB, self->writer);
     s_out_t *out = s_out (self, OUT_JOB, msg);

@@ -438,6 +438,31 @@ dbt_dispatcher_test (bool verbose)
     drop_key = 0;
     assert (dbt_store_each_drop (store, s_test_drop, &drop_key, err) == 0 && drop_key == 0);
 
+    //  A worker whose heartbeat does not list a job it was given long ago
+    //  never got it: the job runs again.
+    zsock_t *w5 = s_test_worker (endpoint, "w5", "recon", 1);
+    assert (s_test_submit (client, "r1", "recon", 0, 0, NULL, 0) == 200);
+    id = s_test_job (w5, &attempt, 2000);
+    assert (id && streq (id, "r1") && attempt == 1);
+    free (id);
+    zclock_sleep (300);
+    w = dbt_mpw_new ();
+    dbt_mpw_map (w);
+    dbt_mpw_str (w, "running");
+    dbt_mpw_array (w);
+    dbt_mpw_end (w);
+    dbt_mpw_end (w);
+    assert (dbt_msg_send (w5, NULL, DBT_PROTO_WORKER, DBT_W_HEARTBEAT, w) == 0);
+    dbt_mpw_destroy (&w);
+    id = s_test_job (w5, &attempt, 2000);
+    assert (id && streq (id, "r1") && attempt == 2);
+    free (id);
+    assert (s_test_state (store, "r1", DBT_STATE_STARTED, 0, &job) == DBT_STATE_STARTED);
+    assert (job->interruptions == 1);
+    dbt_job_destroy (&job);
+    s_test_done (w5, "r1", 2, true, 1, NULL, false);
+    zsock_destroy (&w5);
+
     //  Janitor: old finished records are forgotten, unfinished ones kept.
     assert (s_test_submit (client, "parked1", "parked", 0, 0, NULL, 0) == 200);
     w = dbt_client_begin (client);

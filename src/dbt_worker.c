@@ -109,6 +109,24 @@ s_send_credit (self_t *self)
     s_send (self, DBT_W_CREDIT);
 }
 
+//  Write the "running" field: the jobs our runners hold.
+static void
+s_write_running (self_t *self, dbt_mpw_t *w)
+{
+    dbt_mpw_str (w, "running");
+    dbt_mpw_array (w);
+    for (int i = 0; i < self->nslots; i++) {
+        dbt_job_t *job = self->slots [i].job;
+        if (job) {
+            dbt_mpw_map (w);
+            dbt_mpw_kstr (w, "id", job->id);
+            dbt_mpw_ku64 (w, "attempt", job->attempts);
+            dbt_mpw_end (w);
+        }
+    }
+    dbt_mpw_end (w);
+}
+
 static void
 s_send_ready (self_t *self)
 {
@@ -122,18 +140,7 @@ s_send_ready (self_t *self)
         dbt_mpw_str (w, self->args->queues [i]);
     dbt_mpw_end (w);
     dbt_mpw_ku64 (w, "capacity", (uint64_t) self->nslots);
-    dbt_mpw_str (w, "running");
-    dbt_mpw_array (w);
-    for (int i = 0; i < self->nslots; i++) {
-        dbt_job_t *job = self->slots [i].job;
-        if (job) {
-            dbt_mpw_map (w);
-            dbt_mpw_kstr (w, "id", job->id);
-            dbt_mpw_ku64 (w, "attempt", job->attempts);
-            dbt_mpw_end (w);
-        }
-    }
-    dbt_mpw_end (w);
+    s_write_running (self, w);
     dbt_mpw_end (w);
     s_send (self, DBT_W_READY);
     if (self->draining)
@@ -201,7 +208,18 @@ s_handle_job (self_t *self, dbt_msg_t *msg)
     char err [DBT_ERRMSG_LEN];
     dbt_job_t *job = dbt_job_unpack (msg->map, err);
     if (!job) {
+        //  Hand it back if we can tell which job it was; the dispatcher's
+        //  reconciliation catches the rest.
         dbt_log (DBT_LOG_WARN, "worker: bad job frame: %s", err);
+        char perr [DBT_ERRMSG_LEN];
+        dbt_job_t *stub = dbt_job_new ();
+        uint64_t attempt = 0;
+        if (dbt_mp_field_str (msg->map, "id", true, &stub->id, perr) == 0
+        &&  dbt_mp_field_u64 (msg->map, "attempts", true, &attempt, perr) == 0 && attempt <= UINT32_MAX) {
+            stub->attempts = (uint32_t) attempt;
+            s_send_done (self, stub, false, 0, "bad job frame", false, true);
+        }
+        dbt_job_destroy (&stub);
         return;
     }
     s_slot_t *slot = NULL;
@@ -357,6 +375,7 @@ s_timers (self_t *self)
     }
     if (now >= self->next_heartbeat) {
         dbt_mpw_map (self->writer);
+        s_write_running (self, self->writer);
         dbt_mpw_end (self->writer);
         s_send (self, DBT_W_HEARTBEAT);
         self->next_heartbeat = now + self->args->runner.config->heartbeat_ms;
