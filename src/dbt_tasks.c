@@ -900,7 +900,7 @@ dbt_tasks_test (bool verbose)
     assert (dbt_tasks_size (tasks) == 4);
     task = dbt_tasks_lookup (tasks, "get_profit_summary");
     assert (task && task->ndbs == 1 && streq (task->dbs [0], "sample"));
-    assert (streq (task->sql, "SELECT entry_date, SUM(amount) AS total FROM entries WHERE user_id = ? "
+    assert (streq (task->sql, "SELECT entry_date, ROUND(SUM(amount), 2) AS total FROM entries WHERE user_id = ? "
                               "GROUP BY entry_date ORDER BY entry_date;"));
     assert (dbt_tasks_bind (tasks, config, err) == 0);
     for (size_t i = 0; i < dbt_tasks_size (tasks); i++)
