@@ -374,6 +374,7 @@ s_job_status (const dbt_job_t *job)
     json_object_set_new (status, "task", json_string (job->task));
     json_object_set_new (status, "queue", json_string (job->queue));
     json_object_set_new (status, "attempts", json_integer (job->attempts));
+    json_object_set_new (status, "worker", json_string (job->worker ? job->worker : ""));
     json_object_set_new (status, "results_table", json_string (job->table ? job->table : ""));
     json_object_set_new (status, "eta", s_time (job->eta_ms));
     json_object_set_new (status, "created_at", s_time (job->created_ms));
