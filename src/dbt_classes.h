@@ -57,5 +57,6 @@
 #include "dbt_api.h"
 #include "dbt_http.h"
 #include "dbt_node.h"
+#include "dbt_testing.h"
 
 #endif

@@ -99,36 +99,14 @@ s_test_heartbeat (zsock_t *sock)
     dbt_mpw_destroy (&w);
 }
 
-//  Submit one job; returns the reply code.
+//  Submit one job of task t0; returns the reply code.
 static int
 s_test_submit (dbt_client_t *client, const char *id, const char *queue, int64_t eta,
                uint64_t retries, const char *group, uint64_t concurrency)
 {
-    dbt_mpw_t *w = dbt_client_begin (client);
-    dbt_mpw_str (w, "jobs");
-    dbt_mpw_array (w);
-    dbt_mpw_map (w);
-    dbt_mpw_kstr (w, "task", "t0");
-    dbt_mpw_kstr (w, "id", id);
-    if (queue)
-        dbt_mpw_kstr (w, "queue", queue);
-    dbt_mpw_ki64 (w, "eta", eta);
-    dbt_mpw_ku64 (w, "retries", retries);
-    dbt_mpw_end (w);
-    dbt_mpw_end (w);
-    if (group) {
-        dbt_mpw_str (w, "group");
-        dbt_mpw_map (w);
-        dbt_mpw_kstr (w, "id", group);
-        dbt_mpw_ku64 (w, "concurrency", concurrency);
-        dbt_mpw_end (w);
-    }
-    dbt_reply_t *reply = NULL;
-    char err [DBT_ERRMSG_LEN];
-    assert (dbt_client_call (client, DBT_C_SUBMIT, 3000, &reply, err) == 0);
-    int code = reply->code;
-    dbt_reply_destroy (&reply);
-    return code;
+    return dbt_testing_submit (client, &(dbt_testing_job_t) {
+        .task = "t0", .id = id, .queue = queue, .eta = eta, .retries = retries,
+        .group = group, .concurrency = concurrency });
 }
 
 static int
@@ -179,8 +157,7 @@ void
 dbt_dispatcher_test (bool verbose)
 {
     char err [DBT_ERRMSG_LEN];
-    char dir [] = "/tmp/dbt-dispatcher-XXXXXX";
-    assert (mkdtemp (dir));
+    char *dir = dbt_testing_tmpdir ("dispatcher");
     //  TCP, not inproc: workers must reconnect to a restarted dispatcher.
     zsock_t *probe = zsock_new (ZMQ_ROUTER);
     int port = zsock_bind (probe, "tcp://127.0.0.1:*");
@@ -487,13 +464,7 @@ dbt_dispatcher_test (bool verbose)
     dbt_store_destroy (&store);
     dbt_tasks_destroy (&tasks);
     dbt_config_destroy (&config);
-    char *path = dbt_printf ("%s/data.mdb", dir);
-    unlink (path);
-    free (path);
-    path = dbt_printf ("%s/lock.mdb", dir);
-    unlink (path);
-    free (path);
-    rmdir (dir);
+    dbt_testing_rmtree (&dir);
     if (verbose)
         printf ("dispatcher: ok\n");
 }

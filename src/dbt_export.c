@@ -292,8 +292,7 @@ dbt_export_test (bool verbose)
 
     //  A whole export through a SQLite results table.
     char err [DBT_ERRMSG_LEN];
-    char dir [] = "/tmp/dbt-export-XXXXXX";
-    assert (mkdtemp (dir));
+    char *dir = dbt_testing_tmpdir ("export");
     char *path = dbt_printf ("%s/r.db", dir);
     dbt_dbconf_t conf = { .name = "r", .type = "sqlite", .dsn = path, .results = true };
     dbt_pool_t *pool = dbt_pool_new (&conf);
@@ -346,13 +345,7 @@ dbt_export_test (bool verbose)
     }
     dbt_pool_put (pool, &conn);
     dbt_pool_destroy (&pool);
-    const char *files [] = { "r.db", "r.db-wal", "r.db-shm" };
-    for (size_t i = 0; i < 3; i++) {
-        char *file = dbt_printf ("%s/%s", dir, files [i]);
-        unlink (file);
-        free (file);
-    }
-    rmdir (dir);
+    dbt_testing_rmtree (&dir);
     free (path);
     if (verbose)
         printf ("export: ok\n");

@@ -219,39 +219,6 @@ s_table_exists (dbt_pools_t *pools, const char *table)
 }
 
 static void
-s_test_submit (dbt_client_t *client, const char *id, int64_t results_ttl)
-{
-    char err [DBT_ERRMSG_LEN];
-    dbt_mpw_t *w = dbt_client_begin (client);
-    dbt_mpw_str (w, "jobs");
-    dbt_mpw_array (w);
-    dbt_mpw_map (w);
-    dbt_mpw_kstr (w, "task", "count");
-    dbt_mpw_kstr (w, "id", id);
-    if (results_ttl >= 0)
-        dbt_mpw_ki64 (w, "results_ttl", results_ttl);
-    dbt_mpw_end (w);
-    dbt_mpw_end (w);
-    dbt_reply_t *reply = NULL;
-    assert (dbt_client_call (client, DBT_C_SUBMIT, 3000, &reply, err) == 0 && reply->code == 200);
-    dbt_reply_destroy (&reply);
-}
-
-static dbt_job_t *
-s_test_wait (dbt_store_t *store, const char *id, dbt_state_t state)
-{
-    char err [DBT_ERRMSG_LEN];
-    for (int i = 0; i < 250; i++) {
-        dbt_job_t *job = NULL;
-        if (dbt_store_job (store, id, &job, err) == 0 && job->state == state)
-            return job;
-        dbt_job_destroy (&job);
-        zclock_sleep (20);
-    }
-    return NULL;
-}
-
-static void
 s_run (zactor_t *janitor)
 {
     zstr_send (janitor, "RUN");
@@ -264,8 +231,7 @@ void
 dbt_janitor_test (bool verbose)
 {
     char err [DBT_ERRMSG_LEN];
-    char dir [] = "/tmp/dbt-janitor-XXXXXX";
-    assert (mkdtemp (dir));
+    char *dir = dbt_testing_tmpdir ("janitor");
     char *ini = dbt_printf (
         "[app]\ndata_dir = %s\nstate_ttl = 1s\n"
         "[mesh]\nbind = inproc://dbt-janitor-test\nheartbeat_interval = 100ms\n"
@@ -291,12 +257,13 @@ dbt_janitor_test (bool verbose)
     assert (dispatcher && worker && janitor && client);
 
     //  Results with a 1 ms retention are dropped; kept ones stay.
-    s_test_submit (client, "short", 1);
-    s_test_submit (client, "keep", -1);
-    dbt_job_t *job = s_test_wait (store, "short", DBT_STATE_SUCCESS);
+    assert (dbt_testing_submit (client, &(dbt_testing_job_t) {
+        .task = "count", .id = "short", .results_ttl = 1 }) == 200);
+    assert (dbt_testing_submit (client, &(dbt_testing_job_t) { .task = "count", .id = "keep" }) == 200);
+    dbt_job_t *job = dbt_testing_wait (store, "short", DBT_STATE_SUCCESS, 5000);
     assert (job);
     dbt_job_destroy (&job);
-    job = s_test_wait (store, "keep", DBT_STATE_SUCCESS);
+    job = dbt_testing_wait (store, "keep", DBT_STATE_SUCCESS, 5000);
     assert (job);
     dbt_job_destroy (&job);
     assert (s_table_exists (pools, "results_short"));
@@ -330,13 +297,7 @@ dbt_janitor_test (bool verbose)
     dbt_store_destroy (&store);
     dbt_tasks_destroy (&tasks);
     dbt_config_destroy (&config);
-    const char *files [] = { "src.db", "res.db", "res.db-wal", "res.db-shm", "data.mdb", "lock.mdb" };
-    for (size_t i = 0; i < 6; i++) {
-        char *path = dbt_printf ("%s/%s", dir, files [i]);
-        unlink (path);
-        free (path);
-    }
-    rmdir (dir);
+    dbt_testing_rmtree (&dir);
     if (verbose)
         printf ("janitor: ok\n");
 }

@@ -240,8 +240,7 @@ void
 dbt_pool_test (bool verbose)
 {
     char err [DBT_ERRMSG_LEN];
-    char dir [] = "/tmp/dbt-pool-XXXXXX";
-    assert (mkdtemp (dir));
+    char *dir = dbt_testing_tmpdir ("pool");
     char *path = dbt_printf ("%s/results.db", dir);
     dbt_dbconf_t conf = {
         .name = "res", .type = "sqlite", .dsn = path, .max_active = 2, .max_idle = 1,
@@ -290,14 +289,8 @@ dbt_pool_test (bool verbose)
     dbt_pool_destroy (&bad_pool);
     dbt_pool_destroy (&pool);
     assert (pool == NULL);
-    char *wal = dbt_printf ("%s-wal", path), *shm = dbt_printf ("%s-shm", path);
-    unlink (wal);
-    unlink (shm);
-    unlink (path);
-    rmdir (dir);
-    free (wal);
-    free (shm);
     free (path);
+    dbt_testing_rmtree (&dir);
     if (verbose)
         printf ("pool: ok\n");
 }

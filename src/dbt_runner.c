@@ -357,8 +357,7 @@ void
 dbt_runner_test (bool verbose)
 {
     char err [DBT_ERRMSG_LEN];
-    char dir [] = "/tmp/dbt-runner-XXXXXX";
-    assert (mkdtemp (dir));
+    char *dir = dbt_testing_tmpdir ("runner");
     char *ini = dbt_printf ("[db.src]\ntype = sqlite\ndsn = %s/src.db\nsample_data = true\n"
                             "[results.res]\ntype = sqlite\ndsn = %s/res.db\n", dir, dir);
     dbt_config_t *config = dbt_config_from_string (ini, err);
@@ -454,13 +453,7 @@ dbt_runner_test (bool verbose)
     dbt_pools_destroy (&pools);
     dbt_tasks_destroy (&tasks);
     dbt_config_destroy (&config);
-    const char *files [] = { "src.db", "res.db", "res.db-wal", "res.db-shm", "src.db-wal", "src.db-shm" };
-    for (size_t i = 0; i < 6; i++) {
-        char *path = dbt_printf ("%s/%s", dir, files [i]);
-        unlink (path);
-        free (path);
-    }
-    rmdir (dir);
+    dbt_testing_rmtree (&dir);
     if (verbose)
         printf ("runner: ok\n");
 }

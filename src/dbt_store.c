@@ -211,10 +211,12 @@ dbt_store_group (dbt_store_t *self, const char *id, dbt_group_t **group_p, char 
     return rc;
 }
 
-//  Scan an index whose values are job ids; prefix limits the keys.
+//  Walk an index and pass each job it names to fn. Value indexes (wait,
+//  run) hold the id as value, limited to keys starting with prefix; timed
+//  indexes (done, rexp) hold (time, id) keys, walked up to before_ms.
 static int
-s_each (dbt_store_t *self, MDB_dbi dbi, const void *prefix, size_t prefix_len,
-        const unsigned char *upper, dbt_store_each_fn *fn, void *arg, char *err)
+s_scan (dbt_store_t *self, MDB_dbi dbi, bool timed, const void *prefix, size_t prefix_len,
+        int64_t before_ms, dbt_store_each_fn *fn, void *arg, char *err)
 {
     MDB_txn *txn;
     int rc = mdb_txn_begin (self->env, NULL, MDB_RDONLY, &txn);
@@ -227,15 +229,25 @@ s_each (dbt_store_t *self, MDB_dbi dbi, const void *prefix, size_t prefix_len,
         return s_fail (rc, "open cursor", err);
     }
     MDB_val key = { prefix_len, (void *) prefix }, val;
-    rc = prefix_len ? mdb_cursor_get (cursor, &key, &val, MDB_SET_RANGE)
-                    : mdb_cursor_get (cursor, &key, &val, MDB_FIRST);
+    rc = mdb_cursor_get (cursor, &key, &val, prefix_len ? MDB_SET_RANGE : MDB_FIRST);
     int result = 0;
     while (rc == 0) {
-        if (prefix_len && (key.mv_size < prefix_len || memcmp (key.mv_data, prefix, prefix_len)))
-            break;
-        if (upper && key.mv_size >= 8 && memcmp (key.mv_data, upper, 8) >= 0)
-            break;
-        char *id = dbt_strndup ((const char *) val.mv_data, val.mv_size);
+        const char *id_data;
+        size_t id_len;
+        if (timed) {
+            if (key.mv_size <= 8
+            ||  (int64_t) s_get_be64 ((const unsigned char *) key.mv_data) >= before_ms)
+                break;
+            id_data = (const char *) key.mv_data + 8;
+            id_len = key.mv_size - 8;
+        }
+        else {
+            if (prefix_len && (key.mv_size < prefix_len || memcmp (key.mv_data, prefix, prefix_len)))
+                break;
+            id_data = (const char *) val.mv_data;
+            id_len = val.mv_size;
+        }
+        char *id = dbt_strndup (id_data, id_len);
         dbt_job_t *job = NULL;
         int grc = s_get_job (self, txn, id, &job, err);
         free (id);
@@ -263,74 +275,28 @@ int
 dbt_store_each_waiting (dbt_store_t *self, const char *queue,
                         dbt_store_each_fn *fn, void *arg, char *err)
 {
-    if (!queue)
-        return s_each (self, self->wait, NULL, 0, NULL, fn, arg, err);
-    size_t len = strlen (queue) + 1;    //  include the NUL separator
-    return s_each (self, self->wait, queue, len, NULL, fn, arg, err);
+    size_t len = queue ? strlen (queue) + 1 : 0;    //  include the NUL separator
+    return s_scan (self, self->wait, false, queue, len, 0, fn, arg, err);
 }
 
 int
 dbt_store_each_running (dbt_store_t *self, dbt_store_each_fn *fn, void *arg, char *err)
 {
-    return s_each (self, self->run, NULL, 0, NULL, fn, arg, err);
-}
-
-//  Walk an index keyed by (time, id), oldest first, up to before_ms.
-static int
-s_each_timed (dbt_store_t *self, MDB_dbi dbi, int64_t before_ms,
-              dbt_store_each_fn *fn, void *arg, char *err)
-{
-    MDB_txn *txn;
-    int rc = mdb_txn_begin (self->env, NULL, MDB_RDONLY, &txn);
-    if (rc)
-        return s_fail (rc, "begin read", err);
-    MDB_cursor *cursor;
-    rc = mdb_cursor_open (txn, dbi, &cursor);
-    if (rc) {
-        mdb_txn_abort (txn);
-        return s_fail (rc, "open cursor", err);
-    }
-    MDB_val key, val;
-    int result = 0;
-    rc = mdb_cursor_get (cursor, &key, &val, MDB_FIRST);
-    while (rc == 0 && key.mv_size > 8) {
-        int64_t when = (int64_t) s_get_be64 ((const unsigned char *) key.mv_data);
-        if (when >= before_ms)
-            break;
-        char *id = dbt_strndup ((const char *) key.mv_data + 8, key.mv_size - 8);
-        dbt_job_t *job = NULL;
-        int grc = s_get_job (self, txn, id, &job, err);
-        free (id);
-        if (grc == 0) {
-            int stop = fn (job, arg);
-            dbt_job_destroy (&job);
-            if (stop)
-                break;
-        }
-        else
-        if (grc != DBT_ENOTFOUND) {
-            result = grc;
-            break;
-        }
-        rc = mdb_cursor_get (cursor, &key, &val, MDB_NEXT);
-    }
-    mdb_cursor_close (cursor);
-    mdb_txn_abort (txn);
-    return result;
+    return s_scan (self, self->run, false, NULL, 0, 0, fn, arg, err);
 }
 
 int
 dbt_store_each_finished (dbt_store_t *self, int64_t before_ms,
                          dbt_store_each_fn *fn, void *arg, char *err)
 {
-    return s_each_timed (self, self->done, before_ms, fn, arg, err);
+    return s_scan (self, self->done, true, NULL, 0, before_ms, fn, arg, err);
 }
 
 int
 dbt_store_each_expiring (dbt_store_t *self, int64_t before_ms,
                          dbt_store_each_fn *fn, void *arg, char *err)
 {
-    return s_each_timed (self, self->rexp, before_ms, fn, arg, err);
+    return s_scan (self, self->rexp, true, NULL, 0, before_ms, fn, arg, err);
 }
 
 int
@@ -713,24 +679,11 @@ s_test_job (const char *id, const char *queue, uint64_t seq, dbt_state_t state)
     return job;
 }
 
-static void
-s_rmdir (const char *dir)
-{
-    char *path = dbt_printf ("%s/data.mdb", dir);
-    unlink (path);
-    free (path);
-    path = dbt_printf ("%s/lock.mdb", dir);
-    unlink (path);
-    free (path);
-    rmdir (dir);
-}
-
 void
 dbt_store_test (bool verbose)
 {
     char err [DBT_ERRMSG_LEN];
-    char dir [] = "/tmp/dbt-store-XXXXXX";
-    assert (mkdtemp (dir));
+    char *dir = dbt_testing_tmpdir ("store");
     dbt_store_t *store = dbt_store_open (dir, 64 << 20, err);
     assert (store);
 
@@ -836,9 +789,8 @@ dbt_store_test (bool verbose)
 
     //  A full map is reported as DBT_EFULL and the transaction is dropped.
     dbt_store_destroy (&store);
-    s_rmdir (dir);
-    char small [] = "/tmp/dbt-store-XXXXXX";
-    assert (mkdtemp (small));
+    dbt_testing_rmtree (&dir);
+    char *small = dbt_testing_tmpdir ("store");
     store = dbt_store_open (small, 1 << 20, err);
     assert (store);
     int rc = 0;
@@ -867,7 +819,7 @@ dbt_store_test (bool verbose)
     dbt_job_destroy (&seen);
     dbt_job_destroy (&big);
     dbt_store_destroy (&store);
-    s_rmdir (small);
+    dbt_testing_rmtree (&small);
     dbt_job_destroy (&a);
     dbt_job_destroy (&b);
     dbt_job_destroy (&c);

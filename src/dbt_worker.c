@@ -477,49 +477,11 @@ dbt_worker_actor (zsock_t *pipe, void *args)
 //  --------------------------------------------------------------------------
 //  Self test: a dispatcher and a worker actor on SQLite, end to end.
 
-static int
-s_test_submit (dbt_client_t *client, const char *id, const char *task, int64_t ttl_ms)
-{
-    char err [DBT_ERRMSG_LEN];
-    dbt_mpw_t *w = dbt_client_begin (client);
-    dbt_mpw_str (w, "jobs");
-    dbt_mpw_array (w);
-    dbt_mpw_map (w);
-    dbt_mpw_kstr (w, "task", task);
-    dbt_mpw_kstr (w, "id", id);
-    if (ttl_ms)
-        dbt_mpw_ki64 (w, "ttl", ttl_ms);
-    dbt_mpw_end (w);
-    dbt_mpw_end (w);
-    dbt_reply_t *reply = NULL;
-    assert (dbt_client_call (client, DBT_C_SUBMIT, 3000, &reply, err) == 0);
-    int code = reply->code;
-    dbt_reply_destroy (&reply);
-    return code;
-}
-
-static dbt_job_t *
-s_test_wait (dbt_store_t *store, const char *id, dbt_state_t state, int ms)
-{
-    char err [DBT_ERRMSG_LEN];
-    int64_t deadline = dbt_clock_ms () + ms;
-    while (true) {
-        dbt_job_t *job = NULL;
-        if (dbt_store_job (store, id, &job, err) == 0 && (job->state == state || dbt_clock_ms () > deadline))
-            return job;
-        dbt_job_destroy (&job);
-        if (dbt_clock_ms () > deadline)
-            return NULL;
-        zclock_sleep (20);
-    }
-}
-
 void
 dbt_worker_test (bool verbose)
 {
     char err [DBT_ERRMSG_LEN];
-    char dir [] = "/tmp/dbt-worker-XXXXXX";
-    assert (mkdtemp (dir));
+    char *dir = dbt_testing_tmpdir ("worker");
     char *ini = dbt_printf (
         "[app]\ndata_dir = %s\n"
         "[mesh]\nbind = inproc://dbt-worker-test\nheartbeat_interval = 100ms\n"
@@ -545,14 +507,14 @@ dbt_worker_test (bool verbose)
     dbt_client_t *client = dbt_client_new (config->mesh_bind, err);
     assert (dispatcher && worker && client);
 
-    assert (s_test_submit (client, "c1", "count", 0) == 200);
-    dbt_job_t *job = s_test_wait (store, "c1", DBT_STATE_SUCCESS, 5000);
+    assert (dbt_testing_submit (client, &(dbt_testing_job_t) { .task = "count", .id = "c1", .ttl = 0 }) == 200);
+    dbt_job_t *job = dbt_testing_wait (store, "c1", DBT_STATE_SUCCESS, 5000);
     assert (job && job->state == DBT_STATE_SUCCESS && job->rows == 1);
     dbt_job_destroy (&job);
 
     //  Cancel of a running job stops it on the database.
-    assert (s_test_submit (client, "s1", "slow", 0) == 200);
-    job = s_test_wait (store, "s1", DBT_STATE_STARTED, 5000);
+    assert (dbt_testing_submit (client, &(dbt_testing_job_t) { .task = "slow", .id = "s1", .ttl = 0 }) == 200);
+    job = dbt_testing_wait (store, "s1", DBT_STATE_STARTED, 5000);
     assert (job && job->state == DBT_STATE_STARTED);
     dbt_job_destroy (&job);
     zclock_sleep (200);
@@ -562,14 +524,14 @@ dbt_worker_test (bool verbose)
     assert (dbt_client_call (client, DBT_C_CANCEL, 3000, &reply, err) == 0 && reply->code == 200);
     dbt_reply_destroy (&reply);
     int64_t asked = dbt_clock_ms ();
-    job = s_test_wait (store, "s1", DBT_STATE_FAILURE, 3000);
+    job = dbt_testing_wait (store, "s1", DBT_STATE_FAILURE, 3000);
     assert (job && job->state == DBT_STATE_FAILURE && streq (job->error, "the job was canceled"));
     assert (dbt_clock_ms () - asked < 2000);
     dbt_job_destroy (&job);
 
     //  The run-time limit cancels the query and fails the job.
-    assert (s_test_submit (client, "s2", "slow", 300) == 200);
-    job = s_test_wait (store, "s2", DBT_STATE_FAILURE, 5000);
+    assert (dbt_testing_submit (client, &(dbt_testing_job_t) { .task = "slow", .id = "s2", .ttl = 300 }) == 200);
+    job = dbt_testing_wait (store, "s2", DBT_STATE_FAILURE, 5000);
     assert (job && job->state == DBT_STATE_FAILURE && strstr (job->error, "time limit"));
     assert (job->finished_ms - job->started_ms < 2000);
     dbt_job_destroy (&job);
@@ -587,13 +549,7 @@ dbt_worker_test (bool verbose)
     dbt_store_destroy (&store);
     dbt_tasks_destroy (&tasks);
     dbt_config_destroy (&config);
-    const char *files [] = { "src.db", "res.db", "res.db-wal", "res.db-shm", "data.mdb", "lock.mdb" };
-    for (size_t i = 0; i < 6; i++) {
-        char *path = dbt_printf ("%s/%s", dir, files [i]);
-        unlink (path);
-        free (path);
-    }
-    rmdir (dir);
+    dbt_testing_rmtree (&dir);
     if (verbose)
         printf ("worker: ok\n");
 }

@@ -1,0 +1,86 @@
+/*  =========================================================================
+    dbt_testing - helpers shared by the modules' self tests
+
+    See dbt_testing.h.
+    =========================================================================
+*/
+#include "dbt_classes.h"
+#include <ftw.h>
+
+char *
+dbt_testing_tmpdir (const char *name)
+{
+    char *path = dbt_printf ("/tmp/dbt-%s-XXXXXX", name);
+    assert (mkdtemp (path));
+    return path;
+}
+
+static int
+s_remove (const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    return remove (path);
+}
+
+void
+dbt_testing_rmtree (char **path_p)
+{
+    assert (path_p);
+    if (*path_p) {
+        nftw (*path_p, s_remove, 16, FTW_DEPTH | FTW_PHYS);
+        free (*path_p);
+        *path_p = NULL;
+    }
+}
+
+int
+dbt_testing_submit (dbt_client_t *client, const dbt_testing_job_t *job)
+{
+    char err [DBT_ERRMSG_LEN];
+    dbt_mpw_t *w = dbt_client_begin (client);
+    dbt_mpw_str (w, "jobs");
+    dbt_mpw_array (w);
+    dbt_mpw_map (w);
+    dbt_mpw_kstr (w, "task", job->task);
+    if (job->id)
+        dbt_mpw_kstr (w, "id", job->id);
+    if (job->queue)
+        dbt_mpw_kstr (w, "queue", job->queue);
+    if (job->eta)
+        dbt_mpw_ki64 (w, "eta", job->eta);
+    if (job->ttl)
+        dbt_mpw_ki64 (w, "ttl", job->ttl);
+    if (job->results_ttl)
+        dbt_mpw_ki64 (w, "results_ttl", job->results_ttl);
+    if (job->retries)
+        dbt_mpw_ku64 (w, "retries", job->retries);
+    dbt_mpw_end (w);
+    dbt_mpw_end (w);
+    if (job->group) {
+        dbt_mpw_str (w, "group");
+        dbt_mpw_map (w);
+        dbt_mpw_kstr (w, "id", job->group);
+        dbt_mpw_ku64 (w, "concurrency", job->concurrency);
+        dbt_mpw_end (w);
+    }
+    dbt_reply_t *reply = NULL;
+    assert (dbt_client_call (client, DBT_C_SUBMIT, 3000, &reply, err) == 0);
+    int code = reply->code;
+    dbt_reply_destroy (&reply);
+    return code;
+}
+
+dbt_job_t *
+dbt_testing_wait (dbt_store_t *store, const char *id, dbt_state_t state, int ms)
+{
+    char err [DBT_ERRMSG_LEN];
+    int64_t deadline = dbt_clock_ms () + ms;
+    while (true) {
+        dbt_job_t *job = NULL;
+        if (dbt_store_job (store, id, &job, err) == 0 && job->state == state)
+            return job;
+        dbt_job_destroy (&job);
+        if (dbt_clock_ms () >= deadline)
+            return NULL;
+        zclock_sleep (10);
+    }
+}
