@@ -10,15 +10,16 @@
 #include <math.h>
 #include <strings.h>
 
-//  Every driver the server knows; mysql and clickhouse will join here.
+//  Every driver the server knows; clickhouse will join here.
 static const dbt_driver_t *const s_drivers [] = {
     &dbt_driver_pg,
     &dbt_driver_sqlite,
+    &dbt_driver_mariadb,
     NULL
 };
 
 //  Kept in step with s_drivers (the self test checks it).
-static const char s_driver_names [] = "postgres postgresql sqlite sqlite3";
+static const char s_driver_names [] = "postgres postgresql sqlite sqlite3 mysql mariadb";
 
 struct _dbt_conn_t {
     const dbt_driver_t *driver; //  the connection's driver
@@ -829,6 +830,8 @@ dbt_driver_test (bool verbose)
     assert (dbt_driver_find ("sqlite") == &dbt_driver_sqlite);
     assert (dbt_driver_find ("SQLite") == &dbt_driver_sqlite);
     assert (dbt_driver_find ("sqlite3") == &dbt_driver_sqlite);
+    assert (dbt_driver_find ("mysql") == &dbt_driver_mariadb);
+    assert (dbt_driver_find ("MariaDB") == &dbt_driver_mariadb);
     assert (dbt_driver_find ("oracle") == NULL);
     assert (dbt_driver_find ("") == NULL);
     assert (dbt_driver_find (NULL) == NULL);
