@@ -82,11 +82,16 @@ s_setup (const char *dsn, long rows)
             "INSERT INTO bench_src SELECT g, (g %% 100000) / 100.0, "
             "timestamp '2024-01-01' + g * interval '1.5 second', date '2024-01-01' + g %% 365, "
             "g %% 2 = 0, 'user' || (g %% 1000) || ' some note text' "
-            "FROM generate_series(1, %ld) g; VACUUM ANALYZE bench_src", s_columns_sql, rows);
-        res = PQexec (conn, sql);
-        if (PQresultStatus (res) != PGRES_COMMAND_OK)
-            s_die ("setup", PQresultErrorMessage (res));
-        PQclear (res);
+            "FROM generate_series(1, %ld) g", s_columns_sql, rows);
+        //  VACUUM on its own: several statements in one PQexec run as one
+        //  transaction, which VACUUM refuses
+        const char *steps [] = { sql, "VACUUM ANALYZE bench_src" };
+        for (size_t i = 0; i < 2; i++) {
+            res = PQexec (conn, steps [i]);
+            if (PQresultStatus (res) != PGRES_COMMAND_OK)
+                s_die ("setup", PQresultErrorMessage (res));
+            PQclear (res);
+        }
         free (sql);
     }
     PQfinish (conn);
