@@ -420,14 +420,15 @@ s_columns_copy (const dbt_column_t *cols, size_t ncols)
     return copy;
 }
 
-//  Run sql and read every row into t. Returns the driver's code.
+//  Run sql with opts (NULL: none) and read every row into t. Returns the
+//  driver's code.
 static int
-s_read_all (dbt_conn_t *conn, const char *sql, const char *const *argv, size_t argc,
-            s_table_t *t, char *err)
+s_read_opts (dbt_conn_t *conn, const char *sql, const char *const *argv, size_t argc,
+             const dbt_query_opts_t *opts, s_table_t *t, char *err)
 {
     memset (t, 0, sizeof (*t));
     dbt_args_t args = { argc, argv };
-    int rc = dbt_conn_query (conn, sql, &args, NULL, err);
+    int rc = dbt_conn_query (conn, sql, &args, opts, err);
     if (rc)
         return rc;
     const dbt_column_t *cols;
@@ -450,6 +451,14 @@ s_read_all (dbt_conn_t *conn, const char *sql, const char *const *argv, size_t a
     }
     dbt_conn_query_end (conn);
     return rc;
+}
+
+//  Run sql with args and read every row into t. Returns the driver's code.
+static int
+s_read_all (dbt_conn_t *conn, const char *sql, const char *const *argv, size_t argc,
+            s_table_t *t, char *err)
+{
+    return s_read_opts (conn, sql, argv, argc, NULL, t, err);
 }
 
 //  Strip a decimal's trailing fraction zeros (and a bare point).
@@ -740,33 +749,10 @@ s_mysql_sleepers (const char *dsn, const char *id)
 static int
 s_read_both (dbt_conn_t *src, const char *sql, s_table_t *prepared, s_table_t *raw, char *err)
 {
+    memset (raw, 0, sizeof (*raw));
     int rc = s_read_all (src, sql, NULL, 0, prepared, err);
-    memset (raw, 0, sizeof (*raw));
-    if (rc)
-        return rc;
     dbt_query_opts_t opts = { .raw = true };
-    dbt_args_t none = { 0, NULL };
-    memset (raw, 0, sizeof (*raw));
-    rc = dbt_conn_query (src, sql, &none, &opts, err);
-    if (rc)
-        return rc;
-    const dbt_column_t *cols;
-    dbt_conn_columns (src, &cols, &raw->ncols);
-    raw->cols = s_columns_copy (cols, raw->ncols);
-    dbt_row_t row;
-    while ((rc = dbt_conn_fetch (src, &row, err)) == 1) {
-        raw->nrows++;
-        size_t n = raw->nrows * raw->ncols;
-        raw->cells = (char **) dbt_realloc (raw->cells, n * sizeof (char *));
-        raw->lens = (size_t *) dbt_realloc (raw->lens, n * sizeof (size_t));
-        for (size_t i = 0; i < raw->ncols; i++) {
-            size_t at = (raw->nrows - 1) * raw->ncols + i;
-            raw->cells [at] = row.vals [i] ? dbt_strndup (row.vals [i], row.lens [i]) : NULL;
-            raw->lens [at] = row.vals [i] ? row.lens [i] : 0;
-        }
-    }
-    dbt_conn_query_end (src);
-    return rc;
+    return rc ? rc : s_read_opts (src, sql, NULL, 0, &opts, raw, err);
 }
 
 //  True when cell (r, i) of t is want (NULL for NULL), else a diagnostic.
