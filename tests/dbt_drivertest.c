@@ -271,29 +271,33 @@ s_fixture_pg (const char *dsn, const char *longtext, char *err)
 }
 
 //  Connect to a mysql:// DSN with Connector/C itself (host, port, user,
-//  password, database; enough for the test servers). NULL with err set.
+//  password, database, and a query of just socket=PATH: enough for the
+//  test servers). NULL with err set.
 static MYSQL *
 s_mysql_open (const char *dsn, char *err)
 {
     CURLU *url = curl_url ();
-    char *part [5] = { NULL };
-    const CURLUPart parts [5] = {
-        CURLUPART_HOST, CURLUPART_PORT, CURLUPART_USER, CURLUPART_PASSWORD, CURLUPART_PATH
+    char *part [6] = { NULL };
+    const CURLUPart parts [6] = {
+        CURLUPART_HOST, CURLUPART_PORT, CURLUPART_USER, CURLUPART_PASSWORD, CURLUPART_PATH,
+        CURLUPART_QUERY
     };
     if (curl_url_set (url, CURLUPART_URL, dsn, CURLU_NON_SUPPORT_SCHEME) == CURLUE_OK)
-        for (size_t i = 0; i < 5; i++)
+        for (size_t i = 0; i < 6; i++)
             curl_url_get (url, parts [i], &part [i], CURLU_URLDECODE);
     curl_url_cleanup (url);
+    const char *socket = part [5] && strncmp (part [5], "socket=", 7) == 0 ? part [5] + 7 : NULL;
     MYSQL *mysql = mysql_init (NULL);
     mysql_optionsv (mysql, MYSQL_SET_CHARSET_NAME, "utf8mb4");
     if (!mysql_real_connect (mysql, part [0], part [2], part [3],
                              part [4] && part [4][0] ? part [4] + 1 : NULL,
-                             part [1] ? (unsigned) strtoul (part [1], NULL, 10) : 0, NULL, 0)) {
+                             part [1] ? (unsigned) strtoul (part [1], NULL, 10) : 0,
+                             socket, 0)) {
         dbt_err_set (err, "mysql: %s", mysql_error (mysql));
         mysql_close (mysql);
         mysql = NULL;
     }
-    for (size_t i = 0; i < 5; i++)
+    for (size_t i = 0; i < 6; i++)
         curl_free (part [i]);
     return mysql;
 }

@@ -4,9 +4,10 @@
 #  Starts a throwaway PostgreSQL and MariaDB (tests/lib/servers.sh) and
 #  runs tests/dbt_drivertest for sqlite->sqlite, postgres->postgres,
 #  postgres->sqlite, sqlite->postgres, mysql->mysql, mysql->postgres,
-#  mysql->sqlite, postgres->mysql and sqlite->mysql: one TAP line per pair,
-#  the pair's own checks as comments below it. A pair whose server cannot
-#  start is skipped, except under CI=true, where that fails.
+#  mysql->sqlite (over the Unix socket), postgres->mysql and sqlite->mysql:
+#  one TAP line per pair, the pair's own checks as comments below it. A
+#  pair whose server cannot start is skipped, except under CI=true, where
+#  that fails.
 #  Environment (set by make check): top_srcdir, top_builddir.
 
 set -u
@@ -77,8 +78,10 @@ fi
 
 if start_mariadb 2>"$work/start_mariadb.log"; then
     my_dsn="mysql://test:testpw@127.0.0.1:$MDB_PORT/testdb"
+    #  One pair goes over the Unix socket (a path percent-encoded in the URL)
+    my_sock_dsn="mysql://test:testpw@localhost/testdb?socket=$(printf %s "$MDB_SOCK" | sed 's|/|%2F|g')"
     pair "mysql -> mysql" mysql "$my_dsn" mysql "$my_dsn"
-    pair "mysql -> sqlite" mysql "$my_dsn" sqlite "$work/results3.db"
+    pair "mysql (socket) -> sqlite" mysql "$my_sock_dsn" sqlite "$work/results3.db"
     pair "sqlite -> mysql" sqlite "$work/src3.db" mysql "$my_dsn"
     if [ -z "$pg_reason" ]; then
         pair "mysql -> postgres" mysql "$my_dsn" postgres "$PG_DSN"
@@ -90,7 +93,7 @@ if start_mariadb 2>"$work/start_mariadb.log"; then
 else
     my_reason="cannot start mariadb: $(tail -1 "$work/start_mariadb.log")"
     sed 's/^/# /' "$work/start_mariadb.log"
-    for desc in "mysql -> mysql" "mysql -> sqlite" "sqlite -> mysql" \
+    for desc in "mysql -> mysql" "mysql (socket) -> sqlite" "sqlite -> mysql" \
                 "mysql -> postgres" "postgres -> mysql"; do
         skip_or_fail "$desc" "$my_reason"
     done
