@@ -18,7 +18,7 @@
         ssl=false       no TLS (the default)
         ssl=true        TLS required, the server certificate not verified
         ssl=verify      TLS required and the server certificate verified
-                        against ssl_ca / ssl_capath (or the system store)
+                        against ssl_ca / ssl_capath
         ssl_ca=PATH, ssl_capath=DIR, ssl_cert=PATH, ssl_key=PATH
                         TLS files; giving any of them implies ssl=true
 

@@ -57,7 +57,8 @@ typedef struct {
 //  A running query.
 struct _dbt_mariadb_query_t {
     dbt_mariadb_t *conn;        //  its connection
-    bool done;                  //  its rows are all read (or it failed)
+    bool done;                  //  the server sends no more (end or error)
+    bool failed;                //  fetch returned an error: no more rows
     MYSQL_STMT *stmt;           //  prepared statement (owned), or NULL
     MYSQL_RES *res;             //  text protocol result (owned), or NULL
     dbt_column_t *cols;         //  result columns (owned)
@@ -736,9 +737,15 @@ dbt_mariadb_fetch (void *handle, dbt_row_t *row, char *err)
         dbt_err_set (err, "mysql: no query is running");
         return DBT_EINVAL;
     }
+    if (self->failed) {
+        dbt_err_set (err, "mysql: the query already failed");
+        return DBT_EINVAL;
+    }
     if (self->done)
         return 0;
     int rc = s_next (self, err);
+    if (rc < 0)
+        self->failed = true;    //  never a clean end after an error
     if (rc <= 0)
         return rc;
     row->ncols = self->ncols;

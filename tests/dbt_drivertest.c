@@ -859,6 +859,16 @@ s_check_mysql_types (dbt_conn_t *src, dbt_conn_t *res, const dbt_driver_t *rdrv)
     if (!s_ok (rc == DBT_ERROR && rows == 1 && strstr (err, "column 'd' row 2"),
                "a zero date fails the raw query naming column and row"))
         s_diag ("rc %d rows %" PRId64 ": %s", rc, rows, err);
+    //  After a failed fetch the query gives no more rows
+    dbt_row_t row;
+    rc = dbt_conn_query (src, "SELECT id, d FROM dbt_fixture_z ORDER BY id", NULL, NULL, err);
+    int got [3] = { rc, rc, rc };
+    for (int i = 0; rc == 0 && i < 3; i++)
+        got [i] = dbt_conn_fetch (src, &row, err);
+    dbt_conn_query_end (src);
+    if (!s_ok (got [0] == 1 && got [1] == DBT_ERROR && got [2] == DBT_EINVAL,
+               "a fetch after a failed fetch is an error, not the next row"))
+        s_diag ("fetches gave %d %d %d: %s", got [0], got [1], got [2], err);
     for (int raw_protocol = 0; raw_protocol < 2; raw_protocol++) {
         rc = s_run_timed (src, "SELECT id, b FROM dbt_fixture_z ORDER BY id",
                           raw_protocol ? &opts : NULL, &ms, &rows, err);
