@@ -183,6 +183,13 @@ s_dsn_parse (const char *text, dbt_mariadb_dsn_t *dsn, char *err)
         dbt_err_set (err, "mysql: empty dsn (a mysql://user:password@host:port/db URL)");
         return DBT_EINVAL;
     }
+    //  Upstream's configs carry go-sql-driver DSNs: say how to rewrite them
+    if (!strstr (text, "://") && (strstr (text, "@tcp(") || strstr (text, "@unix("))) {
+        dbt_err_set (err, "mysql: the dsn looks like a go-sql-driver DSN "
+                     "(user:password@tcp(host:port)/db); write it as a URL, "
+                     "mysql://user:password@host:port/db (?socket=PATH for unix(PATH))");
+        return DBT_EINVAL;
+    }
     CURLU *url = curl_url ();
     if (!url) {
         dbt_err_set (err, "mysql: out of memory");
@@ -548,6 +555,8 @@ dbt_driver_mariadb_test (bool verbose)
     assert (s_dsn_check ("", &dsn, err) == DBT_EINVAL && strstr (err, "empty dsn"));
     assert (s_dsn_check (NULL, &dsn, err) == DBT_EINVAL);
     assert (s_dsn_check ("host=127.0.0.1 user=x", &dsn, err) == DBT_EINVAL);
+    assert (s_dsn_check ("user:secret@tcp(h:3306)/db", &dsn, err) == DBT_EINVAL);
+    assert (strstr (err, "go-sql-driver") && !strstr (err, "secret"));
 
     //  Errors and their codes
     dbt_mariadb_t *self = (dbt_mariadb_t *) dbt_malloc (sizeof (dbt_mariadb_t));

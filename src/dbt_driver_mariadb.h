@@ -7,12 +7,14 @@
         mysql://USER:PASSWORD@HOST:PORT/DBNAME?OPTION=VALUE&...
         mariadb://...                          (the same)
 
-    USER, PASSWORD and DBNAME are percent-decoded (write '@' as %40, ':' as
-    %3A, '/' as %2F). PORT defaults to 3306. HOST follows Connector/C: a
-    name or address is reached over TCP, except "localhost", which means
-    the default Unix socket (as for the mariadb client); write 127.0.0.1
-    for TCP on the local machine. Options (values percent-decoded; any
-    other option is refused):
+    Upstream's go-sql-driver form, user:password@tcp(host:port)/db, is
+    refused with a hint to rewrite it. USER, PASSWORD and DBNAME are
+    percent-decoded (write '@' as %40, ':' as %3A, '/' as %2F). PORT
+    defaults to 3306. HOST follows Connector/C: a name or address is
+    reached over TCP, except "localhost", which means the default Unix
+    socket (as for the mariadb client); write 127.0.0.1 for TCP on the
+    local machine. Options (values percent-decoded; any other option is
+    refused):
 
         socket=PATH     connect over this Unix socket (HOST is then ignored)
         ssl=false       no TLS (the default)
