@@ -339,6 +339,8 @@ s_fixture_mysql (const char *dsn, const char *longtext, char *err)
         "dz DATETIME(6)) DEFAULT CHARSET=utf8mb4",
         "INSERT INTO dbt_fixture_x VALUES (0.1, b'101', '-838:59:59.5', 2024, 'b', "
         "'{\"a\": 1}', x'00ff10', -5, 4294967295, '2024-01-02 03:04:05.000001')",
+        "DROP PROCEDURE IF EXISTS dbt_two_sets",
+        "CREATE PROCEDURE dbt_two_sets() BEGIN SELECT 1 AS a; SELECT 2 AS b; END",
         "SET SESSION sql_mode = ''",
         "CREATE TABLE dbt_fixture_z (id INT, d DATE, b TINYINT(1))",
         "INSERT INTO dbt_fixture_z VALUES (1, '2024-01-01', 1), (2, '0000-00-00', 0), "
@@ -881,6 +883,14 @@ s_check_mysql_types (dbt_conn_t *src, dbt_conn_t *res, const dbt_driver_t *rdrv)
     rc = s_run_timed (src, "SELECT 1; SELECT 2", &opts, &ms, &rows, err);
     if (!s_ok (rc < 0, "two statements in one task are refused"))
         s_diag ("rc %d", rc);
+    for (int raw_protocol = 0; raw_protocol < 2; raw_protocol++) {
+        rc = s_run_timed (src, "CALL dbt_two_sets()", raw_protocol ? &opts : NULL, &ms, &rows,
+                          err);
+        if (!s_ok (rc == DBT_EINVAL && strstr (err, "more than one result set"),
+                   raw_protocol ? "a second result set is refused (raw)"
+                                : "a second result set is refused (prepared)"))
+            s_diag ("rc %d: %s", rc, err);
+    }
 }
 
 //  Write rows of one-column-per-cell into final; returns the driver's code.
