@@ -79,12 +79,17 @@
 
     Values a column cannot hold (NaN and infinities, infinite dates) are
     refused with the column and row named. Rows stream into the table with
-    LOAD DATA LOCAL INFILE fed from memory: a loader thread runs the
+    LOAD DATA LOCAL INFILE fed from memory (the server needs local_infile=1;
+    only results connections enable LOCAL INFILE, and their handler serves
+    nothing but the driver's own stream): a loader thread runs the
     statement while write_row fills a bounded queue of chunks, so memory
-    stays bounded; any warning the load raises fails the write. The commit
-    swaps the table in with one RENAME TABLE. MariaDB DDL is not
-    transactional: a crash can leave a staging table behind, never a partial
-    table under the final name.
+    stays bounded. Any warning the load raises fails the write, so a value
+    the server would mangle (out of range, more fraction digits than the
+    scale, invalid UTF-8) is an error naming the column and row. The commit
+    swaps the table in with one RENAME TABLE (final to dbt_old_<16 hex
+    digits>, staging to final) and then drops the old table. MariaDB DDL is
+    not transactional: a crash can leave a staging or dbt_old_ table
+    behind, never a partial table under the final name.
     =========================================================================
 */
 #ifndef DBT_DRIVER_MARIADB_H_INCLUDED
