@@ -10,15 +10,16 @@
 #include <math.h>
 #include <strings.h>
 
-//  Every driver the server knows; mysql and clickhouse will join here.
+//  Every driver the server knows; clickhouse will join here.
 static const dbt_driver_t *const s_drivers [] = {
     &dbt_driver_pg,
     &dbt_driver_sqlite,
+    &dbt_driver_mariadb,
     NULL
 };
 
 //  Kept in step with s_drivers (the self test checks it).
-static const char s_driver_names [] = "postgres postgresql sqlite sqlite3";
+static const char s_driver_names [] = "postgres postgresql sqlite sqlite3 mysql mariadb";
 
 struct _dbt_conn_t {
     const dbt_driver_t *driver; //  the connection's driver
@@ -468,6 +469,45 @@ dbt_cell_time (dbt_coltype_t type, const char *str, size_t len, char *out, size_
                      type == DBT_COL_TIMESTAMPTZ ? "+00" : "");
 }
 
+//  Escape letter of each byte that dbt_cell_tsv escapes, 0 for the rest.
+static const char s_tsv_escape [256] = {
+    [0] = '0', ['\\'] = '\\', ['\n'] = 'n', ['\r'] = 'r', ['\t'] = 't'
+};
+
+//  --------------------------------------------------------------------------
+//  Append one cell in tab-separated text form (NULL as \N). Returns 0, or
+//  -1 for a NUL byte that is not allowed.
+
+int
+dbt_cell_tsv (dbt_buf_t *buf, const char *val, size_t len, bool nul_ok)
+{
+    if (!val) {
+        dbt_buf_append (buf, "\\N", 2);
+        return 0;
+    }
+    dbt_buf_reserve (buf, 2 * len);
+    char *out = buf->data + buf->len;
+    const char *run = val;
+    const char *end = val + len;
+    for (const char *p = val; p < end; p++) {
+        char letter = s_tsv_escape [(unsigned char) *p];
+        if (!letter)
+            continue;
+        if (*p == 0 && !nul_ok)
+            return -1;
+        memcpy (out, run, (size_t) (p - run));
+        out += p - run;
+        *out++ = '\\';
+        *out++ = letter;
+        run = p + 1;
+    }
+    memcpy (out, run, (size_t) (end - run));
+    out += end - run;
+    buf->len = (size_t) (out - buf->data);
+    buf->data [buf->len] = 0;
+    return 0;
+}
+
 //  --------------------------------------------------------------------------
 //  Check the arg count against a statement's parameter count.
 
@@ -816,6 +856,8 @@ dbt_driver_test (bool verbose)
     assert (dbt_driver_find ("sqlite") == &dbt_driver_sqlite);
     assert (dbt_driver_find ("SQLite") == &dbt_driver_sqlite);
     assert (dbt_driver_find ("sqlite3") == &dbt_driver_sqlite);
+    assert (dbt_driver_find ("mysql") == &dbt_driver_mariadb);
+    assert (dbt_driver_find ("MariaDB") == &dbt_driver_mariadb);
     assert (dbt_driver_find ("oracle") == NULL);
     assert (dbt_driver_find ("") == NULL);
     assert (dbt_driver_find (NULL) == NULL);
@@ -936,6 +978,16 @@ dbt_driver_test (bool verbose)
     assert (streq (s_tc (tc, DBT_COL_TIMESTAMPTZ, "infinity"), "infinity"));
     assert (streq (s_tc (tc, DBT_COL_TIMESTAMPTZ, "0000-01-01 00:00:00+01"), ""));
 
+    //  Tab-separated cells
+    dbt_buf_reset (&out);
+    assert (dbt_cell_tsv (&out, "a\tb\nc\rd\\e", 9, false) == 0);
+    assert (streq (out.data, "a\\tb\\nc\\rd\\\\e"));
+    dbt_buf_reset (&out);
+    assert (dbt_cell_tsv (&out, NULL, 0, false) == 0 && streq (out.data, "\\N"));
+    assert (dbt_cell_tsv (&out, "\\N", 2, false) == 0 && streq (out.data, "\\N\\\\N"));
+    assert (dbt_cell_tsv (&out, "x\0y", 3, false) == -1 && out.len == 5);
+    assert (dbt_cell_tsv (&out, "x\0y", 3, true) == 0 && streq (out.data + 5, "x\\0y"));
+    assert (dbt_cell_tsv (&out, "", 0, true) == 0 && out.len == 9);
     dbt_buf_free (&out);
 
     //  Args

@@ -223,6 +223,14 @@ bool
 int
     dbt_cell_time (dbt_coltype_t type, const char *str, size_t len, char *out, size_t size);
 
+//  Append one cell to buf in the tab-separated text form that PostgreSQL
+//  COPY and MariaDB LOAD DATA read: val NULL as \N; backslash, tab, newline
+//  and carriage return as \\ \t \n \r; a NUL byte as \0 when nul_ok, else
+//  the cell is refused. Returns 0, or -1 for a refused NUL (buf keeps its
+//  old length).
+int
+    dbt_cell_tsv (dbt_buf_t *buf, const char *val, size_t len, bool nul_ok);
+
 //  -------------------------------------------------------------------------
 
 //  Check that args fit a statement with nparams parameters (-1 unknown:

@@ -190,41 +190,12 @@ s_sql_type (const dbt_column_t *col, char *buf, size_t size)
     return "text";
 }
 
-//  Bytes that COPY text format escapes (and NUL, which it cannot carry).
-static const unsigned char s_copy_special [256] = {
-    [0] = 1, ['\\'] = 1, ['\n'] = 1, ['\r'] = 1, ['\t'] = 1
-};
-
 //  Append one cell in COPY text format to buf (NULL as \N). Returns 0, or
 //  -1 when the value holds a NUL byte (PostgreSQL text cannot store it).
 static int
 s_copy_cell (dbt_buf_t *buf, const char *val, size_t len)
 {
-    if (!val) {
-        dbt_buf_append (buf, "\\N", 2);
-        return 0;
-    }
-    dbt_buf_reserve (buf, 2 * len);
-    char *out = buf->data + buf->len;
-    const char *run = val;
-    const char *end = val + len;
-    for (const char *p = val; p < end; p++) {
-        unsigned char c = (unsigned char) *p;
-        if (!s_copy_special [c])
-            continue;
-        if (c == 0)
-            return -1;
-        memcpy (out, run, (size_t) (p - run));
-        out += p - run;
-        *out++ = '\\';
-        *out++ = c == '\n' ? 'n' : c == '\r' ? 'r' : c == '\t' ? 't' : '\\';
-        run = p + 1;
-    }
-    memcpy (out, run, (size_t) (end - run));
-    out += end - run;
-    buf->len = (size_t) (out - buf->data);
-    buf->data [buf->len] = 0;
-    return 0;
+    return dbt_cell_tsv (buf, val, len, false);
 }
 
 //  Copy text into a NUL-terminated error message without trailing newlines.

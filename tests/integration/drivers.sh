@@ -1,11 +1,13 @@
 #!/bin/bash
 #  drivers.sh - driver conformance for every source -> results pair (TAP)
 #
-#  Starts a throwaway PostgreSQL (tests/lib/servers.sh) and runs
-#  tests/dbt_drivertest for sqlite->sqlite, postgres->postgres,
-#  postgres->sqlite and sqlite->postgres: one TAP line per pair, the pair's
-#  own checks as comments below it. Without a PostgreSQL server the
-#  PostgreSQL pairs are skipped, except under CI=true, where that fails.
+#  Starts a throwaway PostgreSQL and MariaDB (tests/lib/servers.sh) and
+#  runs tests/dbt_drivertest for sqlite->sqlite, postgres->postgres,
+#  postgres->sqlite, sqlite->postgres, mysql->mysql, mysql->postgres,
+#  mysql->sqlite (over the Unix socket), postgres->mysql and sqlite->mysql:
+#  one TAP line per pair, the pair's own checks as comments below it. A
+#  pair whose server cannot start is skipped, except under CI=true, where
+#  that fails.
 #  Environment (set by make check): top_srcdir, top_builddir.
 
 set -u
@@ -25,7 +27,7 @@ trap 'exit 1' INT TERM
 
 n=0
 failed=0
-echo "1..4"
+echo "1..9"
 
 #  pair DESCRIPTION SOURCE_TYPE SOURCE_DSN RESULTS_TYPE RESULTS_DSN
 pair () {
@@ -61,16 +63,40 @@ fi
 
 pair "sqlite -> sqlite" sqlite "$work/src.db" sqlite "$work/results.db"
 
+pg_reason=
 if start_pg 2>"$work/start_pg.log"; then
     pair "postgres -> postgres" postgres "$PG_DSN" postgres "$PG_DSN"
     pair "postgres -> sqlite" postgres "$PG_DSN" sqlite "$work/results2.db"
     pair "sqlite -> postgres" sqlite "$work/src2.db" postgres "$PG_DSN"
 else
-    reason="cannot start postgresql: $(tail -1 "$work/start_pg.log")"
+    pg_reason="cannot start postgresql: $(tail -1 "$work/start_pg.log")"
     sed 's/^/# /' "$work/start_pg.log"
-    skip_or_fail "postgres -> postgres" "$reason"
-    skip_or_fail "postgres -> sqlite" "$reason"
-    skip_or_fail "sqlite -> postgres" "$reason"
+    skip_or_fail "postgres -> postgres" "$pg_reason"
+    skip_or_fail "postgres -> sqlite" "$pg_reason"
+    skip_or_fail "sqlite -> postgres" "$pg_reason"
+fi
+
+if start_mariadb 2>"$work/start_mariadb.log"; then
+    my_dsn="mysql://test:testpw@127.0.0.1:$MDB_PORT/testdb"
+    #  One pair goes over the Unix socket (a path percent-encoded in the URL)
+    my_sock_dsn="mysql://test:testpw@localhost/testdb?socket=$(printf %s "$MDB_SOCK" | sed 's|/|%2F|g')"
+    pair "mysql -> mysql" mysql "$my_dsn" mysql "$my_dsn"
+    pair "mysql (socket) -> sqlite" mysql "$my_sock_dsn" sqlite "$work/results3.db"
+    pair "sqlite -> mysql" sqlite "$work/src3.db" mysql "$my_dsn"
+    if [ -z "$pg_reason" ]; then
+        pair "mysql -> postgres" mysql "$my_dsn" postgres "$PG_DSN"
+        pair "postgres -> mysql" postgres "$PG_DSN" mysql "$my_dsn"
+    else
+        skip_or_fail "mysql -> postgres" "$pg_reason"
+        skip_or_fail "postgres -> mysql" "$pg_reason"
+    fi
+else
+    my_reason="cannot start mariadb: $(tail -1 "$work/start_mariadb.log")"
+    sed 's/^/# /' "$work/start_mariadb.log"
+    for desc in "mysql -> mysql" "mysql (socket) -> sqlite" "sqlite -> mysql" \
+                "mysql -> postgres" "postgres -> mysql"; do
+        skip_or_fail "$desc" "$my_reason"
+    done
 fi
 
 [ $failed = 0 ]
