@@ -484,7 +484,8 @@ const dbt_driver_t dbt_driver_mariadb = {
     .write_commit = dbt_mariadb_write_commit,
     .write_abort = dbt_mariadb_write_abort,
     .drop_table = dbt_mariadb_drop_table,
-    .max_identifier = 64
+    .max_identifier = 64,
+    .ident_quote = '`'
 };
 
 //  --------------------------------------------------------------------------
