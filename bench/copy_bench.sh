@@ -110,9 +110,10 @@ if [ "$which" = mysql ] || [ "$which" = all ]; then
         m -e "DROP TABLE IF EXISTS raw_dst; CREATE TABLE raw_dst LIKE bench_src"
         rm -f "$fifo"; mkfifo "$fifo"
         t0=$(now_ms)
-        m --batch --raw --skip-column-names -e "SELECT * FROM bench_src" > "$fifo" &
+        m --batch --raw --quick --skip-column-names -e "SELECT * FROM bench_src" > "$fifo" &
+        reader=$!
         m -e "LOAD DATA LOCAL INFILE '$fifo' INTO TABLE raw_dst FIELDS TERMINATED BY '\t' ESCAPED BY '\\\\'"
-        wait
+        wait "$reader"
         raw_runs+=($(( $(now_ms) - t0 )))
     done
     [ "$(m -N -e 'SELECT count(*) FROM raw_dst')" = "$rows" ] || echo "raw pipe copied the wrong number of rows" >&2

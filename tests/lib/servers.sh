@@ -103,6 +103,26 @@ _srv_stop () {
 }
 
 # ---------------------------------------------------------------- PostgreSQL
+# Start postgres on port PORT over the existing data dir; 2 = it died.
+_srv_launch_pg () {
+    local port=$1 bin user dir=$DBT_SRV_ROOT/pg pid
+    bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+    user=$(_srv_account postgres)
+    _srv_exec_as "$user" "$bin/postgres" -D "$dir/data" -p "$port" -k "$dir" \
+        -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off \
+        -c full_page_writes=off -c shared_buffers=64MB -c max_connections=50 \
+        >>"$dir/server.log" 2>&1 &
+    pid=$!
+    _srv_record pg "$pid"
+    _srv_wait postgres "$pid" "$bin/pg_isready" -q -h 127.0.0.1 -p "$port" -t 1
+}
+
+# Stop PostgreSQL (fast shutdown) and start it again on the same port.
+restart_pg () {
+    _srv_stop pg INT
+    _srv_launch_pg "$PG_PORT"
+}
+
 start_pg () {
     _srv_root || return 1
     local bin user dir port pid try rc
@@ -121,14 +141,8 @@ start_pg () {
     fi
     for try in 1 2 3; do
         port=$(_srv_free_port) || return 1
-        _srv_exec_as "$user" "$bin/postgres" -D "$dir/data" -p "$port" -k "$dir" \
-            -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off \
-            -c full_page_writes=off -c shared_buffers=64MB -c max_connections=50 \
-            >"$dir/server.log" 2>&1 &
-        pid=$!
-        _srv_record pg "$pid"
         rc=0
-        _srv_wait postgres "$pid" "$bin/pg_isready" -q -h 127.0.0.1 -p "$port" -t 1 || rc=$?
+        _srv_launch_pg "$port" || rc=$?
         [ $rc = 2 ] && continue     # died, most likely the port was taken meanwhile
         if [ $rc != 0 ]; then tail -20 "$dir/server.log" >&2; return 1; fi
         if ! "$bin/createdb" -h 127.0.0.1 -p "$port" -U postgres testdb; then
@@ -145,6 +159,29 @@ start_pg () {
 }
 
 # ---------------------------------------------------------------- MariaDB
+# Start mariadbd on port PORT over the existing data dir; 2 = it died.
+_srv_launch_mariadb () {
+    local port=$1 mariadbd user dir=$DBT_SRV_ROOT/mariadb pid
+    mariadbd=$(command -v mariadbd 2>/dev/null || echo /usr/sbin/mariadbd)
+    user=$(_srv_account mysql)
+    # Its own tmpdir: the caller's TMPDIR may not be writable by mysql.
+    _srv_exec_as "$user" "$mariadbd" --no-defaults --datadir="$dir/data" \
+        --socket="$dir/mysqld.sock" --port="$port" --bind-address=127.0.0.1 \
+        --pid-file="$dir/mysqld.pid" --log-error="$dir/error.log" --skip-name-resolve \
+        --skip-log-bin --performance-schema=OFF --innodb-flush-log-at-trx-commit=0 \
+        --local-infile=1 --tmpdir="$dir" --innodb-log-file-size=8M \
+        --innodb-buffer-pool-size=32M >>"$dir/stdout.log" 2>&1 &
+    pid=$!
+    _srv_record mariadb "$pid"
+    _srv_wait mariadbd "$pid" mariadb-admin --no-defaults --socket="$dir/mysqld.sock" -uroot ping
+}
+
+# Stop MariaDB and start it again on the same port.
+restart_mariadb () {
+    _srv_stop mariadb TERM
+    _srv_launch_mariadb "$MDB_PORT"
+}
+
 start_mariadb () {
     _srv_root || return 1
     local mariadbd user dir port pid try rc inno
@@ -167,17 +204,8 @@ start_mariadb () {
     fi
     for try in 1 2 3; do
         port=$(_srv_free_port) || return 1
-        # shellcheck disable=SC2086
-        _srv_exec_as "$user" "$mariadbd" --no-defaults --datadir="$dir/data" \
-            --socket="$dir/mysqld.sock" --port="$port" --bind-address=127.0.0.1 \
-            --pid-file="$dir/mysqld.pid" --log-error="$dir/error.log" --skip-name-resolve \
-            --skip-log-bin --performance-schema=OFF --innodb-flush-log-at-trx-commit=0 \
-            --local-infile=1 $inno >"$dir/stdout.log" 2>&1 &
-        pid=$!
-        _srv_record mariadb "$pid"
         rc=0
-        _srv_wait mariadbd "$pid" mariadb-admin --no-defaults --socket="$dir/mysqld.sock" \
-            -uroot ping || rc=$?
+        _srv_launch_mariadb "$port" || rc=$?
         [ $rc = 2 ] && continue
         if [ $rc != 0 ]; then tail -20 "$dir/error.log" >&2; return 1; fi
         if ! mariadb --no-defaults --socket="$dir/mysqld.sock" -uroot -e "
