@@ -24,6 +24,9 @@ FROM generate_series (1, $1::int) g;
 -- name: flaky
 -- raw: 1
 SELECT * FROM flaky;
+
+-- name: trickle
+SELECT g, pg_sleep (0.0015) AS s FROM generate_series (1, $1::int) g;
 SQL
 node_config a <<INI
 [app]
@@ -201,6 +204,21 @@ done
 is "$expired" "yes" "expired results table is dropped by the janitor"
 api GET /jobs/ex1/results
 is "$STATUS" 410 "expired results are 410 Gone"
+
+#  --- Progress: rows written so far while the job runs.
+api POST /tasks/trickle/jobs '{"job_id":"tr","args":["4000"]}'
+ok "trickling job starts" wait_state tr STARTED 10
+seen=0
+for i in $(seq 1 100); do
+    api GET /jobs/tr
+    rows=$(jfield .data.rows)
+    [ "$(jfield .data.state)" = STARTED ] && [ "$rows" -gt 0 ] && [ "$rows" -lt 4000 ] && { seen=$rows; break; }
+    sleep 0.1
+done
+ok "a running job reports rows written so far ($seen)" test "$seen" -gt 0
+is "$(jfield .data.count)" "0" "count stays 0 until the job succeeds (as upstream)"
+ok "trickling job succeeds" wait_state tr SUCCESS 30
+is "$(jfield .data.rows)" "4000" "rows is the final count at the end"
 
 #  --- Metrics move as jobs run.
 metric () { curl -s "http://127.0.0.1:$CURRENT_PORT/metrics" | awk -v k="$1" '$1 == k { print $2 }'; }
