@@ -16,7 +16,7 @@ s_test_worker (const char *endpoint, const char *id, const char *queue, int capa
     zsock_t *sock = zsock_new (ZMQ_DEALER);
     zsock_set_identity (sock, id);
     zsock_set_rcvtimeo (sock, 3000);
-    zsock_set_sndtimeo (sock, 1000);
+    zsock_set_sndtimeo (sock, 100);
     assert (zsock_connect (sock, "%s", endpoint) == 0);
     dbt_mpw_t *w = dbt_mpw_new ();
     dbt_mpw_map (w);
@@ -313,7 +313,7 @@ dbt_dispatcher_test (bool verbose)
     dispatcher = zactor_new (dbt_dispatcher_actor, &args);
     assert (dispatcher);
     s_test_heartbeat (w3);
-    dbt_msg_t *disconnect = s_test_expect (w3, DBT_W_DISCONNECT, 2000);
+    dbt_msg_t *disconnect = s_test_expect (w3, DBT_W_DISCONNECT, 5000);
     assert (disconnect);
     dbt_msg_destroy (&disconnect);
     w = dbt_mpw_new ();
