@@ -179,6 +179,26 @@ dbt_cell_double (double value, char *out, size_t size)
 }
 
 //  --------------------------------------------------------------------------
+//  Write the canonical text of a float into out; returns its length.
+
+int
+dbt_cell_float (float value, char *out, size_t size)
+{
+    assert (size >= DBT_CELL_DOUBLE_LEN);
+    if (isnan (value) || isinf (value))
+        return dbt_cell_double (value, out, size);
+    //  The shortest of 6 to 9 significant digits that reads back exactly
+    //  (FLT_DIG is 6; 9 digits always round-trip a float).
+    int len = 0;
+    for (int digits = 6; digits <= 9; digits++) {
+        len = snprintf (out, size, "%.*g", digits, (double) value);
+        if (strtof (out, NULL) == value)
+            break;
+    }
+    return len;
+}
+
+//  --------------------------------------------------------------------------
 //  Parse a whole decimal int64 from len bytes: -?[0-9]+. Returns 0 or -1.
 
 int
@@ -367,6 +387,67 @@ s_civil_from_days (int64_t z, int64_t *y, int *m, int *d)
     *d = (int) (doy - (153 * mp + 2) / 5 + 1);
     *m = (int) (mp < 10 ? mp + 3 : mp - 9);
     *y = yoe + era * 400 + (*m <= 2);
+}
+
+//  Write n digits of value at out (zero-padded).
+static void
+s_put_digits (char *out, unsigned value, int n)
+{
+    for (int i = n - 1; i >= 0; i--) {
+        out [i] = (char) ('0' + value % 10);
+        value /= 10;
+    }
+}
+
+//  --------------------------------------------------------------------------
+//  Write the canonical text of a Unix time. Digits are written by hand:
+//  drivers that read binary times (ClickHouse) call this for every cell.
+
+int
+dbt_cell_unixtime (dbt_coltype_t type, int64_t secs, uint32_t usec, char *out, size_t size)
+{
+    assert (size >= DBT_CELL_TIME_LEN);
+    if (usec > 999999)
+        return -1;
+    int64_t days = secs >= 0 ? secs / 86400 : -((-secs + 86399) / 86400);
+    int64_t rest = secs - days * 86400;
+    int64_t year;
+    int month, day;
+    s_civil_from_days (days, &year, &month, &day);
+    if (year < 1 || year > 9999)
+        return -1;
+    char *p = out;
+    s_put_digits (p, (unsigned) year, 4);
+    p [4] = '-';
+    s_put_digits (p + 5, (unsigned) month, 2);
+    p [7] = '-';
+    s_put_digits (p + 8, (unsigned) day, 2);
+    p += 10;
+    if (type == DBT_COL_TIMESTAMP || type == DBT_COL_TIMESTAMPTZ) {
+        *p++ = ' ';
+        s_put_digits (p, (unsigned) (rest / 3600), 2);
+        p [2] = ':';
+        s_put_digits (p + 3, (unsigned) (rest / 60 % 60), 2);
+        p [5] = ':';
+        s_put_digits (p + 6, (unsigned) (rest % 60), 2);
+        p += 8;
+        if (usec) {
+            int n = 6;
+            while (usec % 10 == 0) {
+                usec /= 10;
+                n--;
+            }
+            *p++ = '.';
+            s_put_digits (p, usec, n);
+            p += n;
+        }
+        if (type == DBT_COL_TIMESTAMPTZ) {
+            memcpy (p, "+00", 3);
+            p += 3;
+        }
+    }
+    *p = 0;
+    return (int) (p - out);
 }
 
 //  --------------------------------------------------------------------------
@@ -850,6 +931,19 @@ dbt_driver_test (bool verbose)
     assert (streq (text, "-Infinity"));
     dbt_cell_double (-1.7976931348623157e308, text, sizeof (text));
     assert (strtod (text, NULL) == -1.7976931348623157e308);
+    assert (dbt_cell_float (0.1f, text, sizeof (text)) == 3 && streq (text, "0.1"));
+    dbt_cell_float (16777217.0f, text, sizeof (text));
+    assert (streq (text, "16777216"));
+    dbt_cell_float (3.4028234663852886e38f, text, sizeof (text));
+    assert (strtof (text, NULL) == 3.4028234663852886e38f);
+    dbt_cell_float (1.17549435e-38f, text, sizeof (text));
+    assert (strtof (text, NULL) == 1.17549435e-38f && strlen (text) <= 15);
+    dbt_cell_float (-NAN, text, sizeof (text));
+    assert (streq (text, "NaN"));
+    dbt_cell_float (-INFINITY, text, sizeof (text));
+    assert (streq (text, "-Infinity"));
+    dbt_cell_float (1.0f / 3.0f, text, sizeof (text));
+    assert (strtof (text, NULL) == 1.0f / 3.0f && strlen (text) <= 11);
 
     //  Cell helpers
     dbt_buf_t out = { 0 };
@@ -909,6 +1003,36 @@ dbt_driver_test (bool verbose)
     assert (streq (s_tc (tc, DBT_COL_TIMESTAMPTZ, "2024-01-02"), "2024-01-02 00:00:00+00"));
     assert (streq (s_tc (tc, DBT_COL_TIMESTAMPTZ, "infinity"), "infinity"));
     assert (streq (s_tc (tc, DBT_COL_TIMESTAMPTZ, "0000-01-01 00:00:00+01"), ""));
+    //  Unix times
+    assert (dbt_cell_unixtime (DBT_COL_DATE, 0, 0, tc, sizeof (tc)) == 10);
+    assert (streq (tc, "1970-01-01"));
+    dbt_cell_unixtime (DBT_COL_TIMESTAMPTZ, 1704164645, 0, tc, sizeof (tc));
+    assert (streq (tc, "2024-01-02 03:04:05+00"));
+    dbt_cell_unixtime (DBT_COL_TIMESTAMP, 1704164645, 120000, tc, sizeof (tc));
+    assert (streq (tc, "2024-01-02 03:04:05.12"));
+    dbt_cell_unixtime (DBT_COL_TIMESTAMPTZ, -1, 999999, tc, sizeof (tc));
+    assert (streq (tc, "1969-12-31 23:59:59.999999+00"));
+    dbt_cell_unixtime (DBT_COL_DATE, 1709164800, 0, tc, sizeof (tc));
+    assert (streq (tc, "2024-02-29"));
+    dbt_cell_unixtime (DBT_COL_TIMESTAMPTZ, 4294967295LL, 1, tc, sizeof (tc));
+    assert (streq (tc, "2106-02-07 06:28:15.000001+00"));
+    dbt_cell_unixtime (DBT_COL_TIMESTAMP, -62135596800LL, 0, tc, sizeof (tc));
+    assert (streq (tc, "0001-01-01 00:00:00"));
+    assert (dbt_cell_unixtime (DBT_COL_TIMESTAMP, -62135596801LL, 0, tc, sizeof (tc)) == -1);
+    assert (dbt_cell_unixtime (DBT_COL_DATE, 253402300800LL, 0, tc, sizeof (tc)) == -1);
+    assert (dbt_cell_unixtime (DBT_COL_DATE, 0, 1000000, tc, sizeof (tc)) == -1);
+    //  Every 13th day of 1900..2200 agrees with gmtime_r and reads back
+    for (int64_t d = -25567; d < 84000; d += 13) {
+        time_t t = (time_t) (d * 86400 + 3723);
+        struct tm tm;
+        gmtime_r (&t, &tm);
+        char want [DBT_CELL_TIME_LEN], back [DBT_CELL_TIME_LEN];
+        strftime (want, sizeof (want), "%Y-%m-%d %H:%M:%S+00", &tm);
+        int len = dbt_cell_unixtime (DBT_COL_TIMESTAMPTZ, (int64_t) t, 0, tc, sizeof (tc));
+        assert (len == 22 && streq (tc, want));
+        assert (dbt_cell_time (DBT_COL_TIMESTAMPTZ, tc, (size_t) len, back, sizeof (back)) == len);
+        assert (streq (back, tc));
+    }
 
     dbt_buf_free (&out);
 
