@@ -27,6 +27,7 @@ static test_item_t s_tests [] = {
     { "driver", dbt_driver_test },
     { "driver_sqlite", dbt_driver_sqlite_test },
     { "driver_pg", dbt_driver_pg_test },
+    { "ch_native", dbt_ch_native_test },
     { "submit", dbt_submit_test },
     { "pool", dbt_pool_test },
     { "runner", dbt_runner_test },
