@@ -100,6 +100,7 @@ struct _s_type_t {
     size_t *starts;             //  String: offset of each value's bytes
     size_t *lens;               //  String: length of each value
     size_t cap;                 //  String: room in starts and lens
+    dbt_cell_daycache_t days;   //  Date, DateTime: the last day's text
 };
 
 struct _dbt_ch_native_t {
@@ -1014,7 +1015,8 @@ s_uint_at (const unsigned char *p, size_t width)
 //  A DateTime64 value (ticks of 10^-scale s) as TIMESTAMP or TIMESTAMPTZ
 //  text into out (at least 48 bytes). Returns the length or -1.
 static int
-s_datetime64_text (int64_t ticks, int scale, dbt_coltype_t type, char *out)
+s_datetime64_text (int64_t ticks, int scale, dbt_coltype_t type, dbt_cell_daycache_t *cache,
+                   char *out)
 {
     int64_t unit = 1;
     for (int i = 0; i < scale; i++)
@@ -1027,10 +1029,10 @@ s_datetime64_text (int64_t ticks, int scale, dbt_coltype_t type, char *out)
     if (scale <= 6) {
         for (int i = scale; i < 6; i++)
             frac *= 10;
-        return dbt_cell_unixtime (type, secs, (uint32_t) frac, out, 48);
+        return dbt_cell_unixtime (type, secs, (uint32_t) frac, cache, out, 48);
     }
     //  Finer than microseconds: all digits, no zone (written as text)
-    int len = dbt_cell_unixtime (DBT_COL_TIMESTAMP, secs, 0, out, 48);
+    int len = dbt_cell_unixtime (DBT_COL_TIMESTAMP, secs, 0, cache, out, 48);
     if (len < 0)
         return -1;
     return len + snprintf (out + len, 48 - (size_t) len, ".%0*" PRId64, scale, frac);
@@ -1049,7 +1051,7 @@ s_lowcard_key (const dbt_ch_native_t *self, const s_type_t *t, size_t i)
 //  composite) into out (at least 64 bytes); top-level cells use canonical
 //  text, nested ones ClickHouse's. Returns the length or -1.
 static int
-s_scalar_text (const dbt_ch_native_t *self, const s_type_t *t, size_t i, bool nested, char *out)
+s_scalar_text (const dbt_ch_native_t *self, s_type_t *t, size_t i, bool nested, char *out)
 {
     const unsigned char *p = s_at (self, t->off + i * t->width);
     switch (t->kind) {
@@ -1076,16 +1078,18 @@ s_scalar_text (const dbt_ch_native_t *self, const s_type_t *t, size_t i, bool ne
         case S_DECIMAL:
             return (int) s_decimal_text (p, t->width, t->scale, out);
         case S_DATE:
-            return dbt_cell_unixtime (DBT_COL_DATE, (int64_t) s_u16 (p) * 86400, 0, out, 64);
+            return dbt_cell_unixtime (DBT_COL_DATE, (int64_t) s_u16 (p) * 86400, 0, &t->days,
+                                      out, 64);
         case S_DATE32:
             return dbt_cell_unixtime (DBT_COL_DATE, (int64_t) (int32_t) s_u32 (p) * 86400, 0,
-                                      out, 64);
+                                      &t->days, out, 64);
         case S_DATETIME:
             return dbt_cell_unixtime (nested ? DBT_COL_TIMESTAMP : DBT_COL_TIMESTAMPTZ,
-                                      (int64_t) s_u32 (p), 0, out, 64);
+                                      (int64_t) s_u32 (p), 0, &t->days, out, 64);
         case S_DATETIME64:
             return s_datetime64_text ((int64_t) s_u64 (p), t->scale,
-                                      nested ? DBT_COL_TIMESTAMP : DBT_COL_TIMESTAMPTZ, out);
+                                      nested ? DBT_COL_TIMESTAMP : DBT_COL_TIMESTAMPTZ,
+                                      &t->days, out);
         case S_UUID: {
             uint64_t hi = s_u64 (p), lo = s_u64 (p + 8);
             return snprintf (out, 64, "%08" PRIx64 "-%04" PRIx64 "-%04" PRIx64 "-%04" PRIx64
@@ -1129,7 +1133,7 @@ s_put_quoted (dbt_buf_t *out, const char *val, size_t len)
 //  Append value i of t in ClickHouse's text form (quoted: as an element of
 //  an array or tuple). Returns 0 or -1 (a value with no text).
 static int
-s_text (const dbt_ch_native_t *self, const s_type_t *t, size_t i, bool quoted, dbt_buf_t *out)
+s_text (const dbt_ch_native_t *self, s_type_t *t, size_t i, bool quoted, dbt_buf_t *out)
 {
     switch (t->kind) {
         case S_NULLABLE:
@@ -1217,7 +1221,7 @@ s_text (const dbt_ch_native_t *self, const s_type_t *t, size_t i, bool quoted, d
 static int
 s_cell (dbt_ch_native_t *self, size_t c, size_t r, char *err)
 {
-    const s_type_t *t = self->types [c];
+    s_type_t *t = self->types [c];
     size_t i = r;
     for (;;) {
         if (t->kind == S_NULLABLE) {

@@ -404,24 +404,44 @@ s_put_digits (char *out, unsigned value, int n)
 //  drivers that read binary times (ClickHouse) call this for every cell.
 
 int
-dbt_cell_unixtime (dbt_coltype_t type, int64_t secs, uint32_t usec, char *out, size_t size)
+dbt_cell_unixtime (dbt_coltype_t type, int64_t secs, uint32_t usec,
+                   dbt_cell_daycache_t *cache, char *out, size_t size)
 {
     assert (size >= DBT_CELL_TIME_LEN);
     if (usec > 999999)
         return -1;
+    //  0001-01-01 to 9999-12-31 in days since 1970-01-01
+    if (secs < -62135596800LL || secs >= 253402300800LL)
+        return -1;
     int64_t days = secs >= 0 ? secs / 86400 : -((-secs + 86399) / 86400);
     int64_t rest = secs - days * 86400;
-    int64_t year;
-    int month, day;
-    s_civil_from_days (days, &year, &month, &day);
-    if (year < 1 || year > 9999)
-        return -1;
     char *p = out;
-    s_put_digits (p, (unsigned) year, 4);
-    p [4] = '-';
-    s_put_digits (p + 5, (unsigned) month, 2);
-    p [7] = '-';
-    s_put_digits (p + 8, (unsigned) day, 2);
+    if (cache && cache->valid && cache->day == days)
+        memcpy (p, cache->text, 10);
+    else {
+        //  s_civil_from_days in unsigned 32-bit arithmetic: in this range
+        //  the day count from 0000-03-01 is positive and small, and the
+        //  divisions by constants become cheap multiplications.
+        uint32_t z = (uint32_t) (days + 719468);
+        uint32_t era = z / 146097;
+        uint32_t doe = z - era * 146097;
+        uint32_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+        uint32_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        uint32_t mp = (5 * doy + 2) / 153;
+        unsigned day = doy - (153 * mp + 2) / 5 + 1;
+        unsigned month = mp < 10 ? mp + 3 : mp - 9;
+        unsigned year = yoe + era * 400 + (month <= 2);
+        s_put_digits (p, year, 4);
+        p [4] = '-';
+        s_put_digits (p + 5, month, 2);
+        p [7] = '-';
+        s_put_digits (p + 8, day, 2);
+        if (cache) {
+            cache->valid = true;
+            cache->day = days;
+            memcpy (cache->text, p, 10);
+        }
+    }
     p += 10;
     if (type == DBT_COL_TIMESTAMP || type == DBT_COL_TIMESTAMPTZ) {
         *p++ = ' ';
@@ -1004,32 +1024,39 @@ dbt_driver_test (bool verbose)
     assert (streq (s_tc (tc, DBT_COL_TIMESTAMPTZ, "infinity"), "infinity"));
     assert (streq (s_tc (tc, DBT_COL_TIMESTAMPTZ, "0000-01-01 00:00:00+01"), ""));
     //  Unix times
-    assert (dbt_cell_unixtime (DBT_COL_DATE, 0, 0, tc, sizeof (tc)) == 10);
+    assert (dbt_cell_unixtime (DBT_COL_DATE, 0, 0, NULL, tc, sizeof (tc)) == 10);
     assert (streq (tc, "1970-01-01"));
-    dbt_cell_unixtime (DBT_COL_TIMESTAMPTZ, 1704164645, 0, tc, sizeof (tc));
+    dbt_cell_unixtime (DBT_COL_TIMESTAMPTZ, 1704164645, 0, NULL, tc, sizeof (tc));
     assert (streq (tc, "2024-01-02 03:04:05+00"));
-    dbt_cell_unixtime (DBT_COL_TIMESTAMP, 1704164645, 120000, tc, sizeof (tc));
+    dbt_cell_unixtime (DBT_COL_TIMESTAMP, 1704164645, 120000, NULL, tc, sizeof (tc));
     assert (streq (tc, "2024-01-02 03:04:05.12"));
-    dbt_cell_unixtime (DBT_COL_TIMESTAMPTZ, -1, 999999, tc, sizeof (tc));
+    dbt_cell_unixtime (DBT_COL_TIMESTAMPTZ, -1, 999999, NULL, tc, sizeof (tc));
     assert (streq (tc, "1969-12-31 23:59:59.999999+00"));
-    dbt_cell_unixtime (DBT_COL_DATE, 1709164800, 0, tc, sizeof (tc));
+    dbt_cell_unixtime (DBT_COL_DATE, 1709164800, 0, NULL, tc, sizeof (tc));
     assert (streq (tc, "2024-02-29"));
-    dbt_cell_unixtime (DBT_COL_TIMESTAMPTZ, 4294967295LL, 1, tc, sizeof (tc));
+    dbt_cell_unixtime (DBT_COL_TIMESTAMPTZ, 4294967295LL, 1, NULL, tc, sizeof (tc));
     assert (streq (tc, "2106-02-07 06:28:15.000001+00"));
-    dbt_cell_unixtime (DBT_COL_TIMESTAMP, -62135596800LL, 0, tc, sizeof (tc));
+    dbt_cell_unixtime (DBT_COL_TIMESTAMP, -62135596800LL, 0, NULL, tc, sizeof (tc));
     assert (streq (tc, "0001-01-01 00:00:00"));
-    assert (dbt_cell_unixtime (DBT_COL_TIMESTAMP, -62135596801LL, 0, tc, sizeof (tc)) == -1);
-    assert (dbt_cell_unixtime (DBT_COL_DATE, 253402300800LL, 0, tc, sizeof (tc)) == -1);
-    assert (dbt_cell_unixtime (DBT_COL_DATE, 0, 1000000, tc, sizeof (tc)) == -1);
+    assert (dbt_cell_unixtime (DBT_COL_TIMESTAMP, -62135596801LL, 0, NULL, tc, sizeof (tc)) == -1);
+    assert (dbt_cell_unixtime (DBT_COL_DATE, 253402300800LL, 0, NULL, tc, sizeof (tc)) == -1);
+    assert (dbt_cell_unixtime (DBT_COL_DATE, 0, 1000000, NULL, tc, sizeof (tc)) == -1);
     //  Every 13th day of 1900..2200 agrees with gmtime_r and reads back
+    dbt_cell_daycache_t cache = { 0 };
     for (int64_t d = -25567; d < 84000; d += 13) {
         time_t t = (time_t) (d * 86400 + 3723);
         struct tm tm;
         gmtime_r (&t, &tm);
         char want [DBT_CELL_TIME_LEN], back [DBT_CELL_TIME_LEN];
         strftime (want, sizeof (want), "%Y-%m-%d %H:%M:%S+00", &tm);
-        int len = dbt_cell_unixtime (DBT_COL_TIMESTAMPTZ, (int64_t) t, 0, tc, sizeof (tc));
+        int len = dbt_cell_unixtime (DBT_COL_TIMESTAMPTZ, (int64_t) t, 0, NULL, tc, sizeof (tc));
         assert (len == 22 && streq (tc, want));
+        //  The same through a day cache, the day seen before or not
+        char cached [DBT_CELL_TIME_LEN];
+        assert (dbt_cell_unixtime (DBT_COL_TIMESTAMPTZ, (int64_t) t, 0, &cache, cached,
+                                   sizeof (cached)) == 22 && streq (cached, want));
+        assert (dbt_cell_unixtime (DBT_COL_DATE, (int64_t) t + 3600, 0, &cache, cached,
+                                   sizeof (cached)) == 10 && strncmp (cached, want, 10) == 0);
         assert (dbt_cell_time (DBT_COL_TIMESTAMPTZ, tc, (size_t) len, back, sizeof (back)) == len);
         assert (streq (back, tc));
     }
