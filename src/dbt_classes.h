@@ -42,6 +42,7 @@
 #include "dbt_driver_sqlite.h"
 #include "dbt_driver_pg.h"
 #include "dbt_ch_native.h"
+#include "dbt_driver_clickhouse.h"
 #include "dbt_msg.h"
 #include "dbt_job.h"
 #include "dbt_store.h"

@@ -10,15 +10,16 @@
 #include <math.h>
 #include <strings.h>
 
-//  Every driver the server knows; mysql and clickhouse will join here.
+//  Every driver the server knows; mysql will join here.
 static const dbt_driver_t *const s_drivers [] = {
     &dbt_driver_pg,
     &dbt_driver_sqlite,
+    &dbt_driver_clickhouse,
     NULL
 };
 
 //  Kept in step with s_drivers (the self test checks it).
-static const char s_driver_names [] = "postgres postgresql sqlite sqlite3";
+static const char s_driver_names [] = "postgres postgresql sqlite sqlite3 clickhouse";
 
 struct _dbt_conn_t {
     const dbt_driver_t *driver; //  the connection's driver
@@ -891,6 +892,8 @@ dbt_driver_test (bool verbose)
     assert (dbt_driver_find ("sqlite") == &dbt_driver_sqlite);
     assert (dbt_driver_find ("SQLite") == &dbt_driver_sqlite);
     assert (dbt_driver_find ("sqlite3") == &dbt_driver_sqlite);
+    assert (dbt_driver_find ("clickhouse") == &dbt_driver_clickhouse);
+    assert (dbt_driver_find ("ClickHouse") == &dbt_driver_clickhouse);
     assert (dbt_driver_find ("oracle") == NULL);
     assert (dbt_driver_find ("") == NULL);
     assert (dbt_driver_find (NULL) == NULL);
