@@ -1,11 +1,12 @@
 #!/bin/bash
 #  drivers.sh - driver conformance for every source -> results pair (TAP)
 #
-#  Starts a throwaway PostgreSQL (tests/lib/servers.sh) and runs
-#  tests/dbt_drivertest for sqlite->sqlite, postgres->postgres,
-#  postgres->sqlite and sqlite->postgres: one TAP line per pair, the pair's
-#  own checks as comments below it. Without a PostgreSQL server the
-#  PostgreSQL pairs are skipped, except under CI=true, where that fails.
+#  Starts a throwaway PostgreSQL and ClickHouse (tests/lib/servers.sh) and
+#  runs tests/dbt_drivertest for sqlite->sqlite, postgres->postgres,
+#  postgres->sqlite, sqlite->postgres, clickhouse->sqlite and
+#  clickhouse->postgres (ClickHouse is a source only): one TAP line per
+#  pair, the pair's own checks as comments below it. A pair whose server
+#  cannot start is skipped, except under CI=true, where that fails.
 #  Environment (set by make check): top_srcdir, top_builddir.
 
 set -u
@@ -25,7 +26,7 @@ trap 'exit 1' INT TERM
 
 n=0
 failed=0
-echo "1..4"
+echo "1..6"
 
 #  pair DESCRIPTION SOURCE_TYPE SOURCE_DSN RESULTS_TYPE RESULTS_DSN
 pair () {
@@ -71,6 +72,21 @@ else
     skip_or_fail "postgres -> postgres" "$reason"
     skip_or_fail "postgres -> sqlite" "$reason"
     skip_or_fail "sqlite -> postgres" "$reason"
+    pg_reason=$reason
+fi
+
+if start_clickhouse 2>"$work/start_ch.log"; then
+    pair "clickhouse -> sqlite" clickhouse "$CH_URL" sqlite "$work/results3.db"
+    if [ -n "${PG_DSN:-}" ]; then
+        pair "clickhouse -> postgres" clickhouse "$CH_URL" postgres "$PG_DSN"
+    else
+        skip_or_fail "clickhouse -> postgres" "$pg_reason"
+    fi
+else
+    reason="cannot start clickhouse: $(tail -1 "$work/start_ch.log")"
+    sed 's/^/# /' "$work/start_ch.log"
+    skip_or_fail "clickhouse -> sqlite" "$reason"
+    skip_or_fail "clickhouse -> postgres" "$reason"
 fi
 
 [ $failed = 0 ]
