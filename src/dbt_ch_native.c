@@ -217,11 +217,13 @@ s_read_quoted (const char **p)
     dbt_buf_t buf = { 0 };
     dbt_buf_reserve (&buf, 16);
     for (;;) {
-        char c = *(*p)++;
-        if (c == 0) {
+        //  Never step past the terminating NUL
+        char c = **p;
+        if (c == 0 || (c == '\\' && (*p) [1] == 0)) {
             dbt_buf_free (&buf);
             return NULL;
         }
+        (*p)++;
         if (c == '\'') {
             if (**p != '\'')
                 break;
@@ -231,9 +233,6 @@ s_read_quoted (const char **p)
         if (c == '\\') {
             c = *(*p)++;
             switch (c) {
-                case 0:
-                    dbt_buf_free (&buf);
-                    return NULL;
                 case 'b': c = '\b'; break;
                 case 'f': c = '\f'; break;
                 case 'n': c = '\n'; break;
@@ -471,7 +470,8 @@ s_type_of (const char *name, char *err)
     err [0] = 0;
     const char *p = name;
     s_type_t *type = s_type_parse (&p, 0, err);
-    s_skip_spaces (&p);
+    if (type)
+        s_skip_spaces (&p);
     if (type && *p) {
         dbt_err_set (err, "malformed type name");
         s_type_destroy (&type);
