@@ -242,21 +242,6 @@ s_json_data (char *data, size_t size, size_t nmemb, void *arg)
     return len;
 }
 
-//  Decimal digits of v at out; returns the length.
-static size_t
-s_digits (uint64_t v, char *out)
-{
-    char tmp [20];
-    size_t n = 0;
-    do {
-        tmp [n++] = (char) ('0' + v % 10);
-        v /= 10;
-    } while (v);
-    for (size_t i = 0; i < n; i++)
-        out [i] = tmp [n - 1 - i];
-    return n;
-}
-
 //  RowBinary of the bench's six columns: Int64, Decimal64(2), DateTime,
 //  Date, UInt8, String (no types in the stream: 18.16 has no
 //  RowBinaryWithNamesAndTypes, and no framing either: for speed only).
@@ -289,15 +274,14 @@ s_rowbinary_data (char *data, size_t size, size_t nmemb, void *arg)
         memcpy (&amount, p + 8, 8);
         memcpy (&ts, p + 16, 4);
         memcpy (&day, p + 20, 2);
-        size_t n = id < 0 ? 1 + s_digits (0 - (uint64_t) id, text + 1) : s_digits ((uint64_t) id, text);
-        self->bytes += n;
-        n = s_digits ((uint64_t) (amount < 0 ? -amount : amount), text);
-        self->bytes += (amount < 0) + (n > 2 ? n + 1 : 4);
+        self->bytes += dbt_ch_text_i64 (id, text);
+        self->bytes += dbt_ch_text_decimal (amount < 0 ? UINT64_MAX : 0, (uint64_t) amount, 2,
+                                            text);
         self->bytes += (uint64_t) dbt_cell_unixtime (DBT_COL_TIMESTAMPTZ, ts, 0, &self->days [0],
                                                      text, sizeof (text));
         self->bytes += (uint64_t) dbt_cell_unixtime (DBT_COL_DATE, (int64_t) day * 86400, 0,
                                                      &self->days [1], text, sizeof (text));
-        self->bytes += s_digits (p [22], text);
+        self->bytes += dbt_ch_text_u64 (p [22], text);
         self->bytes += slen;
         self->rows++;
         p = q + slen;

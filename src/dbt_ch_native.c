@@ -26,7 +26,6 @@
     =========================================================================
 */
 #include "dbt_classes.h"
-#include <math.h>
 #include <endian.h>
 #include <arpa/inet.h>
 
@@ -580,6 +579,29 @@ s_u64 (const unsigned char *p)
     return le64toh (v);
 }
 
+//  Signed and unsigned value of width (1, 2, 4 or 8) bytes at p.
+static int64_t
+s_int_at (const unsigned char *p, size_t width)
+{
+    switch (width) {
+        case 1:  return (int8_t) p [0];
+        case 2:  return (int16_t) s_u16 (p);
+        case 4:  return (int32_t) s_u32 (p);
+        default: return (int64_t) s_u64 (p);
+    }
+}
+
+static uint64_t
+s_uint_at (const unsigned char *p, size_t width)
+{
+    switch (width) {
+        case 1:  return p [0];
+        case 2:  return s_u16 (p);
+        case 4:  return s_u32 (p);
+        default: return s_u64 (p);
+    }
+}
+
 //  Read a varint (LEB128) at *pos. Returns 1 and advances, 0 when more
 //  bytes are needed, -1 when malformed (longer than 10 bytes).
 static int
@@ -799,9 +821,8 @@ s_data (dbt_ch_native_t *self, s_type_t *t, size_t count, size_t *pos, char *err
             if (s_u64 (s_at (self, t->idx_off - 8)) != t->count)
                 return s_garbled ("LowCardinality row count", err);
             for (size_t i = 0; i < t->count; i++) {
-                const unsigned char *at = s_at (self, t->idx_off + i * t->idx_width);
-                uint64_t key = t->idx_width == 1 ? at [0] : t->idx_width == 2 ? s_u16 (at)
-                             : t->idx_width == 4 ? s_u32 (at) : s_u64 (at);
+                uint64_t key = s_uint_at (s_at (self, t->idx_off + i * t->idx_width),
+                                          t->idx_width);
                 if (key >= t->inner)
                     return s_garbled ("LowCardinality index", err);
             }
@@ -823,162 +844,6 @@ s_data (dbt_ch_native_t *self, s_type_t *t, size_t count, size_t *pos, char *err
 //  --------------------------------------------------------------------------
 //  Cell text
 
-//  Decimal digits of v into out (at least 20 bytes); returns the length.
-static size_t
-s_u64_text (uint64_t v, char *out)
-{
-    char tmp [20];
-    size_t n = 0;
-    do {
-        tmp [n++] = (char) ('0' + v % 10);
-        v /= 10;
-    } while (v);
-    for (size_t i = 0; i < n; i++)
-        out [i] = tmp [n - 1 - i];
-    return n;
-}
-
-static size_t
-s_i64_text (int64_t v, char *out)
-{
-    if (v >= 0)
-        return s_u64_text ((uint64_t) v, out);
-    out [0] = '-';
-    return 1 + s_u64_text (0 - (uint64_t) v, out + 1);
-}
-
-//  Decimal digits of the 128-bit value hi:lo into out (at least 40
-//  bytes); returns the length.
-static size_t
-s_u128_text (uint64_t hi, uint64_t lo, char *out)
-{
-    uint32_t limb [4] = { (uint32_t) (hi >> 32), (uint32_t) hi, (uint32_t) (lo >> 32),
-                          (uint32_t) lo };
-    char tmp [40];
-    size_t n = 0;
-    while (limb [0] || limb [1] || limb [2] || limb [3]) {
-        uint64_t rem = 0;
-        for (int k = 0; k < 4; k++) {
-            uint64_t cur = (rem << 32) | limb [k];
-            limb [k] = (uint32_t) (cur / 10);
-            rem = cur % 10;
-        }
-        tmp [n++] = (char) ('0' + rem);
-    }
-    if (n == 0)
-        tmp [n++] = '0';
-    for (size_t i = 0; i < n; i++)
-        out [i] = tmp [n - 1 - i];
-    return n;
-}
-
-//  A Decimal value of width 4, 8 or 16 at p with scale digits after the
-//  point, into out (at least 48 bytes). Returns the length.
-static size_t
-s_decimal_text (const unsigned char *p, size_t width, int scale, char *out)
-{
-    char digits [40];
-    size_t nd;
-    bool neg;
-    if (width == 16) {
-        uint64_t lo = s_u64 (p), hi = s_u64 (p + 8);
-        neg = hi >> 63;
-        if (neg) {
-            lo = ~lo + 1;
-            hi = ~hi + (lo == 0);
-        }
-        nd = s_u128_text (hi, lo, digits);
-    }
-    else {
-        int64_t v = width == 8 ? (int64_t) s_u64 (p) : (int64_t) (int32_t) s_u32 (p);
-        neg = v < 0;
-        nd = s_u64_text (neg ? 0 - (uint64_t) v : (uint64_t) v, digits);
-    }
-    size_t n = 0;
-    if (neg)
-        out [n++] = '-';
-    size_t s = (size_t) scale;
-    if (nd <= s) {
-        out [n++] = '0';
-        out [n++] = '.';
-        for (size_t i = nd; i < s; i++)
-            out [n++] = '0';
-        memcpy (out + n, digits, nd);
-        n += nd;
-    }
-    else {
-        memcpy (out + n, digits, nd - s);
-        n += nd - s;
-        if (s) {
-            out [n++] = '.';
-            memcpy (out + n, digits + nd - s, s);
-            n += s;
-        }
-    }
-    return n;
-}
-
-//  A float as ClickHouse prints it (double-conversion's shortest form,
-//  exponent when below 1e-6 or from 1e21: 1e-7, 1e21, 0.000001, nan, inf)
-//  into out (at least 40 bytes). Returns the length.
-static size_t
-s_ch_float_text (double v, bool single, char *out)
-{
-    if (isnan (v))
-        return (size_t) snprintf (out, 40, "nan");
-    if (isinf (v))
-        return (size_t) snprintf (out, 40, v > 0 ? "inf" : "-inf");
-    char sci [40];
-    for (int digits = single ? 6 : 15; digits <= (single ? 9 : 17); digits++) {
-        snprintf (sci, sizeof (sci), "%.*e", digits - 1, v);
-        if (single ? strtof (sci, NULL) == (float) v : strtod (sci, NULL) == v)
-            break;
-    }
-    //  Split "-d.ddde-XX" into sign, digits without trailing zeros, exponent
-    const char *p = sci;
-    size_t n = 0;
-    if (*p == '-')
-        out [n++] = *p++;
-    char digits [24];
-    size_t nd = 0;
-    for (; *p && *p != 'e'; p++)
-        if (*p != '.')
-            digits [nd++] = *p;
-    while (nd > 1 && digits [nd - 1] == '0')
-        nd--;
-    int exp = *p == 'e' ? (int) strtol (p + 1, NULL, 10) : 0;
-    if (exp >= -6 && exp < 21) {
-        if (exp < 0) {
-            out [n++] = '0';
-            out [n++] = '.';
-            for (int i = -1; i > exp; i--)
-                out [n++] = '0';
-            memcpy (out + n, digits, nd);
-            n += nd;
-        }
-        else {
-            for (size_t i = 0; i <= (size_t) exp; i++)
-                out [n++] = i < nd ? digits [i] : '0';
-            if (nd > (size_t) exp + 1) {
-                out [n++] = '.';
-                memcpy (out + n, digits + exp + 1, nd - (size_t) exp - 1);
-                n += nd - (size_t) exp - 1;
-            }
-        }
-    }
-    else {
-        out [n++] = digits [0];
-        if (nd > 1) {
-            out [n++] = '.';
-            memcpy (out + n, digits + 1, nd - 1);
-            n += nd - 1;
-        }
-        n += (size_t) snprintf (out + n, 12, "e%d", exp);
-    }
-    out [n] = 0;
-    return n;
-}
-
 //  Name of Enum value v (static for the tree's life), or NULL.
 static const char *
 s_enum_name (const s_type_t *t, int64_t v)
@@ -989,62 +854,11 @@ s_enum_name (const s_type_t *t, int64_t v)
     return NULL;
 }
 
-//  Signed value of width bytes at p.
-static int64_t
-s_int_at (const unsigned char *p, size_t width)
-{
-    switch (width) {
-        case 1:  return (int8_t) p [0];
-        case 2:  return (int16_t) s_u16 (p);
-        case 4:  return (int32_t) s_u32 (p);
-        default: return (int64_t) s_u64 (p);
-    }
-}
-
-static uint64_t
-s_uint_at (const unsigned char *p, size_t width)
-{
-    switch (width) {
-        case 1:  return p [0];
-        case 2:  return s_u16 (p);
-        case 4:  return s_u32 (p);
-        default: return s_u64 (p);
-    }
-}
-
-//  A DateTime64 value (ticks of 10^-scale s) as TIMESTAMP or TIMESTAMPTZ
-//  text into out (at least 48 bytes). Returns the length or -1.
-static int
-s_datetime64_text (int64_t ticks, int scale, dbt_coltype_t type, dbt_cell_daycache_t *cache,
-                   char *out)
-{
-    int64_t unit = 1;
-    for (int i = 0; i < scale; i++)
-        unit *= 10;
-    int64_t secs = ticks / unit, frac = ticks % unit;
-    if (frac < 0) {
-        secs--;
-        frac += unit;
-    }
-    if (scale <= 6) {
-        for (int i = scale; i < 6; i++)
-            frac *= 10;
-        return dbt_cell_unixtime (type, secs, (uint32_t) frac, cache, out, 48);
-    }
-    //  Finer than microseconds: all digits, no zone (written as text)
-    int len = dbt_cell_unixtime (DBT_COL_TIMESTAMP, secs, 0, cache, out, 48);
-    if (len < 0)
-        return -1;
-    return len + snprintf (out + len, 48 - (size_t) len, ".%0*" PRId64, scale, frac);
-}
-
 //  The key (dictionary index) of LowCardinality value i.
 static size_t
 s_lowcard_key (const dbt_ch_native_t *self, const s_type_t *t, size_t i)
 {
-    const unsigned char *at = s_at (self, t->idx_off + i * t->idx_width);
-    return (size_t) (t->idx_width == 1 ? at [0] : t->idx_width == 2 ? s_u16 (at)
-                   : t->idx_width == 4 ? s_u32 (at) : s_u64 (at));
+    return (size_t) s_uint_at (s_at (self, t->idx_off + i * t->idx_width), t->idx_width);
 }
 
 //  Text of a scalar value i of t (not String, FixedString, Enum or a
@@ -1056,27 +870,31 @@ s_scalar_text (const dbt_ch_native_t *self, s_type_t *t, size_t i, bool nested, 
     const unsigned char *p = s_at (self, t->off + i * t->width);
     switch (t->kind) {
         case S_INT:
-            return (int) s_i64_text (s_int_at (p, t->width), out);
+            return (int) dbt_ch_text_i64 (s_int_at (p, t->width), out);
         case S_UINT:
-            return (int) s_u64_text (s_uint_at (p, t->width), out);
+            return (int) dbt_ch_text_u64 (s_uint_at (p, t->width), out);
         case S_BOOL:
             return snprintf (out, 64, "%s", nested ? (*p ? "true" : "false") : (*p ? "t" : "f"));
         case S_FLOAT32: {
             float v;
             memcpy (&v, p, 4);
             if (nested)
-                return (int) s_ch_float_text (v, true, out);
+                return (int) dbt_ch_text_float (v, true, out);
             return dbt_cell_float (v, out, 64);
         }
         case S_FLOAT64: {
             double v;
             memcpy (&v, p, 8);
             if (nested)
-                return (int) s_ch_float_text (v, false, out);
+                return (int) dbt_ch_text_float (v, false, out);
             return dbt_cell_double (v, out, 64);
         }
-        case S_DECIMAL:
-            return (int) s_decimal_text (p, t->width, t->scale, out);
+        case S_DECIMAL: {
+            //  A two's complement 128-bit value, narrower ones sign-extended
+            uint64_t lo = t->width == 16 ? s_u64 (p) : (uint64_t) s_int_at (p, t->width);
+            uint64_t hi = t->width == 16 ? s_u64 (p + 8) : lo >> 63 ? UINT64_MAX : 0;
+            return (int) dbt_ch_text_decimal (hi, lo, t->scale, out);
+        }
         case S_DATE:
             return dbt_cell_unixtime (DBT_COL_DATE, (int64_t) s_u16 (p) * 86400, 0, &t->days,
                                       out, 64);
@@ -1087,7 +905,7 @@ s_scalar_text (const dbt_ch_native_t *self, s_type_t *t, size_t i, bool nested, 
             return dbt_cell_unixtime (nested ? DBT_COL_TIMESTAMP : DBT_COL_TIMESTAMPTZ,
                                       (int64_t) s_u32 (p), 0, &t->days, out, 64);
         case S_DATETIME64:
-            return s_datetime64_text ((int64_t) s_u64 (p), t->scale,
+            return dbt_ch_text_datetime64 ((int64_t) s_u64 (p), t->scale,
                                       nested ? DBT_COL_TIMESTAMP : DBT_COL_TIMESTAMPTZ,
                                       &t->days, out);
         case S_UUID: {
@@ -1108,26 +926,6 @@ s_scalar_text (const dbt_ch_native_t *self, s_type_t *t, size_t i, bool nested, 
         default:
             return -1;
     }
-}
-
-//  Append bytes quoted as ClickHouse writes strings in text ('...' with
-//  \b \f \n \r \t \0 \\ \' escaped).
-static void
-s_put_quoted (dbt_buf_t *out, const char *val, size_t len)
-{
-    dbt_buf_reserve (out, len + 2);
-    dbt_buf_putc (out, '\'');
-    for (size_t i = 0; i < len; i++) {
-        char c = val [i];
-        const char *esc = c == '\b' ? "\\b" : c == '\f' ? "\\f" : c == '\n' ? "\\n"
-                        : c == '\r' ? "\\r" : c == '\t' ? "\\t" : c == 0 ? "\\0"
-                        : c == '\\' ? "\\\\" : c == '\'' ? "\\'" : NULL;
-        if (esc)
-            dbt_buf_append (out, esc, 2);
-        else
-            dbt_buf_putc (out, c);
-    }
-    dbt_buf_putc (out, '\'');
 }
 
 //  Append value i of t in ClickHouse's text form (quoted: as an element of
@@ -1182,7 +980,7 @@ s_text (const dbt_ch_native_t *self, s_type_t *t, size_t i, bool quoted, dbt_buf
                             : self->in.data + t->off + i * t->width;
             size_t len = t->kind == S_STRING ? t->lens [i] : t->width;
             if (quoted)
-                s_put_quoted (out, val, len);
+                dbt_ch_text_quoted (out, val, len);
             else
                 dbt_buf_append (out, val, len);
             return 0;
@@ -1194,7 +992,7 @@ s_text (const dbt_ch_native_t *self, s_type_t *t, size_t i, bool quoted, dbt_buf
                 dbt_buf_printf (out, "%" PRId64, v);
             else
             if (quoted)
-                s_put_quoted (out, name, strlen (name));
+                dbt_ch_text_quoted (out, name, strlen (name));
             else
                 dbt_buf_puts (out, name);
             return 0;

@@ -41,6 +41,7 @@
 #include "dbt_sample.h"
 #include "dbt_driver_sqlite.h"
 #include "dbt_driver_pg.h"
+#include "dbt_ch_text.h"
 #include "dbt_ch_native.h"
 #include "dbt_driver_clickhouse.h"
 #include "dbt_msg.h"

@@ -27,6 +27,7 @@ static test_item_t s_tests [] = {
     { "driver", dbt_driver_test },
     { "driver_sqlite", dbt_driver_sqlite_test },
     { "driver_pg", dbt_driver_pg_test },
+    { "ch_text", dbt_ch_text_test },
     { "ch_native", dbt_ch_native_test },
     { "driver_clickhouse", dbt_driver_clickhouse_test },
     { "submit", dbt_submit_test },
