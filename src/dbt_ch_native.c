@@ -17,6 +17,10 @@
                              keys (T's values), UInt64 row count, indexes
             (a string is a varint length and its bytes)
 
+    18.16 writes a LowCardinality column of no values (inside empty
+    arrays) in full: flags, one default key, a row count of 0. Later
+    servers write nothing for it; this decoder follows 18.16.
+
     The decoder keeps the bytes of the current block from its start and
     parses it into offsets: a node of a column's type tree records where
     its values start and, for String, where each value starts, so cells are
