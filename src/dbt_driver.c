@@ -10,16 +10,17 @@
 #include <math.h>
 #include <strings.h>
 
-//  Every driver the server knows; clickhouse will join here.
+//  Every driver the server knows.
 static const dbt_driver_t *const s_drivers [] = {
     &dbt_driver_pg,
     &dbt_driver_sqlite,
     &dbt_driver_mariadb,
+    &dbt_driver_clickhouse,
     NULL
 };
 
 //  Kept in step with s_drivers (the self test checks it).
-static const char s_driver_names [] = "postgres postgresql sqlite sqlite3 mysql mariadb";
+static const char s_driver_names [] = "postgres postgresql sqlite sqlite3 mysql mariadb clickhouse";
 
 struct _dbt_conn_t {
     const dbt_driver_t *driver; //  the connection's driver
@@ -174,6 +175,26 @@ dbt_cell_double (double value, char *out, size_t size)
     for (int digits = 15; digits <= 17; digits++) {
         len = snprintf (out, size, "%.*g", digits, value);
         if (strtod (out, NULL) == value)
+            break;
+    }
+    return len;
+}
+
+//  --------------------------------------------------------------------------
+//  Write the canonical text of a float into out; returns its length.
+
+int
+dbt_cell_float (float value, char *out, size_t size)
+{
+    assert (size >= DBT_CELL_DOUBLE_LEN);
+    if (isnan (value) || isinf (value))
+        return dbt_cell_double (value, out, size);
+    //  The shortest of 6 to 9 significant digits that reads back exactly
+    //  (FLT_DIG is 6; 9 digits always round-trip a float).
+    int len = 0;
+    for (int digits = 6; digits <= 9; digits++) {
+        len = snprintf (out, size, "%.*g", digits, (double) value);
+        if (strtof (out, NULL) == value)
             break;
     }
     return len;
@@ -368,6 +389,87 @@ s_civil_from_days (int64_t z, int64_t *y, int *m, int *d)
     *d = (int) (doy - (153 * mp + 2) / 5 + 1);
     *m = (int) (mp < 10 ? mp + 3 : mp - 9);
     *y = yoe + era * 400 + (*m <= 2);
+}
+
+//  Write n digits of value at out (zero-padded).
+static void
+s_put_digits (char *out, unsigned value, int n)
+{
+    for (int i = n - 1; i >= 0; i--) {
+        out [i] = (char) ('0' + value % 10);
+        value /= 10;
+    }
+}
+
+//  --------------------------------------------------------------------------
+//  Write the canonical text of a Unix time. Digits are written by hand:
+//  drivers that read binary times (ClickHouse) call this for every cell.
+
+int
+dbt_cell_unixtime (dbt_coltype_t type, int64_t secs, uint32_t usec,
+                   dbt_cell_daycache_t *cache, char *out, size_t size)
+{
+    assert (size >= DBT_CELL_TIME_LEN);
+    if (usec > 999999)
+        return -1;
+    //  0001-01-01 to 9999-12-31 in days since 1970-01-01
+    if (secs < -62135596800LL || secs >= 253402300800LL)
+        return -1;
+    int64_t days = secs >= 0 ? secs / 86400 : -((-secs + 86399) / 86400);
+    int64_t rest = secs - days * 86400;
+    char *p = out;
+    if (cache && cache->valid && cache->day == days)
+        memcpy (p, cache->text, 10);
+    else {
+        //  s_civil_from_days in unsigned 32-bit arithmetic: in this range
+        //  the day count from 0000-03-01 is positive and small, and the
+        //  divisions by constants become cheap multiplications.
+        uint32_t z = (uint32_t) (days + 719468);
+        uint32_t era = z / 146097;
+        uint32_t doe = z - era * 146097;
+        uint32_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+        uint32_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        uint32_t mp = (5 * doy + 2) / 153;
+        unsigned day = doy - (153 * mp + 2) / 5 + 1;
+        unsigned month = mp < 10 ? mp + 3 : mp - 9;
+        unsigned year = yoe + era * 400 + (month <= 2);
+        s_put_digits (p, year, 4);
+        p [4] = '-';
+        s_put_digits (p + 5, month, 2);
+        p [7] = '-';
+        s_put_digits (p + 8, day, 2);
+        if (cache) {
+            cache->valid = true;
+            cache->day = days;
+            memcpy (cache->text, p, 10);
+        }
+    }
+    p += 10;
+    if (type == DBT_COL_TIMESTAMP || type == DBT_COL_TIMESTAMPTZ) {
+        *p++ = ' ';
+        s_put_digits (p, (unsigned) (rest / 3600), 2);
+        p [2] = ':';
+        s_put_digits (p + 3, (unsigned) (rest / 60 % 60), 2);
+        p [5] = ':';
+        s_put_digits (p + 6, (unsigned) (rest % 60), 2);
+        p += 8;
+        if (usec) {
+            int n = 6;
+            while (usec % 10 == 0) {
+                usec /= 10;
+                n--;
+            }
+            *p++ = '.';
+            s_put_digits (p, usec, n);
+            p += n;
+        }
+        if (type == DBT_COL_TIMESTAMPTZ) {
+            memcpy (p, "+00", 3);
+            p += 3;
+        }
+    }
+    *p = 0;
+    return (int) (p - out);
 }
 
 //  --------------------------------------------------------------------------
@@ -858,6 +960,8 @@ dbt_driver_test (bool verbose)
     assert (dbt_driver_find ("sqlite3") == &dbt_driver_sqlite);
     assert (dbt_driver_find ("mysql") == &dbt_driver_mariadb);
     assert (dbt_driver_find ("MariaDB") == &dbt_driver_mariadb);
+    assert (dbt_driver_find ("clickhouse") == &dbt_driver_clickhouse);
+    assert (dbt_driver_find ("ClickHouse") == &dbt_driver_clickhouse);
     assert (dbt_driver_find ("oracle") == NULL);
     assert (dbt_driver_find ("") == NULL);
     assert (dbt_driver_find (NULL) == NULL);
@@ -918,6 +1022,19 @@ dbt_driver_test (bool verbose)
     assert (streq (text, "-Infinity"));
     dbt_cell_double (-1.7976931348623157e308, text, sizeof (text));
     assert (strtod (text, NULL) == -1.7976931348623157e308);
+    assert (dbt_cell_float (0.1f, text, sizeof (text)) == 3 && streq (text, "0.1"));
+    dbt_cell_float (16777217.0f, text, sizeof (text));
+    assert (streq (text, "16777216"));
+    dbt_cell_float (3.4028234663852886e38f, text, sizeof (text));
+    assert (strtof (text, NULL) == 3.4028234663852886e38f);
+    dbt_cell_float (1.17549435e-38f, text, sizeof (text));
+    assert (strtof (text, NULL) == 1.17549435e-38f && strlen (text) <= 15);
+    dbt_cell_float (-NAN, text, sizeof (text));
+    assert (streq (text, "NaN"));
+    dbt_cell_float (-INFINITY, text, sizeof (text));
+    assert (streq (text, "-Infinity"));
+    dbt_cell_float (1.0f / 3.0f, text, sizeof (text));
+    assert (strtof (text, NULL) == 1.0f / 3.0f && strlen (text) <= 11);
 
     //  Cell helpers
     dbt_buf_t out = { 0 };
@@ -977,6 +1094,43 @@ dbt_driver_test (bool verbose)
     assert (streq (s_tc (tc, DBT_COL_TIMESTAMPTZ, "2024-01-02"), "2024-01-02 00:00:00+00"));
     assert (streq (s_tc (tc, DBT_COL_TIMESTAMPTZ, "infinity"), "infinity"));
     assert (streq (s_tc (tc, DBT_COL_TIMESTAMPTZ, "0000-01-01 00:00:00+01"), ""));
+    //  Unix times
+    assert (dbt_cell_unixtime (DBT_COL_DATE, 0, 0, NULL, tc, sizeof (tc)) == 10);
+    assert (streq (tc, "1970-01-01"));
+    dbt_cell_unixtime (DBT_COL_TIMESTAMPTZ, 1704164645, 0, NULL, tc, sizeof (tc));
+    assert (streq (tc, "2024-01-02 03:04:05+00"));
+    dbt_cell_unixtime (DBT_COL_TIMESTAMP, 1704164645, 120000, NULL, tc, sizeof (tc));
+    assert (streq (tc, "2024-01-02 03:04:05.12"));
+    dbt_cell_unixtime (DBT_COL_TIMESTAMPTZ, -1, 999999, NULL, tc, sizeof (tc));
+    assert (streq (tc, "1969-12-31 23:59:59.999999+00"));
+    dbt_cell_unixtime (DBT_COL_DATE, 1709164800, 0, NULL, tc, sizeof (tc));
+    assert (streq (tc, "2024-02-29"));
+    dbt_cell_unixtime (DBT_COL_TIMESTAMPTZ, 4294967295LL, 1, NULL, tc, sizeof (tc));
+    assert (streq (tc, "2106-02-07 06:28:15.000001+00"));
+    dbt_cell_unixtime (DBT_COL_TIMESTAMP, -62135596800LL, 0, NULL, tc, sizeof (tc));
+    assert (streq (tc, "0001-01-01 00:00:00"));
+    assert (dbt_cell_unixtime (DBT_COL_TIMESTAMP, -62135596801LL, 0, NULL, tc, sizeof (tc)) == -1);
+    assert (dbt_cell_unixtime (DBT_COL_DATE, 253402300800LL, 0, NULL, tc, sizeof (tc)) == -1);
+    assert (dbt_cell_unixtime (DBT_COL_DATE, 0, 1000000, NULL, tc, sizeof (tc)) == -1);
+    //  Every 13th day of 1900..2200 agrees with gmtime_r and reads back
+    dbt_cell_daycache_t cache = { 0 };
+    for (int64_t d = -25567; d < 84000; d += 13) {
+        time_t t = (time_t) (d * 86400 + 3723);
+        struct tm tm;
+        gmtime_r (&t, &tm);
+        char want [DBT_CELL_TIME_LEN], back [DBT_CELL_TIME_LEN];
+        strftime (want, sizeof (want), "%Y-%m-%d %H:%M:%S+00", &tm);
+        int len = dbt_cell_unixtime (DBT_COL_TIMESTAMPTZ, (int64_t) t, 0, NULL, tc, sizeof (tc));
+        assert (len == 22 && streq (tc, want));
+        //  The same through a day cache, the day seen before or not
+        char cached [DBT_CELL_TIME_LEN];
+        assert (dbt_cell_unixtime (DBT_COL_TIMESTAMPTZ, (int64_t) t, 0, &cache, cached,
+                                   sizeof (cached)) == 22 && streq (cached, want));
+        assert (dbt_cell_unixtime (DBT_COL_DATE, (int64_t) t + 3600, 0, &cache, cached,
+                                   sizeof (cached)) == 10 && strncmp (cached, want, 10) == 0);
+        assert (dbt_cell_time (DBT_COL_TIMESTAMPTZ, tc, (size_t) len, back, sizeof (back)) == len);
+        assert (streq (back, tc));
+    }
 
     //  Tab-separated cells
     dbt_buf_reset (&out);

@@ -188,6 +188,31 @@ char *
 int
     dbt_cell_double (double value, char *out, size_t size);
 
+//  Write the canonical DOUBLE text of a single-precision value into out
+//  (at least DBT_CELL_DOUBLE_LEN bytes): the shortest of %.6g..%.9g that
+//  reads back to the same float (so 0.1f gives 0.1), or NaN, Infinity,
+//  -Infinity. Returns the length.
+int
+    dbt_cell_float (float value, char *out, size_t size);
+
+//  The date text of the last day dbt_cell_unixtime wrote for one column:
+//  consecutive values of a column often fall on the same day. Zero it to
+//  start.
+typedef struct {
+    bool valid;                 //  day and text are set
+    int64_t day;                //  days since 1970-01-01
+    char text [10];             //  its YYYY-MM-DD
+} dbt_cell_daycache_t;
+
+//  Write the canonical text of a Unix time (secs since 1970-01-01 00:00:00
+//  UTC, plus usec microseconds, 0 to 999999) as DATE, TIMESTAMP or
+//  TIMESTAMPTZ into out (at least DBT_CELL_TIME_LEN bytes); fraction zeros
+//  at the end are dropped. cache may be NULL. Returns the length, or -1
+//  outside the years 0001 to 9999.
+int
+    dbt_cell_unixtime (dbt_coltype_t type, int64_t secs, uint32_t usec,
+                       dbt_cell_daycache_t *cache, char *out, size_t size);
+
 //  Write a double as a canonical DECIMAL into out (reset first): its
 //  shortest round-trip digits without an exponent, rounded to scale digits
 //  only when it has more (scale < 0: never rounded). NaN and infinities
