@@ -12,81 +12,16 @@
 */
 #include "dbt_classes.h"
 
-#define MAX_MSGS_PER_TURN   1024    //  bound a turn's latency
-#define MAX_JOBS_PER_SUBMIT 10000   //  jobs in one group
+#include "dbt_dispatcher_int.h"
 
-//  A worker connected to us (or, after a restart, one we still expect).
-typedef struct {
-    char *key;                  //  routing id as text
-    zframe_t *identity;         //  routing id frame
-    char *name;                 //  node name the worker reported
-    zlist_t *queues;            //  queue names it serves (owned strings)
-    uint32_t capacity;          //  jobs it runs at once
-    zhashx_t *inflight;         //  job id -> monotonic ms it was given (or claimed)
-    int64_t expires;            //  monotonic ms of presumed death
-    int64_t next_heartbeat;     //  monotonic ms of our next heartbeat
-    bool connected;             //  false for a placeholder after restart
-} s_worker_t;
-
-//  What a turn will send once its transaction is committed.
-typedef enum {
-    OUT_PLAIN,                  //  send whatever happens
-    OUT_ACK,                    //  acknowledgement of a committed change
-    OUT_JOB                     //  job frame to a worker
-} s_out_kind_t;
-
-typedef struct {
-    s_out_kind_t kind;          //  what it is
-    zmsg_t *msg;                //  the message, identity first
-    zframe_t *identity;         //  OUT_ACK: client to tell on failure
-    uint64_t rid;               //  OUT_ACK: request id
-    char *worker;               //  OUT_JOB: worker key
-    char *job_id;               //  OUT_JOB: job id
-} s_out_t;
-
-typedef struct {
-    zsock_t *pipe;              //  actor pipe
-    zsock_t *router;            //  clients and workers
-    zpoller_t *poller;          //  pipe + router
-    const dbt_config_t *config; //  borrowed
-    dbt_tasks_t *tasks;         //  borrowed
-    dbt_store_t *store;         //  borrowed
-    dbt_queue_t *queue;         //  schedule of unfinished jobs
-    zhashx_t *workers;          //  key -> s_worker_t
-    dbt_wtxn_t *txn;            //  this turn's transaction, if any
-    zlistx_t *outbox;           //  s_out_t for after the commit
-    dbt_mpw_t *writer;          //  scratch encoder
-    char instance [37];         //  this run's id, sent in heartbeats
-    char *endpoint;             //  endpoint bound
-    uint64_t rng;               //  xorshift state
-    uint64_t stats [8];         //  counters (see s_stat_names)
-    zhashx_t *qstats;           //  queue -> s_qstats_t (since start)
-    zhashx_t *dropping;         //  "results/table" -> drop count pending
-    bool terminated;            //  $TERM received
-} self_t;
-
-//  Job duration histogram: dbt_metrics_buckets bounds, and +Inf.
-#define NBUCKETS 10
-
-//  Counters of one queue since the dispatcher started.
-typedef struct {
-    uint64_t finished [5];      //  jobs reaching SUCCESS, FAILURE, RETRY (by state)
-    uint64_t rows;              //  rows written by successful jobs
-    uint64_t buckets [NBUCKETS + 1];  //  durations (last = +Inf)
-    double seconds;             //  sum of durations
-    uint64_t count;             //  durations observed
-} s_qstats_t;
-
-enum { ST_SUBMITTED, ST_STARTED, ST_SUCCEEDED, ST_FAILED, ST_RETRIED,
-       ST_LOST, ST_CANCELLED, ST_COMMITS };
-static const char *s_stat_names [] = { "submitted", "started", "succeeded", "failed",
+const char *const dbt_disp__stat_names [] = { "submitted", "started", "succeeded", "failed",
     "retried", "lost", "cancelled", "commits" };
 
 //  --------------------------------------------------------------------------
 //  Small helpers
 
-static uint64_t
-s_random (self_t *self)
+uint64_t
+dbt_disp__random (dbt_disp_t *self)
 {
     uint64_t x = self->rng;
     x ^= x << 13;
@@ -97,7 +32,7 @@ s_random (self_t *self)
 }
 
 static int64_t
-s_liveness_ms (self_t *self)
+s_liveness_ms (dbt_disp_t *self)
 {
     return self->config->heartbeat_ms * self->config->heartbeat_liveness;
 }
@@ -105,7 +40,7 @@ s_liveness_ms (self_t *self)
 static void
 s_worker_free (void **item_p)
 {
-    s_worker_t *worker = (s_worker_t *) *item_p;
+    dbt_disp_worker_t *worker = (dbt_disp_worker_t *) *item_p;
     if (!worker)
         return;
     free (worker->key);
@@ -117,10 +52,10 @@ s_worker_free (void **item_p)
     *item_p = NULL;
 }
 
-static s_worker_t *
+static dbt_disp_worker_t *
 s_worker_new (const char *key)
 {
-    s_worker_t *worker = (s_worker_t *) dbt_malloc (sizeof (s_worker_t));
+    dbt_disp_worker_t *worker = (dbt_disp_worker_t *) dbt_malloc (sizeof (dbt_disp_worker_t));
     worker->key = dbt_strdup (key);
     worker->identity = zframe_new (key, strlen (key));
     worker->queues = zlist_new ();
@@ -132,7 +67,7 @@ s_worker_new (const char *key)
 static void
 s_out_free (void **item_p)
 {
-    s_out_t *out = (s_out_t *) *item_p;
+    dbt_disp_out_t *out = (dbt_disp_out_t *) *item_p;
     if (!out)
         return;
     zmsg_destroy (&out->msg);
@@ -144,8 +79,8 @@ s_out_free (void **item_p)
 }
 
 //  The turn's write transaction, begun on first use. NULL on failure.
-static dbt_wtxn_t *
-s_txn (self_t *self, char *err)
+dbt_wtxn_t *
+dbt_disp__txn (dbt_disp_t *self, char *err)
 {
     if (!self->txn)
         self->txn = dbt_store_begin (self->store, err);
@@ -153,10 +88,10 @@ s_txn (self_t *self, char *err)
 }
 
 //  Queue a message for after the commit.
-static s_out_t *
-s_out (self_t *self, s_out_kind_t kind, zmsg_t *msg)
+static dbt_disp_out_t *
+s_out (dbt_disp_t *self, dbt_disp_out_kind_t kind, zmsg_t *msg)
 {
-    s_out_t *out = (s_out_t *) dbt_malloc (sizeof (s_out_t));
+    dbt_disp_out_t *out = (dbt_disp_out_t *) dbt_malloc (sizeof (dbt_disp_out_t));
     out->kind = kind;
     out->msg = msg;
     zlistx_add_end (self->outbox, out);
@@ -164,9 +99,9 @@ s_out (self_t *self, s_out_kind_t kind, zmsg_t *msg)
 }
 
 //  Start a reply body in self->writer: {rid, code, message, data: ...}.
-//  The caller writes the data value (or nil) then calls s_reply_end.
-static void
-s_reply_begin (self_t *self, uint64_t rid, int code, const char *message)
+//  The caller writes the data value (or nil) then calls dbt_disp__reply_end.
+void
+dbt_disp__reply_begin (dbt_disp_t *self, uint64_t rid, int code, const char *message)
 {
     dbt_mpw_reset (self->writer);
     dbt_mpw_map (self->writer);
@@ -177,12 +112,12 @@ s_reply_begin (self_t *self, uint64_t rid, int code, const char *message)
     dbt_mpw_str (self->writer, "data");
 }
 
-static void
-s_reply_end (self_t *self, zframe_t *identity, uint64_t rid, bool ack)
+void
+dbt_disp__reply_end (dbt_disp_t *self, zframe_t *identity, uint64_t rid, bool ack)
 {
     dbt_mpw_end (self->writer);
     zmsg_t *msg = dbt_msg_encode (identity, DBT_PROTO_CLIENT, DBT_C_REPLY, self->writer);
-    s_out_t *out = s_out (self, ack ? OUT_ACK : OUT_PLAIN, msg);
+    dbt_disp_out_t *out = s_out (self, ack ? OUT_ACK : OUT_PLAIN, msg);
     if (ack) {
         out->identity = zframe_dup (identity);
         out->rid = rid;
@@ -190,17 +125,17 @@ s_reply_end (self_t *self, zframe_t *identity, uint64_t rid, bool ack)
 }
 
 //  Reply with an error (sent whatever the commit does).
-static void
-s_reply_error (self_t *self, zframe_t *identity, uint64_t rid, int code, const char *message)
+void
+dbt_disp__reply_error (dbt_disp_t *self, zframe_t *identity, uint64_t rid, int code, const char *message)
 {
-    s_reply_begin (self, rid, code, message);
+    dbt_disp__reply_begin (self, rid, code, message);
     dbt_mpw_nil (self->writer);
-    s_reply_end (self, identity, rid, false);
+    dbt_disp__reply_end (self, identity, rid, false);
 }
 
 //  Send a worker command now (not through the outbox).
 static void
-s_send_worker (self_t *self, s_worker_t *worker, int command, dbt_mpw_t *body)
+s_send_worker (dbt_disp_t *self, dbt_disp_worker_t *worker, int command, dbt_mpw_t *body)
 {
     if (dbt_msg_send (self->router, worker->identity, DBT_PROTO_WORKER, command, body)) {
         dbt_log (DBT_LOG_DEBUG, "dispatcher: cannot reach worker '%s': %s",
@@ -211,8 +146,8 @@ s_send_worker (self_t *self, s_worker_t *worker, int command, dbt_mpw_t *body)
 }
 
 //  Tell a worker to stop one job.
-static void
-s_send_cancel (self_t *self, s_worker_t *worker, const char *job_id, uint32_t attempt,
+void
+dbt_disp__send_cancel (dbt_disp_t *self, dbt_disp_worker_t *worker, const char *job_id, uint32_t attempt,
                const char *reason)
 {
     dbt_mpw_t *w = dbt_mpw_new ();
@@ -228,7 +163,7 @@ s_send_cancel (self_t *self, s_worker_t *worker, const char *job_id, uint32_t at
 //  Retry delay after `failures` failed attempts: exponential with equal
 //  jitter, capped.
 static int64_t
-s_backoff (self_t *self, uint32_t failures)
+s_backoff (dbt_disp_t *self, uint32_t failures)
 {
     int64_t delay = self->config->retry_base_ms;
     for (uint32_t i = 1; i < failures && delay < self->config->retry_max_ms; i++)
@@ -238,16 +173,16 @@ s_backoff (self_t *self, uint32_t failures)
     if (delay <= 1)
         return delay;
     int64_t half = delay / 2;
-    return half + (int64_t) (s_random (self) % (uint64_t) (delay - half + 1));
+    return half + (int64_t) (dbt_disp__random (self) % (uint64_t) (delay - half + 1));
 }
 
 //  Count an attempt's end for /metrics.
 static void
-s_observe (self_t *self, const dbt_job_t *job, int64_t now)
+s_observe (dbt_disp_t *self, const dbt_job_t *job, int64_t now)
 {
-    s_qstats_t *stats = (s_qstats_t *) zhashx_lookup (self->qstats, job->queue);
+    dbt_disp_qstats_t *stats = (dbt_disp_qstats_t *) zhashx_lookup (self->qstats, job->queue);
     if (!stats) {
-        stats = (s_qstats_t *) dbt_malloc (sizeof (s_qstats_t));
+        stats = (dbt_disp_qstats_t *) dbt_malloc (sizeof (dbt_disp_qstats_t));
         zhashx_insert (self->qstats, job->queue, stats);
     }
     stats->finished [job->state]++;
@@ -265,8 +200,8 @@ s_observe (self_t *self, const dbt_job_t *job, int64_t now)
 
 //  Record that a results table must go; jobs writing to it wait until the
 //  janitor reports it dropped.
-static int
-s_add_drop (self_t *self, dbt_wtxn_t *txn, const dbt_job_t *job, char *err)
+int
+dbt_disp__add_drop (dbt_disp_t *self, dbt_wtxn_t *txn, const dbt_job_t *job, char *err)
 {
     if (!job->results || !job->table)
         return 0;
@@ -283,7 +218,7 @@ s_add_drop (self_t *self, dbt_wtxn_t *txn, const dbt_job_t *job, char *err)
 static bool
 s_hold (const dbt_entry_t *entry, void *arg)
 {
-    self_t *self = (self_t *) arg;
+    dbt_disp_t *self = (dbt_disp_t *) arg;
     return zhashx_size (self->dropping) && zhashx_lookup (self->dropping, entry->table_key);
 }
 
@@ -291,13 +226,13 @@ s_hold (const dbt_entry_t *entry, void *arg)
 //  Rebuild the schedule from LMDB (at start, and after a failed commit).
 
 typedef struct {
-    self_t *self;
+    dbt_disp_t *self;
     int64_t hold;
     size_t count;
 } s_load_t;
 
 static void
-s_apply_group_limit (self_t *self, const char *group_id)
+s_apply_group_limit (dbt_disp_t *self, const char *group_id)
 {
     dbt_group_t *group = NULL;
     char err [DBT_ERRMSG_LEN];
@@ -311,13 +246,13 @@ static int
 s_load_one (const dbt_job_t *job, void *arg)
 {
     s_load_t *load = (s_load_t *) arg;
-    self_t *self = load->self;
+    dbt_disp_t *self = load->self;
     dbt_queue_put (self->queue, job, 0);
     if (job->group_id)
         s_apply_group_limit (self, job->group_id);
     if (job->state == DBT_STATE_STARTED && job->worker) {
         //  Expect its worker back for a while before re-running the job.
-        s_worker_t *worker = (s_worker_t *) zhashx_lookup (self->workers, job->worker);
+        dbt_disp_worker_t *worker = (dbt_disp_worker_t *) zhashx_lookup (self->workers, job->worker);
         if (!worker) {
             worker = s_worker_new (job->worker);
             worker->expires = dbt_clock_ms () + load->hold;
@@ -332,7 +267,7 @@ s_load_one (const dbt_job_t *job, void *arg)
 static int
 s_load_drop (uint64_t key, const char *results, const char *table, const char *job_id, void *arg)
 {
-    self_t *self = (self_t *) arg;
+    dbt_disp_t *self = (dbt_disp_t *) arg;
     char *name = dbt_printf ("%s/%s", results, table);
     uintptr_t pending = (uintptr_t) zhashx_lookup (self->dropping, name);
     zhashx_update (self->dropping, name, (void *) (pending + 1));
@@ -341,14 +276,14 @@ s_load_drop (uint64_t key, const char *results, const char *table, const char *j
 }
 
 static int
-s_rebuild (self_t *self)
+s_rebuild (dbt_disp_t *self)
 {
     char err [DBT_ERRMSG_LEN];
     dbt_queue_clear (self->queue);
     zhashx_purge (self->dropping);
     dbt_store_each_drop (self->store, s_load_drop, self, err);
-    for (s_worker_t *worker = (s_worker_t *) zhashx_first (self->workers); worker;
-         worker = (s_worker_t *) zhashx_next (self->workers))
+    for (dbt_disp_worker_t *worker = (dbt_disp_worker_t *) zhashx_first (self->workers); worker;
+         worker = (dbt_disp_worker_t *) zhashx_next (self->workers))
         zhashx_purge (worker->inflight);
     s_load_t load = { self, s_liveness_ms (self), 0 };
     if (dbt_store_each_waiting (self->store, NULL, s_load_one, &load, err)
@@ -360,631 +295,14 @@ s_rebuild (self_t *self)
 }
 
 //  --------------------------------------------------------------------------
-//  Client: SUBMIT
-
-static void
-s_handle_submit (self_t *self, dbt_msg_t *msg, uint64_t rid)
-{
-    char err [DBT_ERRMSG_LEN] = "";
-    int code = 0;
-    const msgpack_object *jobs = dbt_mp_get (msg->map, "jobs");
-    const msgpack_object *group_spec = dbt_mp_get (msg->map, "group");
-    bool is_group = group_spec && group_spec->type != MSGPACK_OBJECT_NIL;
-    size_t count = jobs && jobs->type == MSGPACK_OBJECT_ARRAY ? jobs->via.array.size : 0;
-    if (!jobs || jobs->type != MSGPACK_OBJECT_ARRAY || (count == 0 && !is_group)) {
-        s_reply_error (self, msg->identity, rid, 400, "jobs must be a non-empty array");
-        return;
-    }
-    if (count > MAX_JOBS_PER_SUBMIT) {
-        s_reply_error (self, msg->identity, rid, 413, "too many jobs in one request");
-        return;
-    }
-    dbt_group_t *group = NULL;
-    if (is_group)
-        code = dbt_submit_group (group_spec, &group, err);
-    dbt_job_t **subs = (dbt_job_t **) dbt_malloc ((count ? count : 1) * sizeof (dbt_job_t *));
-    for (size_t i = 0; i < count && !code; i++) {
-        code = dbt_submit_job (self->config, self->tasks, &jobs->via.array.ptr [i],
-                               s_random (self), &subs [i], err);
-        if (code && count > 1) {
-            char inner [DBT_ERRMSG_LEN];
-            snprintf (inner, sizeof (inner), "%s", err);
-            dbt_err_set (err, "job %zu: %s", i + 1, inner);
-        }
-    }
-    //  Duplicates within the request, then against stored records.
-    for (size_t i = 0; i < count && !code; i++)
-        for (size_t j = i + 1; j < count && !code; j++)
-            if (streq (subs [i]->id, subs [j]->id)) {
-                dbt_err_set (err, "job id '%s' appears twice in the request", subs [i]->id);
-                code = 400;
-            }
-    dbt_wtxn_t *txn = NULL;
-    if (!code) {
-        txn = s_txn (self, err);
-        if (!txn)
-            code = 503;
-    }
-    for (size_t i = 0; i < count && !code; i++) {
-        dbt_job_t *old = NULL;
-        int rc = dbt_wtxn_job (txn, subs [i]->id, &old, err);
-        if (rc == 0 && !dbt_state_final (old->state)) {
-            dbt_err_set (err, "job '%s' is already %s", subs [i]->id,
-                         old->state == DBT_STATE_STARTED ? "running" : "queued");
-            code = 409;
-        }
-        else
-        if (rc != 0 && rc != DBT_ENOTFOUND)
-            code = 503;
-        dbt_job_destroy (&old);
-    }
-    if (!code && group) {
-        dbt_group_t *old = NULL;
-        int rc = dbt_wtxn_group (txn, group->id, &old, err);
-        if (rc == 0) {
-            for (size_t i = 0; i < old->njobs && !code; i++) {
-                dbt_job_t *member = NULL;
-                if (dbt_wtxn_job (txn, old->job_ids [i], &member, err) == 0
-                &&  !dbt_state_final (member->state)) {
-                    dbt_err_set (err, "group '%s' still has unfinished jobs", group->id);
-                    code = 409;
-                }
-                dbt_job_destroy (&member);
-            }
-        }
-        else
-        if (rc != DBT_ENOTFOUND)
-            code = 503;
-        dbt_group_destroy (&old);
-    }
-    //  Everything checked: write all or, on a store error, fail the turn.
-    int64_t now = dbt_time_ms ();
-    for (size_t i = 0; i < count && !code; i++) {
-        dbt_job_t *job = subs [i];
-        job->seq = dbt_wtxn_next_seq (txn);
-        job->created_ms = now;
-        job->state = DBT_STATE_PENDING;
-        if (group) {
-            dbt_job_set (&job->group_id, group->id);
-            dbt_group_add (group, job->id);
-        }
-        if (dbt_wtxn_put_job (txn, job, err))
-            code = 503;
-    }
-    if (!code && group) {
-        group->created_ms = now;
-        if (dbt_wtxn_put_group (txn, group, err))
-            code = 503;
-    }
-    if (code) {
-        s_reply_error (self, msg->identity, rid, code, err);
-        if (code == 503)
-            dbt_log (DBT_LOG_ERROR, "dispatcher: submit failed: %s", err);
-    }
-    else {
-        for (size_t i = 0; i < count; i++)
-            dbt_queue_put (self->queue, subs [i], 0);
-        if (group)
-            dbt_queue_set_group_limit (self->queue, group->id, group->concurrency);
-        self->stats [ST_SUBMITTED] += count;
-        s_reply_begin (self, rid, 200, NULL);
-        dbt_mpw_map (self->writer);
-        dbt_mpw_kstr (self->writer, "group_id", group ? group->id : NULL);
-        dbt_mpw_str (self->writer, "jobs");
-        dbt_mpw_array (self->writer);
-        for (size_t i = 0; i < count; i++) {
-            dbt_job_t *job = subs [i];
-            dbt_mpw_map (self->writer);
-            dbt_mpw_kstr (self->writer, "job_id", job->id);
-            dbt_mpw_kstr (self->writer, "task", job->task);
-            dbt_mpw_kstr (self->writer, "queue", job->queue);
-            dbt_mpw_ki64 (self->writer, "eta", job->eta_ms);
-            dbt_mpw_ku64 (self->writer, "retries", job->max_retries);
-            dbt_mpw_kstr (self->writer, "results", job->results);
-            dbt_mpw_kstr (self->writer, "table", job->table);
-            dbt_mpw_end (self->writer);
-        }
-        dbt_mpw_end (self->writer);
-        dbt_mpw_end (self->writer);
-        s_reply_end (self, msg->identity, rid, true);
-    }
-    for (size_t i = 0; i < count; i++)
-        dbt_job_destroy (&subs [i]);
-    free (subs);
-    dbt_group_destroy (&group);
-}
-
-//  --------------------------------------------------------------------------
-//  Client: CANCEL
-
-//  Cancel (and with purge, forget) one job. Returns 0 or a code with err.
-//  Sets *touched when something changed.
-static int
-s_cancel_job (self_t *self, dbt_wtxn_t *txn, const char *id, bool purge, bool in_group, char *err)
-{
-    dbt_job_t *job = NULL;
-    int rc = dbt_wtxn_job (txn, id, &job, err);
-    if (rc == DBT_ENOTFOUND) {
-        dbt_err_set (err, "job not found");
-        return 404;
-    }
-    if (rc)
-        return 503;
-    int code = 0;
-    dbt_entry_t *entry = dbt_queue_lookup (self->queue, id);
-    if (dbt_state_final (job->state)) {
-        if (!purge) {
-            if (!in_group) {
-                dbt_err_set (err, "can't cancel completed job");
-                code = 409;
-            }
-        }
-        else
-        if ((!job->expired && s_add_drop (self, txn, job, err)) || dbt_wtxn_del_job (txn, id, err))
-            code = 503;
-    }
-    else
-    if (job->state == DBT_STATE_STARTED && entry) {
-        s_worker_t *worker = entry->worker
-                           ? (s_worker_t *) zhashx_lookup (self->workers, entry->worker) : NULL;
-        if (worker && worker->connected)
-            s_send_cancel (self, worker, id, entry->attempt, "canceled");
-        entry->cancelling = true;
-        if (purge) {
-            //  The worker's capacity stays taken until its DONE arrives;
-            //  an attempt that still swaps its table in loses it to the drop.
-            dbt_queue_remove (self->queue, id);
-            if (s_add_drop (self, txn, job, err) || dbt_wtxn_del_job (txn, id, err))
-                code = 503;
-        }
-        else {
-            job->cancelled = true;
-            if (dbt_wtxn_put_job (txn, job, err))
-                code = 503;
-        }
-        self->stats [ST_CANCELLED]++;
-    }
-    else {
-        dbt_queue_remove (self->queue, id);
-        if (purge) {
-            //  A queued job may still have the table of an earlier run.
-            if (s_add_drop (self, txn, job, err) || dbt_wtxn_del_job (txn, id, err))
-                code = 503;
-        }
-        else {
-            job->state = DBT_STATE_FAILURE;
-            job->cancelled = true;
-            job->finished_ms = dbt_time_ms ();
-            dbt_job_set (&job->error, "the job was canceled");
-            if (dbt_wtxn_put_job (txn, job, err))
-                code = 503;
-        }
-        self->stats [ST_CANCELLED]++;
-    }
-    dbt_job_destroy (&job);
-    return code;
-}
-
-static void
-s_handle_cancel (self_t *self, dbt_msg_t *msg, uint64_t rid)
-{
-    char err [DBT_ERRMSG_LEN] = "";
-    char *job_id = NULL, *group_id = NULL;
-    bool purge = false;
-    int code = 0;
-    if (dbt_mp_field_str (msg->map, "job_id", false, &job_id, err)
-    ||  dbt_mp_field_str (msg->map, "group_id", false, &group_id, err)
-    ||  dbt_mp_field_bool (msg->map, "purge", false, &purge, err))
-        code = 400;
-    else
-    if (!job_id == !group_id) {
-        dbt_err_set (err, "give exactly one of job_id and group_id");
-        code = 400;
-    }
-    dbt_wtxn_t *txn = code ? NULL : s_txn (self, err);
-    if (!code && !txn)
-        code = 503;
-    if (!code && job_id) {
-        if (!dbt_id_valid (job_id)) {
-            dbt_err_set (err, "job not found");
-            code = 404;
-        }
-        else
-            code = s_cancel_job (self, txn, job_id, purge, false, err);
-    }
-    if (!code && group_id) {
-        dbt_group_t *group = NULL;
-        int rc = dbt_id_valid (group_id) ? dbt_wtxn_group (txn, group_id, &group, err) : DBT_ENOTFOUND;
-        if (rc == DBT_ENOTFOUND) {
-            dbt_err_set (err, "group not found");
-            code = 404;
-        }
-        else
-        if (rc)
-            code = 503;
-        if (!code && !purge) {
-            bool complete = true;
-            for (size_t i = 0; i < group->njobs; i++) {
-                dbt_job_t *member = NULL;
-                if (dbt_wtxn_job (txn, group->job_ids [i], &member, err) == 0
-                &&  !dbt_state_final (member->state))
-                    complete = false;
-                dbt_job_destroy (&member);
-            }
-            if (complete) {
-                dbt_err_set (err, "can't delete group as it's already complete");
-                code = 409;
-            }
-        }
-        for (size_t i = 0; !code && group && i < group->njobs; i++) {
-            int rc2 = s_cancel_job (self, txn, group->job_ids [i], purge, true, err);
-            if (rc2 && rc2 != 404)
-                code = rc2;
-        }
-        if (!code && purge && dbt_wtxn_del_group (txn, group_id, err))
-            code = 503;
-        dbt_group_destroy (&group);
-    }
-    if (code)
-        s_reply_error (self, msg->identity, rid, code, err);
-    else {
-        s_reply_begin (self, rid, 200, NULL);
-        dbt_mpw_bool (self->writer, true);
-        s_reply_end (self, msg->identity, rid, true);
-    }
-    free (job_id);
-    free (group_id);
-}
-
-//  --------------------------------------------------------------------------
-//  Client: reads (answered from LMDB like the HTTP front does)
-
-static void
-s_handle_status (self_t *self, dbt_msg_t *msg, uint64_t rid)
-{
-    char err [DBT_ERRMSG_LEN] = "";
-    char *id = NULL;
-    if (dbt_mp_field_str (msg->map, "job_id", true, &id, err)) {
-        s_reply_error (self, msg->identity, rid, 400, err);
-        return;
-    }
-    dbt_job_t *job = NULL;
-    int rc = dbt_id_valid (id) ? dbt_store_job (self->store, id, &job, err) : DBT_ENOTFOUND;
-    if (rc == 0) {
-        s_reply_begin (self, rid, 200, NULL);
-        dbt_job_pack (job, self->writer);
-        s_reply_end (self, msg->identity, rid, false);
-    }
-    else
-        s_reply_error (self, msg->identity, rid, rc == DBT_ENOTFOUND ? 404 : 500,
-                       rc == DBT_ENOTFOUND ? "job not found" : err);
-    dbt_job_destroy (&job);
-    free (id);
-}
-
-static void
-s_handle_group (self_t *self, dbt_msg_t *msg, uint64_t rid)
-{
-    char err [DBT_ERRMSG_LEN] = "";
-    char *id = NULL;
-    if (dbt_mp_field_str (msg->map, "group_id", true, &id, err)) {
-        s_reply_error (self, msg->identity, rid, 400, err);
-        return;
-    }
-    dbt_group_t *group = NULL;
-    int rc = dbt_id_valid (id) ? dbt_store_group (self->store, id, &group, err) : DBT_ENOTFOUND;
-    if (rc == 0) {
-        s_reply_begin (self, rid, 200, NULL);
-        dbt_mpw_map (self->writer);
-        dbt_mpw_kstr (self->writer, "group_id", group->id);
-        dbt_mpw_ku64 (self->writer, "concurrency", group->concurrency);
-        dbt_mpw_str (self->writer, "jobs");
-        dbt_mpw_array (self->writer);
-        for (size_t i = 0; i < group->njobs; i++) {
-            dbt_job_t *job = NULL;
-            if (dbt_store_job (self->store, group->job_ids [i], &job, err) == 0)
-                dbt_job_pack (job, self->writer);
-            else
-                dbt_mpw_nil (self->writer);
-            dbt_job_destroy (&job);
-        }
-        dbt_mpw_end (self->writer);
-        dbt_mpw_end (self->writer);
-        s_reply_end (self, msg->identity, rid, false);
-    }
-    else
-        s_reply_error (self, msg->identity, rid, rc == DBT_ENOTFOUND ? 404 : 500,
-                       rc == DBT_ENOTFOUND ? "group not found" : err);
-    dbt_group_destroy (&group);
-    free (id);
-}
-
-static int
-s_pack_waiting (const dbt_job_t *job, void *arg)
-{
-    dbt_job_pack (job, (dbt_mpw_t *) arg);
-    return 0;
-}
-
-static void
-s_handle_pending (self_t *self, dbt_msg_t *msg, uint64_t rid)
-{
-    char err [DBT_ERRMSG_LEN] = "";
-    char *queue = NULL;
-    if (dbt_mp_field_str (msg->map, "queue", true, &queue, err)) {
-        s_reply_error (self, msg->identity, rid, 400, err);
-        return;
-    }
-    s_reply_begin (self, rid, 200, NULL);
-    dbt_mpw_array (self->writer);
-    if (dbt_id_valid (queue)
-    &&  dbt_store_each_waiting (self->store, queue, s_pack_waiting, self->writer, err)) {
-        free (queue);
-        dbt_mpw_reset (self->writer);
-        s_reply_error (self, msg->identity, rid, 500, err);
-        return;
-    }
-    dbt_mpw_end (self->writer);
-    s_reply_end (self, msg->identity, rid, false);
-    free (queue);
-}
-
-static void
-s_handle_ping (self_t *self, dbt_msg_t *msg, uint64_t rid)
-{
-    s_reply_begin (self, rid, 200, NULL);
-    dbt_mpw_map (self->writer);
-    dbt_mpw_kstr (self->writer, "instance", self->instance);
-    dbt_mpw_kstr (self->writer, "node", self->config->worker_name);
-    dbt_mpw_kstr (self->writer, "version", DBT_VERSION_STRING);
-    dbt_mpw_end (self->writer);
-    s_reply_end (self, msg->identity, rid, false);
-}
-
-//  Read an array of job ids from field key; NULL with a reply on error.
-static zlist_t *
-s_ids (self_t *self, dbt_msg_t *msg, uint64_t rid, const char *key)
-{
-    const msgpack_object *ids = dbt_mp_get (msg->map, key);
-    if (!ids || ids->type != MSGPACK_OBJECT_ARRAY) {
-        s_reply_error (self, msg->identity, rid, 400, "ids must be an array");
-        return NULL;
-    }
-    zlist_t *list = zlist_new ();
-    zlist_autofree (list);
-    for (uint32_t i = 0; i < ids->via.array.size; i++) {
-        const char *str;
-        size_t len;
-        if (dbt_mp_str (&ids->via.array.ptr [i], &str, &len) == 0 && len <= DBT_ID_MAX) {
-            char *id = dbt_strndup (str, len);
-            if (dbt_id_valid (id))
-                zlist_append (list, id);
-            free (id);
-        }
-    }
-    return list;
-}
-
-//  Janitor: these jobs' results passed their retention; mark them expired
-//  and queue their tables for dropping.
-static void
-s_handle_expire (self_t *self, dbt_msg_t *msg, uint64_t rid)
-{
-    char err [DBT_ERRMSG_LEN];
-    zlist_t *ids = s_ids (self, msg, rid, "ids");
-    if (!ids)
-        return;
-    dbt_wtxn_t *txn = s_txn (self, err);
-    int64_t now = dbt_time_ms ();
-    uint64_t count = 0;
-    int code = txn ? 0 : 503;
-    for (char *id = (char *) zlist_first (ids); id && !code; id = (char *) zlist_next (ids)) {
-        dbt_job_t *job = NULL;
-        if (dbt_wtxn_job (txn, id, &job, err) == 0) {
-            int64_t expiry = dbt_job_results_expiry (job);
-            if (expiry > 0 && expiry <= now) {
-                job->expired = true;
-                if (s_add_drop (self, txn, job, err) || dbt_wtxn_put_job (txn, job, err))
-                    code = 503;
-                else
-                    count++;
-            }
-        }
-        dbt_job_destroy (&job);
-    }
-    zlist_destroy (&ids);
-    if (code) {
-        s_reply_error (self, msg->identity, rid, code, err);
-        return;
-    }
-    s_reply_begin (self, rid, 200, NULL);
-    dbt_mpw_u64 (self->writer, count);
-    s_reply_end (self, msg->identity, rid, true);
-}
-
-//  Janitor: these tables are gone; forget their drop entries.
-static void
-s_handle_dropped (self_t *self, dbt_msg_t *msg, uint64_t rid)
-{
-    char err [DBT_ERRMSG_LEN];
-    const msgpack_object *drops = dbt_mp_get (msg->map, "drops");
-    if (!drops || drops->type != MSGPACK_OBJECT_ARRAY) {
-        s_reply_error (self, msg->identity, rid, 400, "drops must be an array");
-        return;
-    }
-    dbt_wtxn_t *txn = s_txn (self, err);
-    int code = txn ? 0 : 503;
-    for (uint32_t i = 0; i < drops->via.array.size && !code; i++) {
-        const msgpack_object *drop = &drops->via.array.ptr [i];
-        uint64_t key = 0;
-        char *results = NULL, *table = NULL;
-        if (dbt_mp_field_u64 (drop, "key", true, &key, err) == 0
-        &&  dbt_mp_field_str (drop, "results", true, &results, err) == 0
-        &&  dbt_mp_field_str (drop, "table", true, &table, err) == 0) {
-            int rc = dbt_wtxn_del_drop (txn, key, err);
-            if (rc == 0) {
-                char *name = dbt_printf ("%s/%s", results, table);
-                uintptr_t pending = (uintptr_t) zhashx_lookup (self->dropping, name);
-                if (pending > 1)
-                    zhashx_update (self->dropping, name, (void *) (pending - 1));
-                else
-                    zhashx_delete (self->dropping, name);
-                free (name);
-            }
-            else
-            if (rc != DBT_ENOTFOUND)
-                code = 503;
-        }
-        free (results);
-        free (table);
-    }
-    if (code)
-        s_reply_error (self, msg->identity, rid, code, err);
-    else {
-        s_reply_begin (self, rid, 200, NULL);
-        dbt_mpw_bool (self->writer, true);
-        s_reply_end (self, msg->identity, rid, true);
-    }
-}
-
-//  Janitor: forget finished records older than `before` whose results are
-//  not waiting to expire, with their groups once those are that old too.
-static void
-s_handle_forget (self_t *self, dbt_msg_t *msg, uint64_t rid)
-{
-    char err [DBT_ERRMSG_LEN];
-    int64_t before = 0;
-    if (dbt_mp_field_i64 (msg->map, "before", true, &before, err)) {
-        s_reply_error (self, msg->identity, rid, 400, err);
-        return;
-    }
-    zlist_t *ids = s_ids (self, msg, rid, "ids");
-    if (!ids)
-        return;
-    dbt_wtxn_t *txn = s_txn (self, err);
-    int code = txn ? 0 : 503;
-    uint64_t count = 0;
-    for (char *id = (char *) zlist_first (ids); id && !code; id = (char *) zlist_next (ids)) {
-        dbt_job_t *job = NULL;
-        if (dbt_wtxn_job (txn, id, &job, err) == 0 && dbt_state_final (job->state)
-        &&  job->finished_ms < before && dbt_job_results_expiry (job) == 0) {
-            if (dbt_wtxn_del_job (txn, id, err))
-                code = 503;
-            else
-                count++;
-            dbt_group_t *group = NULL;
-            if (!code && job->group_id && dbt_wtxn_group (txn, job->group_id, &group, err) == 0
-            &&  group->created_ms < before && dbt_wtxn_del_group (txn, group->id, err))
-                code = 503;
-            dbt_group_destroy (&group);
-        }
-        dbt_job_destroy (&job);
-    }
-    zlist_destroy (&ids);
-    if (code) {
-        s_reply_error (self, msg->identity, rid, code, err);
-        return;
-    }
-    s_reply_begin (self, rid, 200, NULL);
-    dbt_mpw_u64 (self->writer, count);
-    s_reply_end (self, msg->identity, rid, true);
-}
-
-//  Counters for /metrics.
-static void
-s_handle_stats (self_t *self, dbt_msg_t *msg, uint64_t rid)
-{
-    dbt_mpw_t *w = self->writer;
-    s_reply_begin (self, rid, 200, NULL);
-    dbt_mpw_map (w);
-    for (size_t i = 0; i < sizeof (s_stat_names) / sizeof (s_stat_names [0]); i++)
-        dbt_mpw_ku64 (w, s_stat_names [i], self->stats [i]);
-    uint64_t slots = 0, busy = 0, workers = 0;
-    for (s_worker_t *worker = (s_worker_t *) zhashx_first (self->workers); worker;
-         worker = (s_worker_t *) zhashx_next (self->workers)) {
-        if (worker->connected) {
-            workers++;
-            slots += worker->capacity;
-            busy += zhashx_size (worker->inflight);
-        }
-    }
-    dbt_mpw_ku64 (w, "workers", workers);
-    dbt_mpw_ku64 (w, "slots", slots);
-    dbt_mpw_ku64 (w, "busy", busy);
-    dbt_mpw_ku64 (w, "drops_pending", zhashx_size (self->dropping));
-    //  Queues: those with unfinished jobs and those with counters.
-    zlist_t *names = dbt_queue_names (self->queue);
-    zlist_comparefn (names, (zlist_compare_fn *) strcmp);
-    for (void *item = zhashx_first (self->qstats); item; item = zhashx_next (self->qstats)) {
-        const char *name = (const char *) zhashx_cursor (self->qstats);
-        if (!zlist_exists (names, (void *) name))
-            zlist_append (names, (void *) name);
-    }
-    dbt_mpw_str (w, "queues");
-    dbt_mpw_array (w);
-    for (char *name = (char *) zlist_first (names); name; name = (char *) zlist_next (names)) {
-        s_qstats_t *stats = (s_qstats_t *) zhashx_lookup (self->qstats, name);
-        dbt_mpw_map (w);
-        dbt_mpw_kstr (w, "name", name);
-        dbt_mpw_ku64 (w, "ready", dbt_queue_ready_count (self->queue, name));
-        for (int state = DBT_STATE_PENDING; state <= DBT_STATE_RETRY; state++) {
-            if (!dbt_state_final ((dbt_state_t) state))
-                dbt_mpw_ku64 (w, dbt_state_name ((dbt_state_t) state),
-                              dbt_queue_queue_count (self->queue, name, (dbt_state_t) state));
-        }
-        dbt_mpw_ku64 (w, "succeeded", stats ? stats->finished [DBT_STATE_SUCCESS] : 0);
-        dbt_mpw_ku64 (w, "failed", stats ? stats->finished [DBT_STATE_FAILURE] : 0);
-        dbt_mpw_ku64 (w, "retried", stats ? stats->finished [DBT_STATE_RETRY] : 0);
-        dbt_mpw_ku64 (w, "rows", stats ? stats->rows : 0);
-        dbt_mpw_str (w, "buckets");
-        dbt_mpw_array (w);
-        for (size_t i = 0; i <= NBUCKETS; i++)
-            dbt_mpw_u64 (w, stats ? stats->buckets [i] : 0);
-        dbt_mpw_end (w);
-        dbt_mpw_ku64 (w, "count", stats ? stats->count : 0);
-        dbt_mpw_ku64 (w, "millis", stats ? (uint64_t) (stats->seconds * 1000) : 0);
-        dbt_mpw_end (w);
-    }
-    dbt_mpw_end (w);
-    dbt_mpw_end (w);
-    zlist_destroy (&names);
-    s_reply_end (self, msg->identity, rid, false);
-}
-
-static void
-s_handle_client (self_t *self, dbt_msg_t *msg)
-{
-    uint64_t rid = 0;
-    char err [DBT_ERRMSG_LEN];
-    if (dbt_mp_field_u64 (msg->map, "rid", false, &rid, err)) {
-        s_reply_error (self, msg->identity, 0, 400, err);
-        return;
-    }
-    switch (msg->command) {
-        case DBT_C_SUBMIT:  s_handle_submit (self, msg, rid); break;
-        case DBT_C_CANCEL:  s_handle_cancel (self, msg, rid); break;
-        case DBT_C_STATUS:  s_handle_status (self, msg, rid); break;
-        case DBT_C_GROUP:   s_handle_group (self, msg, rid); break;
-        case DBT_C_PENDING: s_handle_pending (self, msg, rid); break;
-        case DBT_C_PING:    s_handle_ping (self, msg, rid); break;
-        case DBT_C_EXPIRE:  s_handle_expire (self, msg, rid); break;
-        case DBT_C_DROPPED: s_handle_dropped (self, msg, rid); break;
-        case DBT_C_FORGET:  s_handle_forget (self, msg, rid); break;
-        case DBT_C_STATS:   s_handle_stats (self, msg, rid); break;
-        default:
-            s_reply_error (self, msg->identity, rid, 400, "unknown command");
-    }
-}
-
-//  --------------------------------------------------------------------------
 //  Workers
 
 //  Re-run (or fail) jobs whose run was lost with their worker.
 static void
-s_lose_jobs (self_t *self, zlist_t *ids, const char *worker_key, const char *why)
+s_lose_jobs (dbt_disp_t *self, zlist_t *ids, const char *worker_key, const char *why)
 {
     char err [DBT_ERRMSG_LEN];
-    dbt_wtxn_t *txn = zlist_size (ids) ? s_txn (self, err) : NULL;
+    dbt_wtxn_t *txn = zlist_size (ids) ? dbt_disp__txn (self, err) : NULL;
     for (char *id = (char *) zlist_first (ids); id && txn; id = (char *) zlist_next (ids)) {
         dbt_job_t *job = NULL;
         dbt_entry_t *entry = dbt_queue_lookup (self->queue, id);
@@ -1024,7 +342,7 @@ s_lose_jobs (self_t *self, zlist_t *ids, const char *worker_key, const char *why
 
 //  Re-run the jobs a worker held, after it died or did not come back.
 static void
-s_lose_worker (self_t *self, s_worker_t *worker, const char *why)
+s_lose_worker (dbt_disp_t *self, dbt_disp_worker_t *worker, const char *why)
 {
     zlist_t *ids = dbt_queue_running_on (self->queue, worker->key);
     s_lose_jobs (self, ids, worker->key, why);
@@ -1033,7 +351,7 @@ s_lose_worker (self_t *self, s_worker_t *worker, const char *why)
 }
 
 static void
-s_handle_ready (self_t *self, dbt_msg_t *msg, const char *key)
+s_handle_ready (dbt_disp_t *self, dbt_msg_t *msg, const char *key)
 {
     char err [DBT_ERRMSG_LEN] = "";
     char *name = NULL;
@@ -1047,7 +365,7 @@ s_handle_ready (self_t *self, dbt_msg_t *msg, const char *key)
         free (name);
         return;
     }
-    s_worker_t *worker = (s_worker_t *) zhashx_lookup (self->workers, key);
+    dbt_disp_worker_t *worker = (dbt_disp_worker_t *) zhashx_lookup (self->workers, key);
     bool known = worker != NULL;
     if (!worker) {
         worker = s_worker_new (key);
@@ -1086,7 +404,7 @@ s_handle_ready (self_t *self, dbt_msg_t *msg, const char *key)
                 &&  streq (entry->worker, key) && entry->attempt == attempt)
                     zhashx_update (claimed, id, (void *) 1);
                 else
-                    s_send_cancel (self, worker, id, (uint32_t) attempt, "no longer assigned");
+                    dbt_disp__send_cancel (self, worker, id, (uint32_t) attempt, "no longer assigned");
             }
             free (id);
         }
@@ -1107,7 +425,7 @@ s_handle_ready (self_t *self, dbt_msg_t *msg, const char *key)
 
 //  The job entry a worker message refers to, when it is current.
 static dbt_entry_t *
-s_current (self_t *self, const char *key, const char *id, uint64_t attempt)
+s_current (dbt_disp_t *self, const char *key, const char *id, uint64_t attempt)
 {
     dbt_entry_t *entry = dbt_queue_lookup (self->queue, id);
     if (entry && entry->state == DBT_STATE_STARTED && entry->worker
@@ -1117,7 +435,7 @@ s_current (self_t *self, const char *key, const char *id, uint64_t attempt)
 }
 
 static void
-s_handle_progress (self_t *self, dbt_msg_t *msg, const char *key)
+s_handle_progress (dbt_disp_t *self, dbt_msg_t *msg, const char *key)
 {
     char err [DBT_ERRMSG_LEN];
     char *id = NULL;
@@ -1126,7 +444,7 @@ s_handle_progress (self_t *self, dbt_msg_t *msg, const char *key)
     &&  dbt_mp_field_u64 (msg->map, "attempt", true, &attempt, err) == 0
     &&  dbt_mp_field_u64 (msg->map, "rows", true, &rows, err) == 0
     &&  s_current (self, key, id, attempt)) {
-        dbt_wtxn_t *txn = s_txn (self, err);
+        dbt_wtxn_t *txn = dbt_disp__txn (self, err);
         dbt_job_t *job = NULL;
         if (txn && dbt_wtxn_job (txn, id, &job, err) == 0) {
             job->rows = rows;
@@ -1139,7 +457,7 @@ s_handle_progress (self_t *self, dbt_msg_t *msg, const char *key)
 }
 
 static void
-s_handle_done (self_t *self, dbt_msg_t *msg, s_worker_t *worker)
+s_handle_done (dbt_disp_t *self, dbt_msg_t *msg, dbt_disp_worker_t *worker)
 {
     char err [DBT_ERRMSG_LEN] = "";
     char *id = NULL, *error = NULL;
@@ -1170,7 +488,7 @@ s_handle_done (self_t *self, dbt_msg_t *msg, s_worker_t *worker)
         zlist_destroy (&ids);
         goto done;
     }
-    dbt_wtxn_t *txn = s_txn (self, err);
+    dbt_wtxn_t *txn = dbt_disp__txn (self, err);
     dbt_job_t *job = NULL;
     if (!txn || dbt_wtxn_job (txn, id, &job, err)) {
         dbt_log (DBT_LOG_ERROR, "dispatcher: cannot record outcome of '%s': %s", id, err);
@@ -1227,7 +545,7 @@ done:
 //  two heartbeats ago that it does not list never reached it or was lost
 //  there: run it again rather than wait for it forever.
 static void
-s_reconcile (self_t *self, s_worker_t *worker, dbt_msg_t *msg)
+s_reconcile (dbt_disp_t *self, dbt_disp_worker_t *worker, dbt_msg_t *msg)
 {
     const msgpack_object *running = dbt_mp_get (msg->map, "running");
     if (!running || running->type != MSGPACK_OBJECT_ARRAY)
@@ -1266,10 +584,10 @@ s_reconcile (self_t *self, s_worker_t *worker, dbt_msg_t *msg)
 }
 
 static void
-s_handle_worker (self_t *self, dbt_msg_t *msg)
+s_handle_worker (dbt_disp_t *self, dbt_msg_t *msg)
 {
     char *key = zframe_strdup (msg->identity);
-    s_worker_t *worker = (s_worker_t *) zhashx_lookup (self->workers, key);
+    dbt_disp_worker_t *worker = (dbt_disp_worker_t *) zhashx_lookup (self->workers, key);
     if (msg->command == DBT_W_READY)
         s_handle_ready (self, msg, key);
     else
@@ -1304,12 +622,12 @@ s_handle_worker (self_t *self, dbt_msg_t *msg)
 
 //  Expire silent workers; send heartbeats.
 static void
-s_check_workers (self_t *self)
+s_check_workers (dbt_disp_t *self)
 {
     int64_t now = dbt_clock_ms ();
     zlist_t *dead = zlist_new ();
-    for (s_worker_t *worker = (s_worker_t *) zhashx_first (self->workers); worker;
-         worker = (s_worker_t *) zhashx_next (self->workers)) {
+    for (dbt_disp_worker_t *worker = (dbt_disp_worker_t *) zhashx_first (self->workers); worker;
+         worker = (dbt_disp_worker_t *) zhashx_next (self->workers)) {
         if (worker->expires <= now)
             zlist_append (dead, worker);
         else
@@ -1322,8 +640,8 @@ s_check_workers (self_t *self)
             worker->next_heartbeat = now + self->config->heartbeat_ms;
         }
     }
-    for (s_worker_t *worker = (s_worker_t *) zlist_first (dead); worker;
-         worker = (s_worker_t *) zlist_next (dead)) {
+    for (dbt_disp_worker_t *worker = (dbt_disp_worker_t *) zlist_first (dead); worker;
+         worker = (dbt_disp_worker_t *) zlist_next (dead)) {
         dbt_log (DBT_LOG_WARN, "dispatcher: worker '%s' %s", worker->key,
                  worker->connected ? "missed its heartbeats" : "did not come back after restart");
         s_lose_worker (self, worker, worker->connected ? "missed heartbeats" : "dispatcher restarted");
@@ -1336,10 +654,10 @@ s_check_workers (self_t *self)
 //  Dispatch: give ready jobs to workers with free slots.
 
 static bool
-s_assign (self_t *self, s_worker_t *worker, dbt_entry_t *entry)
+s_assign (dbt_disp_t *self, dbt_disp_worker_t *worker, dbt_entry_t *entry)
 {
     char err [DBT_ERRMSG_LEN];
-    dbt_wtxn_t *txn = s_txn (self, err);
+    dbt_wtxn_t *txn = dbt_disp__txn (self, err);
     dbt_job_t *job = NULL;
     if (!txn || dbt_wtxn_job (txn, entry->id, &job, err)) {
         dbt_log (DBT_LOG_ERROR, "dispatcher: cannot start job '%s': %s", entry->id, err);
@@ -1360,7 +678,7 @@ s_assign (self_t *self, s_worker_t *worker, dbt_entry_t *entry)
     zhashx_update (worker->inflight, job->id, (void *) (uintptr_t) dbt_clock_ms ());
     dbt_job_pack (job, self->writer);
     zmsg_t *msg = dbt_msg_encode (worker->identity, DBT_PROTO_WORKER, DBT_W_JOB, self->writer);
-    s_out_t *out = s_out (self, OUT_JOB, msg);
+    dbt_disp_out_t *out = s_out (self, OUT_JOB, msg);
     out->worker = dbt_strdup (worker->key);
     out->job_id = dbt_strdup (job->id);
     self->stats [ST_STARTED]++;
@@ -1371,14 +689,14 @@ s_assign (self_t *self, s_worker_t *worker, dbt_entry_t *entry)
 }
 
 static void
-s_dispatch (self_t *self)
+s_dispatch (dbt_disp_t *self)
 {
     size_t assigned = 0;
     bool progress = true;
     while (progress && assigned < MAX_MSGS_PER_TURN) {
         progress = false;
-        for (s_worker_t *worker = (s_worker_t *) zhashx_first (self->workers); worker;
-             worker = (s_worker_t *) zhashx_next (self->workers)) {
+        for (dbt_disp_worker_t *worker = (dbt_disp_worker_t *) zhashx_first (self->workers); worker;
+             worker = (dbt_disp_worker_t *) zhashx_next (self->workers)) {
             if (!worker->connected || zhashx_size (worker->inflight) >= worker->capacity)
                 continue;
             //  Rotate through the worker's queues so none starves.
@@ -1401,7 +719,7 @@ s_dispatch (self_t *self)
 //  End of a turn: commit, then send.
 
 static void
-s_flush (self_t *self)
+s_flush (dbt_disp_t *self)
 {
     char err [DBT_ERRMSG_LEN] = "";
     int rc = 0;
@@ -1412,20 +730,20 @@ s_flush (self_t *self)
     if (rc) {
         dbt_log (DBT_LOG_ERROR, "dispatcher: commit failed, turn undone: %s", err);
         //  Undo the turn's job assignments in worker accounting.
-        for (s_out_t *out = (s_out_t *) zlistx_first (self->outbox); out;
-             out = (s_out_t *) zlistx_next (self->outbox)) {
+        for (dbt_disp_out_t *out = (dbt_disp_out_t *) zlistx_first (self->outbox); out;
+             out = (dbt_disp_out_t *) zlistx_next (self->outbox)) {
             if (out->kind == OUT_JOB) {
-                s_worker_t *worker = (s_worker_t *) zhashx_lookup (self->workers, out->worker);
+                dbt_disp_worker_t *worker = (dbt_disp_worker_t *) zhashx_lookup (self->workers, out->worker);
                 if (worker)
                     zhashx_delete (worker->inflight, out->job_id);
             }
         }
         s_rebuild (self);
     }
-    s_out_t *out;
-    while ((out = (s_out_t *) zlistx_detach (self->outbox, NULL))) {
+    dbt_disp_out_t *out;
+    while ((out = (dbt_disp_out_t *) zlistx_detach (self->outbox, NULL))) {
         if (rc && out->kind == OUT_ACK) {
-            s_reply_begin (self, out->rid, rc == DBT_EFULL ? 507 : 503,
+            dbt_disp__reply_begin (self, out->rid, rc == DBT_EFULL ? 507 : 503,
                            rc == DBT_EFULL ? "state store is full, job not accepted"
                                            : "state store error, job not accepted");
             dbt_mpw_nil (self->writer);
@@ -1439,7 +757,7 @@ s_flush (self_t *self)
             if (zmsg_send (&out->msg, self->router)) {
                 if (out->kind == OUT_JOB) {
                     //  The worker vanished between turns: expire it now.
-                    s_worker_t *worker = (s_worker_t *) zhashx_lookup (self->workers, out->worker);
+                    dbt_disp_worker_t *worker = (dbt_disp_worker_t *) zhashx_lookup (self->workers, out->worker);
                     if (worker)
                         worker->expires = 0;
                 }
@@ -1454,7 +772,7 @@ s_flush (self_t *self)
 //  Pipe
 
 static void
-s_handle_pipe (self_t *self)
+s_handle_pipe (dbt_disp_t *self)
 {
     zmsg_t *msg = zmsg_recv (self->pipe);
     if (!msg) {
@@ -1480,7 +798,7 @@ void
 dbt_dispatcher_actor (zsock_t *pipe, void *args)
 {
     dbt_dispatcher_args_t *a = (dbt_dispatcher_args_t *) args;
-    self_t *self = (self_t *) dbt_malloc (sizeof (self_t));
+    dbt_disp_t *self = (dbt_disp_t *) dbt_malloc (sizeof (dbt_disp_t));
     self->pipe = pipe;
     self->config = a->config;
     self->tasks = a->tasks;
@@ -1546,7 +864,7 @@ dbt_dispatcher_actor (zsock_t *pipe, void *args)
                 continue;
             }
             if (streq (msg->signature, DBT_PROTO_CLIENT))
-                s_handle_client (self, msg);
+                dbt_disp__handle_client (self, msg);
             else
                 s_handle_worker (self, msg);
             dbt_msg_destroy (&msg);

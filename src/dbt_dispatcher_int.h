@@ -1,0 +1,117 @@
+/*  =========================================================================
+    dbt_dispatcher_int - private declarations shared by the dispatcher's files
+
+    The dispatcher actor is one module in two files: dbt_dispatcher.c (the
+    loop, workers, dispatch, the commit) and dbt_dispatcher_client.c (client
+    requests). This header is theirs alone; nothing else includes it.
+    Functions named dbt_disp__* are internal to the module.
+    =========================================================================
+*/
+#ifndef DBT_DISPATCHER_INT_H_INCLUDED
+#define DBT_DISPATCHER_INT_H_INCLUDED
+
+#define MAX_MSGS_PER_TURN   1024    //  bound a turn's latency
+#define MAX_JOBS_PER_SUBMIT 10000   //  jobs in one group
+
+//  A worker connected to us (or, after a restart, one we still expect).
+typedef struct {
+    char *key;                  //  routing id as text
+    zframe_t *identity;         //  routing id frame
+    char *name;                 //  node name the worker reported
+    zlist_t *queues;            //  queue names it serves (owned strings)
+    uint32_t capacity;          //  jobs it runs at once
+    zhashx_t *inflight;         //  job id -> monotonic ms it was given (or claimed)
+    int64_t expires;            //  monotonic ms of presumed death
+    int64_t next_heartbeat;     //  monotonic ms of our next heartbeat
+    bool connected;             //  false for a placeholder after restart
+} dbt_disp_worker_t;
+
+//  What a turn will send once its transaction is committed.
+typedef enum {
+    OUT_PLAIN,                  //  send whatever happens
+    OUT_ACK,                    //  acknowledgement of a committed change
+    OUT_JOB                     //  job frame to a worker
+} dbt_disp_out_kind_t;
+
+typedef struct {
+    dbt_disp_out_kind_t kind;   //  what it is
+    zmsg_t *msg;                //  the message, identity first
+    zframe_t *identity;         //  OUT_ACK: client to tell on failure
+    uint64_t rid;               //  OUT_ACK: request id
+    char *worker;               //  OUT_JOB: worker key
+    char *job_id;               //  OUT_JOB: job id
+} dbt_disp_out_t;
+
+typedef struct {
+    zsock_t *pipe;              //  actor pipe
+    zsock_t *router;            //  clients and workers
+    zpoller_t *poller;          //  pipe + router
+    const dbt_config_t *config; //  borrowed
+    dbt_tasks_t *tasks;         //  borrowed
+    dbt_store_t *store;         //  borrowed
+    dbt_queue_t *queue;         //  schedule of unfinished jobs
+    zhashx_t *workers;          //  key -> dbt_disp_worker_t
+    dbt_wtxn_t *txn;            //  this turn's transaction, if any
+    zlistx_t *outbox;           //  dbt_disp_out_t for after the commit
+    dbt_mpw_t *writer;          //  scratch encoder
+    char instance [37];         //  this run's id, sent in heartbeats
+    char *endpoint;             //  endpoint bound
+    uint64_t rng;               //  xorshift state
+    uint64_t stats [8];         //  counters (see dbt_disp__stat_names)
+    zhashx_t *qstats;           //  queue -> dbt_disp_qstats_t (since start)
+    zhashx_t *dropping;         //  "results/table" -> drop count pending
+    bool terminated;            //  $TERM received
+} dbt_disp_t;
+
+//  Job duration histogram: dbt_metrics_buckets bounds, and +Inf.
+#define NBUCKETS 10
+
+//  Counters of one queue since the dispatcher started.
+typedef struct {
+    uint64_t finished [5];      //  jobs reaching SUCCESS, FAILURE, RETRY (by state)
+    uint64_t rows;              //  rows written by successful jobs
+    uint64_t buckets [NBUCKETS + 1];  //  durations (last = +Inf)
+    double seconds;             //  sum of durations
+    uint64_t count;             //  durations observed
+} dbt_disp_qstats_t;
+
+enum { ST_SUBMITTED, ST_STARTED, ST_SUCCEEDED, ST_FAILED, ST_RETRIED,
+       ST_LOST, ST_CANCELLED, ST_COMMITS };
+extern const char *const dbt_disp__stat_names [];
+#define DBT_DISP_NSTATS 8
+
+//  Next pseudo-random number (xorshift).
+uint64_t
+    dbt_disp__random (dbt_disp_t *self);
+
+//  The turn's write transaction, begun on first use. NULL on failure.
+dbt_wtxn_t *
+    dbt_disp__txn (dbt_disp_t *self, char *err);
+
+//  Start a reply body in self->writer: {rid, code, message, data: ...};
+//  the caller writes the data value, then calls dbt_disp__reply_end, which
+//  queues the reply for after the commit (ack: only if it succeeds).
+void
+    dbt_disp__reply_begin (dbt_disp_t *self, uint64_t rid, int code, const char *message);
+void
+    dbt_disp__reply_end (dbt_disp_t *self, zframe_t *identity, uint64_t rid, bool ack);
+
+//  Reply with an error (sent whatever the commit does).
+void
+    dbt_disp__reply_error (dbt_disp_t *self, zframe_t *identity, uint64_t rid, int code,
+                           const char *message);
+
+//  Tell a worker to stop one job.
+void
+    dbt_disp__send_cancel (dbt_disp_t *self, dbt_disp_worker_t *worker, const char *job_id,
+                           uint32_t attempt, const char *reason);
+
+//  Record that a job's results table must go (durable drop list).
+int
+    dbt_disp__add_drop (dbt_disp_t *self, dbt_wtxn_t *txn, const dbt_job_t *job, char *err);
+
+//  Handle one client request (in dbt_dispatcher_client.c).
+void
+    dbt_disp__handle_client (dbt_disp_t *self, dbt_msg_t *msg);
+
+#endif
