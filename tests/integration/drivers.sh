@@ -1,13 +1,14 @@
 #!/bin/bash
 #  drivers.sh - driver conformance for every source -> results pair (TAP)
 #
-#  Starts a throwaway PostgreSQL and MariaDB (tests/lib/servers.sh) and
-#  runs tests/dbt_drivertest for sqlite->sqlite, postgres->postgres,
-#  postgres->sqlite, sqlite->postgres, mysql->mysql, mysql->postgres,
-#  mysql->sqlite (over the Unix socket), postgres->mysql and sqlite->mysql:
-#  one TAP line per pair, the pair's own checks as comments below it. A
-#  pair whose server cannot start is skipped, except under CI=true, where
-#  that fails.
+#  Starts a throwaway PostgreSQL, MariaDB and ClickHouse
+#  (tests/lib/servers.sh) and runs tests/dbt_drivertest for sqlite->sqlite,
+#  postgres->postgres, postgres->sqlite, sqlite->postgres, mysql->mysql,
+#  mysql->sqlite (over the Unix socket), sqlite->mysql, mysql->postgres,
+#  postgres->mysql, clickhouse->sqlite, clickhouse->postgres and
+#  clickhouse->mysql (ClickHouse is a source only): one TAP line per pair,
+#  the pair's own checks as comments below it. A pair whose server cannot
+#  start is skipped, except under CI=true, where that fails.
 #  Environment (set by make check): top_srcdir, top_builddir.
 
 set -u
@@ -27,7 +28,7 @@ trap 'exit 1' INT TERM
 
 n=0
 failed=0
-echo "1..9"
+echo "1..12"
 
 #  pair DESCRIPTION SOURCE_TYPE SOURCE_DSN RESULTS_TYPE RESULTS_DSN
 pair () {
@@ -64,6 +65,7 @@ fi
 pair "sqlite -> sqlite" sqlite "$work/src.db" sqlite "$work/results.db"
 
 pg_reason=
+my_reason=
 if start_pg 2>"$work/start_pg.log"; then
     pair "postgres -> postgres" postgres "$PG_DSN" postgres "$PG_DSN"
     pair "postgres -> sqlite" postgres "$PG_DSN" sqlite "$work/results2.db"
@@ -96,6 +98,26 @@ else
     for desc in "mysql -> mysql" "mysql (socket) -> sqlite" "sqlite -> mysql" \
                 "mysql -> postgres" "postgres -> mysql"; do
         skip_or_fail "$desc" "$my_reason"
+    done
+fi
+
+if start_clickhouse 2>"$work/start_ch.log"; then
+    pair "clickhouse -> sqlite" clickhouse "$CH_URL" sqlite "$work/results4.db"
+    if [ -z "$pg_reason" ]; then
+        pair "clickhouse -> postgres" clickhouse "$CH_URL" postgres "$PG_DSN"
+    else
+        skip_or_fail "clickhouse -> postgres" "$pg_reason"
+    fi
+    if [ -z "$my_reason" ]; then
+        pair "clickhouse -> mysql" clickhouse "$CH_URL" mysql "$my_dsn"
+    else
+        skip_or_fail "clickhouse -> mysql" "$my_reason"
+    fi
+else
+    ch_reason="cannot start clickhouse: $(tail -1 "$work/start_ch.log")"
+    sed 's/^/# /' "$work/start_ch.log"
+    for desc in "clickhouse -> sqlite" "clickhouse -> postgres" "clickhouse -> mysql"; do
+        skip_or_fail "$desc" "$ch_reason"
     done
 fi
 
