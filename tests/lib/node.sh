@@ -17,6 +17,7 @@ node_dir () {
     NODE_DIR=$(mktemp -d /tmp/dbt-test.XXXXXX)
     export NODE_DIR
     trap 'node_cleanup' EXIT
+    trap 'exit 143' TERM INT HUP     #  so the EXIT trap stops nodes and servers
 }
 
 node_cleanup () {
