@@ -231,30 +231,14 @@ void
 dbt_janitor_test (bool verbose)
 {
     char err [DBT_ERRMSG_LEN];
-    char *dir = dbt_testing_tmpdir ("janitor");
-    char *ini = dbt_printf (
-        "[app]\ndata_dir = %s\nstate_ttl = 1s\n"
-        "[mesh]\nbind = inproc://dbt-janitor-test\nheartbeat_interval = 100ms\n"
-        "[db.src]\ntype = sqlite\ndsn = %s/src.db\nsample_data = true\n"
-        "[results.res]\ntype = sqlite\ndsn = %s/res.db\n", dir, dir, dir);
-    dbt_config_t *config = dbt_config_from_string (ini, err);
-    free (ini);
-    assert (config);
-    dbt_tasks_t *tasks = dbt_tasks_new ();
-    const char *text = "-- name: count\nSELECT COUNT(*) AS n FROM entries;\n";
-    assert (dbt_tasks_parse (tasks, text, strlen (text), "t.sql", err) == 0);
-    assert (dbt_tasks_bind (tasks, config, err) == 0);
-    dbt_store_t *store = dbt_store_open (dir, 64 << 20, err);
-    dbt_pools_t *pools = dbt_pools_new (config);
-    dbt_dispatcher_args_t dargs = { config, tasks, store };
-    zactor_t *dispatcher = zactor_new (dbt_dispatcher_actor, &dargs);
-    const char *queues [] = { "default" };
-    dbt_worker_args_t wargs = { { config, tasks, pools }, config->mesh_bind, queues, 1, 1 };
-    zactor_t *worker = zactor_new (dbt_worker_actor, &wargs);
-    dbt_janitor_args_t jargs = { config, store, pools, config->mesh_bind };
+    dbt_testing_rig_t *rig = dbt_testing_rig_new ("janitor", "state_ttl = 1s",
+        "-- name: count\nSELECT COUNT(*) AS n FROM entries;\n", 1);
+    dbt_store_t *store = rig->store;
+    dbt_pools_t *pools = rig->pools;
+    dbt_client_t *client = rig->client;
+    dbt_janitor_args_t jargs = { rig->config, store, pools, rig->config->mesh_bind };
     zactor_t *janitor = zactor_new (dbt_janitor_actor, &jargs);
-    dbt_client_t *client = dbt_client_new (config->mesh_bind, err);
-    assert (dispatcher && worker && janitor && client);
+    assert (janitor);
 
     //  Results with a 1 ms retention are dropped; kept ones stay.
     assert (dbt_testing_submit (client, &(dbt_testing_job_t) {
@@ -289,15 +273,8 @@ dbt_janitor_test (bool verbose)
     s_run (janitor);
     assert (dbt_store_job (store, "short", &job, err) == DBT_ENOTFOUND);
 
-    dbt_client_destroy (&client);
     zactor_destroy (&janitor);
-    zactor_destroy (&worker);
-    zactor_destroy (&dispatcher);
-    dbt_pools_destroy (&pools);
-    dbt_store_destroy (&store);
-    dbt_tasks_destroy (&tasks);
-    dbt_config_destroy (&config);
-    dbt_testing_rmtree (&dir);
+    dbt_testing_rig_destroy (&rig);
     if (verbose)
         printf ("janitor: ok\n");
 }

@@ -84,3 +84,54 @@ dbt_testing_wait (dbt_store_t *store, const char *id, dbt_state_t state, int ms)
         zclock_sleep (10);
     }
 }
+
+dbt_testing_rig_t *
+dbt_testing_rig_new (const char *name, const char *app_ini, const char *tasks, int runners)
+{
+    char err [DBT_ERRMSG_LEN];
+    dbt_testing_rig_t *self = (dbt_testing_rig_t *) dbt_malloc (sizeof (dbt_testing_rig_t));
+    self->dir = dbt_testing_tmpdir (name);
+    char *ini = dbt_printf (
+        "[app]\ndata_dir = %s\n%s\n"
+        "[mesh]\nbind = inproc://dbt-rig-%s\nheartbeat_interval = 100ms\n"
+        "[db.src]\ntype = sqlite\ndsn = %s/src.db\nsample_data = true\n"
+        "[results.res]\ntype = sqlite\ndsn = %s/res.db\n",
+        self->dir, app_ini ? app_ini : "", name, self->dir, self->dir);
+    self->config = dbt_config_from_string (ini, err);
+    free (ini);
+    assert (self->config);
+    self->tasks = dbt_tasks_new ();
+    assert (dbt_tasks_parse (self->tasks, tasks, strlen (tasks), "t.sql", err) == 0);
+    assert (dbt_tasks_bind (self->tasks, self->config, err) == 0);
+    self->store = dbt_store_open (self->dir, 64 << 20, err);
+    assert (self->store);
+    self->pools = dbt_pools_new (self->config);
+    self->dargs = (dbt_dispatcher_args_t) { self->config, self->tasks, self->store };
+    self->dispatcher = zactor_new (dbt_dispatcher_actor, &self->dargs);
+    self->queues [0] = "default";
+    self->wargs = (dbt_worker_args_t) { { self->config, self->tasks, self->pools },
+                                        self->config->mesh_bind, self->queues, 1, runners };
+    self->worker = zactor_new (dbt_worker_actor, &self->wargs);
+    self->client = dbt_client_new (self->config->mesh_bind, err);
+    assert (self->dispatcher && self->worker && self->client);
+    return self;
+}
+
+void
+dbt_testing_rig_destroy (dbt_testing_rig_t **self_p)
+{
+    assert (self_p);
+    dbt_testing_rig_t *self = *self_p;
+    if (!self)
+        return;
+    dbt_client_destroy (&self->client);
+    zactor_destroy (&self->worker);
+    zactor_destroy (&self->dispatcher);
+    dbt_pools_destroy (&self->pools);
+    dbt_store_destroy (&self->store);
+    dbt_tasks_destroy (&self->tasks);
+    dbt_config_destroy (&self->config);
+    dbt_testing_rmtree (&self->dir);
+    free (self);
+    *self_p = NULL;
+}

@@ -481,31 +481,13 @@ void
 dbt_worker_test (bool verbose)
 {
     char err [DBT_ERRMSG_LEN];
-    char *dir = dbt_testing_tmpdir ("worker");
-    char *ini = dbt_printf (
-        "[app]\ndata_dir = %s\n"
-        "[mesh]\nbind = inproc://dbt-worker-test\nheartbeat_interval = 100ms\n"
-        "[db.src]\ntype = sqlite\ndsn = %s/src.db\nsample_data = true\n"
-        "[results.res]\ntype = sqlite\ndsn = %s/res.db\n", dir, dir, dir);
-    dbt_config_t *config = dbt_config_from_string (ini, err);
-    free (ini);
-    assert (config);
-    dbt_tasks_t *tasks = dbt_tasks_new ();
-    const char *text =
+    dbt_testing_rig_t *rig = dbt_testing_rig_new ("worker", NULL,
         "-- name: count\nSELECT COUNT(*) AS n FROM entries;\n"
         "-- name: slow\nWITH RECURSIVE c (x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c)\n"
-        "SELECT x FROM c WHERE x % 1000000000 = 0 LIMIT 10;\n";
-    assert (dbt_tasks_parse (tasks, text, strlen (text), "t.sql", err) == 0);
-    assert (dbt_tasks_bind (tasks, config, err) == 0);
-    dbt_store_t *store = dbt_store_open (dir, 64 << 20, err);
-    dbt_pools_t *pools = dbt_pools_new (config);
-    dbt_dispatcher_args_t dargs = { config, tasks, store };
-    zactor_t *dispatcher = zactor_new (dbt_dispatcher_actor, &dargs);
-    const char *queues [] = { "default" };
-    dbt_worker_args_t wargs = { { config, tasks, pools }, config->mesh_bind, queues, 1, 2 };
-    zactor_t *worker = zactor_new (dbt_worker_actor, &wargs);
-    dbt_client_t *client = dbt_client_new (config->mesh_bind, err);
-    assert (dispatcher && worker && client);
+        "SELECT x FROM c WHERE x % 1000000000 = 0 LIMIT 10;\n", 2);
+    dbt_store_t *store = rig->store;
+    dbt_client_t *client = rig->client;
+    zactor_t *worker = rig->worker;
 
     assert (dbt_testing_submit (client, &(dbt_testing_job_t) { .task = "count", .id = "c1", .ttl = 0 }) == 200);
     dbt_job_t *job = dbt_testing_wait (store, "c1", DBT_STATE_SUCCESS, 5000);
@@ -542,14 +524,7 @@ dbt_worker_test (bool verbose)
     assert (drained && streq (drained, "DRAINED"));
     free (drained);
 
-    dbt_client_destroy (&client);
-    zactor_destroy (&worker);
-    zactor_destroy (&dispatcher);
-    dbt_pools_destroy (&pools);
-    dbt_store_destroy (&store);
-    dbt_tasks_destroy (&tasks);
-    dbt_config_destroy (&config);
-    dbt_testing_rmtree (&dir);
+    dbt_testing_rig_destroy (&rig);
     if (verbose)
         printf ("worker: ok\n");
 }
