@@ -13,7 +13,7 @@ dir=$(mktemp -d /tmp/dbt-submit.XXXXXX)
 trap 'kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; rm -rf "$dir"' EXIT
 cd "$dir" || exit 1
 "$top/src/dungbeetle" --new-config > /dev/null
-port=$((20000 + RANDOM % 30000))
+port=$((10000 + RANDOM % 22000))
 sed -i -e "s|^server = .*|server = 127.0.0.1:$port|" -e "s|^bind = .*|bind = tcp://127.0.0.1:$((port + 1))|" config.ini
 "$top/src/dungbeetle" --config config.ini > node.log 2>&1 &
 pid=$!

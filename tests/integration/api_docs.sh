@@ -11,13 +11,11 @@ need "jq" command -v jq
 node_dir
 cd "$NODE_DIR" || bail "no node dir"
 "$DBT_BIN" --new-config > /dev/null || bail "--new-config failed"
-http=$(free_port); mesh=$(free_port)
-sed -e "s|^server = .*|server = 127.0.0.1:$http|" -e "s|^bind = .*|bind = tcp://127.0.0.1:$mesh|" \
-    config.ini > a.ini
-a_HTTP=$http
+node_config a < <(sed -e "s|^server = .*|server = 127.0.0.1:@HTTP@|" \
+                      -e "s|^bind = .*|bind = tcp://127.0.0.1:@MESH@|" config.ini)
 node_start a || bail "node did not start"
 
-/usr/bin/python3 - "$top_srcdir/docs/api.md" "$http" <<'PY'
+/usr/bin/python3 - "$top_srcdir/docs/api.md" "$a_HTTP" <<'PY'
 import json, re, subprocess, sys, time
 doc, port = sys.argv[1], sys.argv[2]
 text = open(doc, encoding="utf-8").read()

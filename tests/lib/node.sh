@@ -30,22 +30,49 @@ node_cleanup () {
     if [ -n "${KEEP_NODE_DIR:-}" ]; then diag "kept $NODE_DIR"; else rm -rf "$NODE_DIR"; fi
 }
 
+#  A port nobody listens on, below the kernel's ephemeral range (32768+)
+#  so that outgoing connections cannot take it meanwhile.
 free_port () {
     local port
     while true; do
-        port=$((20000 + RANDOM % 30000))
+        port=$((10000 + RANDOM % 22000))
         (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || { echo "$port"; return; }
     done
 }
 
 node_config () {    # node_config NAME < template
+    local name=$1
+    cat > "$NODE_DIR/$name.tmpl"
+    _node_render "$name"
+}
+
+#  Fill the template's ports (fresh ones each time) and paths.
+_node_render () {
     local name=$1 http mesh
     http=$(free_port); mesh=$(free_port)
+    while [ "$mesh" = "$http" ]; do mesh=$(free_port); done
     eval "${name}_HTTP=$http; ${name}_MESH=$mesh"
-    sed -e "s|@HTTP@|$http|g" -e "s|@MESH@|$mesh|g" -e "s|@DIR@|$NODE_DIR|g" > "$NODE_DIR/$name.ini"
+    sed -e "s|@HTTP@|$http|g" -e "s|@MESH@|$mesh|g" -e "s|@DIR@|$NODE_DIR|g" \
+        "$NODE_DIR/$name.tmpl" > "$NODE_DIR/$name.ini"
 }
 
 node_start () {     # node_start NAME [extra flags]
+    local name=$1; shift
+    local try
+    for try in 1 2 3; do
+        _node_start_once "$name" "$@" && return 0
+        #  A port taken between picking and binding: pick others and retry
+        #  (only for configs rendered from a template with fresh ports).
+        grep -q "Address already in use" "$NODE_DIR/$name.log" 2>/dev/null && [ -f "$NODE_DIR/$name.tmpl" ] \
+            || return 1
+        diag "node $name: a port was taken meanwhile, retrying with others"
+        : > "$NODE_DIR/$name.log"
+        _node_render "$name"
+    done
+    return 1
+}
+
+_node_start_once () {
     local name=$1; shift
     local port
     eval "port=\${${name}_HTTP}"
@@ -57,6 +84,7 @@ node_start () {     # node_start NAME [extra flags]
         if curl -s -o /dev/null "http://127.0.0.1:$port/"; then return 0; fi
         if ! kill -0 "$(cat "$NODE_DIR/$name.pid")" 2>/dev/null; then
             diag "node $name exited during start-up:"; sed 's/^/#   /' "$NODE_DIR/$name.log"
+            rm -f "$NODE_DIR/$name.pid"
             return 1
         fi
         sleep 0.1; n=$((n + 1))

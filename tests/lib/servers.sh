@@ -33,7 +33,7 @@ _srv_root () {
 _srv_free_port () {
     local port n=0
     while [ $n -lt 200 ]; do
-        port=$((20000 + RANDOM % 40000))
+        port=$((10000 + RANDOM % 22000))     # below the ephemeral range (32768+)
         if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
             echo "$port"
             return 0
