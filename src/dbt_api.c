@@ -990,3 +990,129 @@ dbt_api_destroy (dbt_api_t **self_p)
     free (self);
     *self_p = NULL;
 }
+
+//  --------------------------------------------------------------------------
+//  Self test: routing, envelopes, request checks and reads from LMDB, with
+//  no dispatcher (writes are covered by the integration tests).
+
+static const char *
+s_test_query (void *arg, const char *key)
+{
+    return arg && streq (key, "sql") ? (const char *) arg : NULL;
+}
+
+//  Handle a request; return the status, and the body in *body (caller frees).
+static int
+s_test_call (dbt_api_t *api, const char *method, const char *path, const char *query,
+             const char *body, char **out, char **allow)
+{
+    dbt_response_t *response = dbt_api_handle (api, method, path, s_test_query, (void *) query,
+                                               body, strlen (body));
+    int status = response->status;
+    *out = response->body;
+    response->body = NULL;
+    if (allow) {
+        *allow = response->allow;
+        response->allow = NULL;
+    }
+    dbt_response_destroy (&response);
+    return status;
+}
+
+void
+dbt_api_test (bool verbose)
+{
+    char err [DBT_ERRMSG_LEN];
+    char *dir = dbt_testing_tmpdir ("api");
+    char *ini = dbt_printf ("[app]\nrequest_timeout = 200ms\n[mesh]\nbind = inproc://dbt-api-test\n"
+                            "[db.src]\ntype = sqlite\ndsn = %s/s.db\n[results.res]\ntype = sqlite\n"
+                            "dsn = %s/r.db\n", dir, dir);
+    dbt_config_t *config = dbt_config_from_string (ini, err);
+    free (ini);
+    assert (config);
+    dbt_tasks_t *tasks = dbt_tasks_new ();
+    const char *text = "-- name: b_task\n-- queue: q\nSELECT 1;\n-- name: a_task\nSELECT 2;\n";
+    assert (dbt_tasks_parse (tasks, text, strlen (text), "t.sql", err) == 0);
+    assert (dbt_tasks_bind (tasks, config, err) == 0);
+    dbt_store_t *store = dbt_store_open (dir, 16 << 20, err);
+    dbt_job_t *job = dbt_job_new ();
+    dbt_job_set (&job->id, "j1");
+    dbt_job_set (&job->task, "a_task");
+    dbt_job_set (&job->queue, "default");
+    job->state = DBT_STATE_SUCCESS;
+    job->rows = 7;
+    job->finished_ms = 1000;
+    dbt_wtxn_t *txn = dbt_store_begin (store, err);
+    assert (dbt_wtxn_put_job (txn, job, err) == 0 && dbt_wtxn_commit (&txn, err) == 0);
+    dbt_job_destroy (&job);
+    dbt_api_args_t args = { config, tasks, store, NULL, NULL };
+    dbt_api_t *api = dbt_api_new (&args);
+    char *body = NULL, *allow = NULL;
+
+    assert (s_test_call (api, "GET", "/", NULL, "", &body, NULL) == 200);
+    assert (streq (body, "{\"status\":\"success\",\"data\":\"dungbeetle " DBT_VERSION_STRING "\"}"));
+    free (body);
+    assert (s_test_call (api, "GET", "/tasks", "1", "", &body, NULL) == 200);
+    assert (streq (body, "{\"status\":\"success\",\"data\":[\"a_task\",\"b_task\"]}"));
+    free (body);
+    assert (s_test_call (api, "GET", "/tasks", NULL, "", &body, NULL) == 200);
+    assert (strstr (body, "\"b_task\":{\"name\":\"b_task\",\"queue\":\"q\",\"concurrency\":10,\"raw\":\"SELECT 1;\"}"));
+    free (body);
+    assert (s_test_call (api, "GET", "/jobs/j1", NULL, "", &body, NULL) == 200);
+    assert (strstr (body, "{\"job_id\":\"j1\",\"state\":\"SUCCESS\",\"count\":7,\"error\":\"\""));
+    free (body);
+
+    //  Errors: one envelope each, with the right code.
+    struct {
+        const char *method, *path, *body;
+        int status;
+        const char *message;
+    } cases [] = {
+        { "GET", "/jobs/nope", "", 404, "job not found" },
+        { "GET", "/jobs/x%22;", "", 404, "job not found" },
+        { "GET", "/jobs/j1/", "", 404, "not found" },
+        { "GET", "//", "", 404, "not found" },
+        { "GET", "/no/such/route", "", 404, "not found" },
+        { "GET", "/groups/none", "", 404, "group not found" },
+        { "GET", "/jobs/none/results", "", 404, "job not found" },
+        { "POST", "/tasks/a_task/jobs", "", 400, "request body is empty" },
+        { "POST", "/tasks/a_task/jobs", "{\"job_id\":", 400, "error parsing request JSON" },
+        { "POST", "/tasks/a_task/jobs", "[]", 400, "error parsing request JSON" },
+        { "POST", "/tasks/a_task/jobs", "{\"retries\":\"3\"}", 400, "must be an integer" },
+        { "POST", "/tasks/a_task/jobs", "{\"args\":[1]}", 400, "array of strings" },
+        { "POST", "/tasks/a_task/jobs", "{\"eta\":\"soon\"}", 400, "error parsing ETA" },
+        { "POST", "/tasks/nope/jobs", "{}", 404, "unrecognized task: nope" },
+        { "POST", "/groups", "", 400, "error parsing JSON body" },
+        { "POST", "/groups", "{\"jobs\":[{\"job_id\":\"x\"}]}", 400, "missing task" },
+    };
+    for (size_t i = 0; i < sizeof (cases) / sizeof (cases [0]); i++) {
+        int status = s_test_call (api, cases [i].method, cases [i].path, NULL, cases [i].body, &body, NULL);
+        json_t *doc = json_loads (body, 0, NULL);
+        const char *message = json_string_value (json_object_get (doc, "message"));
+        if (status != cases [i].status || !message || !strstr (message, cases [i].message))
+            fprintf (stderr, "api case %zu: %d %s\n", i, status, body);
+        assert (status == cases [i].status && message && strstr (message, cases [i].message));
+        assert (streq (json_string_value (json_object_get (doc, "status")), "error"));
+        assert (json_is_null (json_object_get (doc, "data")));
+        json_decref (doc);
+        free (body);
+    }
+    assert (s_test_call (api, "PUT", "/jobs/j1", NULL, "", &body, &allow) == 405);
+    assert (allow && streq (allow, "GET, DELETE"));
+    free (allow);
+    free (body);
+    //  A write with no dispatcher to take it is 503, not a hang.
+    assert (s_test_call (api, "POST", "/tasks/a_task/jobs", NULL, "{}", &body, NULL) == 503);
+    free (body);
+    assert (s_test_call (api, "GET", "/jobs/queue/default", NULL, "", &body, NULL) == 200);
+    assert (streq (body, "{\"status\":\"success\",\"data\":[]}"));
+    free (body);
+
+    dbt_api_destroy (&api);
+    dbt_store_destroy (&store);
+    dbt_tasks_destroy (&tasks);
+    dbt_config_destroy (&config);
+    dbt_testing_rmtree (&dir);
+    if (verbose)
+        printf ("api: ok\n");
+}

@@ -1150,12 +1150,6 @@ dbt_ch_native_feed (dbt_ch_native_t *self, const void *data, size_t len)
     dbt_buf_append (&self->in, data, len);
 }
 
-size_t
-dbt_ch_native_buffered (dbt_ch_native_t *self)
-{
-    return self->in.len;
-}
-
 const char *
 dbt_ch_native_rest (dbt_ch_native_t *self, size_t *len)
 {

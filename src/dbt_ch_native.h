@@ -89,9 +89,6 @@ int
 const char *
     dbt_ch_native_rest (dbt_ch_native_t *self, size_t *len);
 
-//  Bytes currently held (the block being read plus what follows it).
-size_t
-    dbt_ch_native_buffered (dbt_ch_native_t *self);
 
 //  Map a ClickHouse type name to a column's canonical type, precision and
 //  scale; sets col->source_type to a copy of name (caller frees). Returns

@@ -8,6 +8,7 @@
 */
 #include "dbt_classes.h"
 #include <microhttpd.h>
+#include <curl/curl.h>
 #include <netdb.h>
 #include <sys/socket.h>
 
@@ -244,4 +245,81 @@ dbt_http_actor (zsock_t *pipe, void *args)
     }
     MHD_stop_daemon (self.daemon);
     dbt_log (DBT_LOG_DEBUG, "http: stopped");
+}
+
+//  --------------------------------------------------------------------------
+//  Self test: addresses and tokens; then a real daemon on an ephemeral
+//  port serving one request.
+
+static size_t
+s_test_sink (char *data, size_t size, size_t n, void *arg)
+{
+    dbt_buf_append ((dbt_buf_t *) arg, data, size * n);
+    return size * n;
+}
+
+void
+dbt_http_test (bool verbose)
+{
+    char err [DBT_ERRMSG_LEN];
+    struct sockaddr_storage addr;
+    socklen_t len;
+    assert (s_address ("127.0.0.1:6060", &addr, &len, err) == 0 && addr.ss_family == AF_INET);
+    assert (s_address ("[::1]:6060", &addr, &len, err) == 0 && addr.ss_family == AF_INET6);
+    assert (s_address ("127.0.0.1", &addr, &len, err) == -1 && strstr (err, "host:port"));
+    assert (s_address ("127.0.0.1:http", &addr, &len, err) == -1);
+    assert (s_token_ok ("s3cret", "Bearer s3cret"));
+    assert (!s_token_ok ("s3cret", "Bearer s3cre"));
+    assert (!s_token_ok ("s3cret", "Bearer s3cret!"));
+    assert (!s_token_ok ("s3cret", "Basic s3cret"));
+    assert (!s_token_ok ("s3cret", NULL));
+
+    dbt_config_t *config = dbt_config_from_string (
+        "[app]\nserver = 127.0.0.1:0\nauth_token = tok\nmax_body_size = 1KB\n"
+        "[db.s]\ntype = sqlite\ndsn = /nonexistent/s.db\n"
+        "[results.r]\ntype = sqlite\ndsn = /nonexistent/r.db\n", err);
+    assert (config);
+    dbt_tasks_t *tasks = dbt_tasks_new ();
+    dbt_api_args_t api_args = { config, tasks, NULL, NULL, NULL };
+    dbt_api_t *api = dbt_api_new (&api_args);
+    dbt_http_args_t args = { config, api };
+    zactor_t *http = zactor_new (dbt_http_actor, &args);
+    zstr_send (http, "PORT");
+    char *port = zstr_recv (http);
+    assert (port && !streq (port, "") && !streq (port, "0"));
+    CURL *curl = curl_easy_init ();
+    dbt_buf_t body = { 0 };
+    char *url = dbt_printf ("http://127.0.0.1:%s/", port);
+    curl_easy_setopt (curl, CURLOPT_URL, url);
+    curl_easy_setopt (curl, CURLOPT_WRITEFUNCTION, s_test_sink);
+    curl_easy_setopt (curl, CURLOPT_WRITEDATA, &body);
+    long code = 0;
+    assert (curl_easy_perform (curl) == CURLE_OK);
+    curl_easy_getinfo (curl, CURLINFO_RESPONSE_CODE, &code);
+    assert (code == 401 && strstr (body.data, "bearer token"));
+    struct curl_slist *headers = curl_slist_append (NULL, "Authorization: Bearer tok");
+    curl_easy_setopt (curl, CURLOPT_HTTPHEADER, headers);
+    dbt_buf_reset (&body);
+    assert (curl_easy_perform (curl) == CURLE_OK);
+    curl_easy_getinfo (curl, CURLINFO_RESPONSE_CODE, &code);
+    assert (code == 200 && strstr (body.data, "dungbeetle"));
+    char big [2048];
+    memset (big, 'x', sizeof (big) - 1);
+    big [sizeof (big) - 1] = 0;
+    curl_easy_setopt (curl, CURLOPT_POSTFIELDS, big);
+    dbt_buf_reset (&body);
+    assert (curl_easy_perform (curl) == CURLE_OK);
+    curl_easy_getinfo (curl, CURLINFO_RESPONSE_CODE, &code);
+    assert (code == 413 && strstr (body.data, "too large"));
+    curl_slist_free_all (headers);
+    curl_easy_cleanup (curl);
+    dbt_buf_free (&body);
+    free (url);
+    free (port);
+    zactor_destroy (&http);
+    dbt_api_destroy (&api);
+    dbt_tasks_destroy (&tasks);
+    dbt_config_destroy (&config);
+    if (verbose)
+        printf ("http: ok\n");
 }

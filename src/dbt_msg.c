@@ -124,13 +124,6 @@ dbt_mpw_strn (dbt_mpw_t *self, const char *str, size_t len)
 }
 
 void
-dbt_mpw_bin (dbt_mpw_t *self, const void *data, size_t len)
-{
-    s_item (self);
-    msgpack_pack_bin_with_body (&self->pk, data, len);
-}
-
-void
 dbt_mpw_u64 (dbt_mpw_t *self, uint64_t value)
 {
     s_item (self);

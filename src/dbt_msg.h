@@ -81,8 +81,6 @@ void
 void
     dbt_mpw_strn (dbt_mpw_t *self, const char *str, size_t len);
 void
-    dbt_mpw_bin (dbt_mpw_t *self, const void *data, size_t len);
-void
     dbt_mpw_u64 (dbt_mpw_t *self, uint64_t value);
 void
     dbt_mpw_i64 (dbt_mpw_t *self, int64_t value);

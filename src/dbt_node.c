@@ -7,6 +7,8 @@
     =========================================================================
 */
 #include "dbt_classes.h"
+#include <curl/curl.h>
+#include <sys/stat.h>
 
 //  One served queue and its worker actor.
 typedef struct {
@@ -257,4 +259,89 @@ int
 dbt_node_http_port (dbt_node_t *self)
 {
     return self->http_port;
+}
+
+//  --------------------------------------------------------------------------
+//  Self test: a whole node in this process (SQLite, ephemeral HTTP port)
+//  runs a job end to end; start-up failures come back as errors.
+
+static size_t
+s_test_sink (char *data, size_t size, size_t n, void *arg)
+{
+    dbt_buf_append ((dbt_buf_t *) arg, data, size * n);
+    return size * n;
+}
+
+//  GET or POST url; returns the HTTP code, body in *body.
+static long
+s_test_http (const char *url, const char *post, dbt_buf_t *body)
+{
+    CURL *curl = curl_easy_init ();
+    dbt_buf_reset (body);
+    curl_easy_setopt (curl, CURLOPT_URL, url);
+    curl_easy_setopt (curl, CURLOPT_WRITEFUNCTION, s_test_sink);
+    curl_easy_setopt (curl, CURLOPT_WRITEDATA, body);
+    if (post)
+        curl_easy_setopt (curl, CURLOPT_POSTFIELDS, post);
+    long code = 0;
+    if (curl_easy_perform (curl) == CURLE_OK)
+        curl_easy_getinfo (curl, CURLINFO_RESPONSE_CODE, &code);
+    curl_easy_cleanup (curl);
+    return code;
+}
+
+void
+dbt_node_test (bool verbose)
+{
+    char err [DBT_ERRMSG_LEN];
+    char *dir = dbt_testing_tmpdir ("node");
+    char *sql = dbt_printf ("%s/sql", dir);
+    assert (mkdir (sql, 0755) == 0);
+    char *file = dbt_printf ("%s/t.sql", sql);
+    FILE *out = fopen (file, "w");
+    fputs ("-- name: count\nSELECT COUNT(*) AS n FROM entries WHERE user_id = ?;\n", out);
+    fclose (out);
+    char *ini = dbt_printf ("[app]\nserver = 127.0.0.1:0\nsql_directory = %s\ndata_dir = %s/data\n"
+                            "[mesh]\nbind = inproc://dbt-node-test\n"
+                            "[db.src]\ntype = sqlite\ndsn = %s/data/src.db\nsample_data = true\n"
+                            "[results.res]\ntype = sqlite\ndsn = %s/data/res.db\n", sql, dir, dir, dir);
+    dbt_config_t *config = dbt_config_from_string (ini, err);
+    free (ini);
+    assert (config);
+    dbt_node_t *node = dbt_node_new (config, err);
+    assert (node);
+    int port = dbt_node_http_port (node);
+    assert (port > 0);
+    dbt_buf_t body = { 0 };
+    char *url = dbt_printf ("http://127.0.0.1:%d/tasks/count/jobs", port);
+    assert (s_test_http (url, "{\"job_id\":\"n1\",\"args\":[\"user3\"]}", &body) == 200);
+    assert (s_test_http (url, "{\"job_id\":\"n2\",\"args\":[]}", &body) == 400);
+    free (url);
+    url = dbt_printf ("http://127.0.0.1:%d/jobs/n1", port);
+    bool done = false;
+    for (int i = 0; i < 200 && !done; i++) {
+        assert (s_test_http (url, NULL, &body) == 200);
+        done = strstr (body.data, "\"state\":\"SUCCESS\",\"count\":1,") != NULL;
+        if (!done)
+            zclock_sleep (10);
+    }
+    assert (done);
+    free (url);
+    dbt_node_destroy (&node, true);
+    assert (node == NULL);
+
+    //  A task that does not prepare stops start-up, naming file and task.
+    out = fopen (file, "a");
+    fputs ("-- name: broken\nSELECT * FROM no_such_table;\n", out);
+    fclose (out);
+    assert (dbt_node_new (config, err) == NULL);
+    assert (strstr (err, "t.sql:3") && strstr (err, "'broken'") && strstr (err, "no_such_table"));
+
+    dbt_buf_free (&body);
+    dbt_config_destroy (&config);
+    free (file);
+    free (sql);
+    dbt_testing_rmtree (&dir);
+    if (verbose)
+        printf ("node: ok\n");
 }

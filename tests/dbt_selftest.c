@@ -39,6 +39,10 @@ static test_item_t s_tests [] = {
     { "janitor", dbt_janitor_test },
     { "export", dbt_export_test },
     { "metrics", dbt_metrics_test },
+    { "client", dbt_client_test },
+    { "api", dbt_api_test },
+    { "http", dbt_http_test },
+    { "node", dbt_node_test },
     { NULL, NULL }
 };
 
