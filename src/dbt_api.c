@@ -844,7 +844,19 @@ s_get_health (s_req_t *req)
     json_object_set_new (data, "status", json_string ("ok"));
     json_object_set_new (data, "node", json_string (req->api->args.config->worker_name));
     json_object_set_new (data, "version", json_string (DBT_VERSION_STRING));
-    json_object_set_new (data, "state_store_usage", json_real (dbt_store_usage (req->api->args.store)));
+    dbt_store_space_t space;
+    char err [DBT_ERRMSG_LEN];
+    if (dbt_store_space (req->api->args.store, &space, err) == 0) {
+        json_object_set_new (data, "state_store_usage",
+                             json_real ((double) space.used_bytes / (double) space.max_bytes));
+        json_t *store = json_object ();
+        json_object_set_new (store, "used_bytes", json_integer (space.used_bytes));
+        json_object_set_new (store, "map_bytes", json_integer (space.map_bytes));
+        json_object_set_new (store, "max_bytes", json_integer (space.max_bytes));
+        json_object_set_new (store, "reserve_bytes", json_integer (space.reserve_bytes));
+        json_object_set_new (store, "full", json_boolean (space.full));
+        json_object_set_new (data, "state_store", store);
+    }
     return s_success (data);
 }
 
@@ -1034,7 +1046,7 @@ dbt_api_test (bool verbose)
     const char *text = "-- name: b_task\n-- queue: q\nSELECT 1;\n-- name: a_task\nSELECT 2;\n";
     assert (dbt_tasks_parse (tasks, text, strlen (text), "t.sql", err) == 0);
     assert (dbt_tasks_bind (tasks, config, err) == 0);
-    dbt_store_t *store = dbt_store_open (dir, 16 << 20, err);
+    dbt_store_t *store = dbt_store_open (dir, 16 << 20, 0, err);
     dbt_job_t *job = dbt_job_new ();
     dbt_job_set (&job->id, "j1");
     dbt_job_set (&job->task, "a_task");

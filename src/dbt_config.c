@@ -98,6 +98,8 @@ static const s_key_t s_keys [] = {
       "bearer token HTTP clients must send; empty or absent = no auth" },
     { S_APP, "state_map_size", S_SIZE, "1GiB", 1024 * 1024, 64 * S_GIB, S_CFG (state_map_size),
       "largest size of the job state database, 1MiB to 64GiB" },
+    { S_APP, "state_map_max", S_SIZE, NULL, 1024 * 1024, 1024 * S_GIB, S_CFG (state_map_max),
+      "largest the job state database may grow to, default the larger of 8GiB and state_map_size" },
     { S_APP, "retry_backoff", S_DURATION, "1s", 0, S_MS_DAY, S_CFG (retry_base_ms),
       "delay before the first retry of a failed job; doubles each retry" },
     { S_APP, "retry_backoff_max", S_DURATION, "5m", 0, 7 * S_MS_DAY, S_CFG (retry_max_ms),
@@ -115,6 +117,9 @@ static const s_key_t s_keys [] = {
       "this node's dispatcher endpoint (tcp://, ipc:// or inproc://)" },
     { S_MESH, "dispatcher", S_ENDPOINT, NULL, 0, 0, S_CFG (mesh_dispatcher),
       "dispatcher of queues without their own, default: bind" },
+    { S_MESH, "insecure", S_BOOL, "false", 0, 0, S_CFG (mesh_insecure),
+      "allow a mesh endpoint that is not loopback without CURVE keys (anyone reaching it can "
+      "submit, cancel and take jobs as a worker)" },
     { S_MESH, "heartbeat_interval", S_DURATION, "1s", 100, 60000, S_CFG (heartbeat_ms),
       "time between heartbeats, 100ms to 60s" },
     { S_MESH, "heartbeat_liveness", S_INT, "3", 2, 20, S_CFG (heartbeat_liveness),
@@ -973,6 +978,20 @@ s_load_env (dbt_config_t *config, char *err)
 //  --------------------------------------------------------------------------
 //  Checks across keys, and computed defaults, once every source is read.
 
+//  True for endpoints only this host can reach: inproc, ipc, and tcp on a
+//  loopback address.
+static bool
+s_endpoint_local (const char *endpoint)
+{
+    if (strncmp (endpoint, "inproc://", 9) == 0 || strncmp (endpoint, "ipc://", 6) == 0)
+        return true;
+    if (strncmp (endpoint, "tcp://", 6) != 0)
+        return false;
+    const char *host = endpoint + 6;
+    return strncmp (host, "127.", 4) == 0 || strncmp (host, "localhost:", 10) == 0
+        || strncmp (host, "[::1]:", 6) == 0;
+}
+
 static int
 s_finish (dbt_config_t *config, const char *source, char *err)
 {
@@ -984,6 +1003,20 @@ s_finish (dbt_config_t *config, const char *source, char *err)
     }
     if (!config->mesh_dispatcher)
         config->mesh_dispatcher = dbt_strdup (config->mesh_bind);
+    if (config->state_map_max == 0)
+        config->state_map_max = config->state_map_size > 8 * S_GIB ? config->state_map_size : 8 * S_GIB;
+    if (config->state_map_max < config->state_map_size) {
+        dbt_err_set (err, "%s: state_map_max (%" PRId64 " bytes) is less than state_map_size (%"
+                     PRId64 " bytes)", source, config->state_map_max, config->state_map_size);
+        return -1;
+    }
+    if (!config->worker_only && !config->mesh_insecure && !s_endpoint_local (config->mesh_bind)) {
+        dbt_err_set (err, "%s: [mesh] bind '%s' is not a loopback address and no CURVE keys are "
+                     "configured: anyone who can reach it could submit and cancel jobs and take "
+                     "jobs as a worker; bind to 127.0.0.1, or set [mesh] insecure = true to accept "
+                     "that (see docs/config.md)", source, config->mesh_bind);
+        return -1;
+    }
     if (config->retry_max_ms < config->retry_base_ms) {
         dbt_err_set (err, "%s: retry_backoff_max (%" PRId64 "ms) is less than retry_backoff (%"
                      PRId64 "ms)", source, config->retry_max_ms, config->retry_base_ms);

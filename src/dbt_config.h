@@ -49,7 +49,8 @@ typedef struct {
     int64_t max_body_size;      //  max_body_size: HTTP body limit (1MB)
     int64_t request_timeout_ms; //  request_timeout: HTTP request limit (30s)
     char *auth_token;           //  auth_token: bearer token, NULL = no auth
-    int64_t state_map_size;     //  state_map_size: LMDB map size (1GiB)
+    int64_t state_map_size;     //  state_map_size: LMDB map size at start (1GiB)
+    int64_t state_map_max;      //  state_map_max: largest map (max of 8GiB and size)
     int64_t retry_base_ms;      //  retry_backoff: first retry delay (1s)
     int64_t retry_max_ms;       //  retry_backoff_max: delay cap (5m)
     int64_t results_ttl_ms;     //  results_ttl: results table retention, 0 = keep
@@ -61,6 +62,7 @@ typedef struct {
                                 //  (tcp://127.0.0.1:6070)
     char *mesh_dispatcher;      //  dispatcher: default dispatcher endpoint for
                                 //  queues not configured (= bind)
+    bool mesh_insecure;         //  insecure: allow a non-loopback bind without keys
     int64_t heartbeat_ms;       //  heartbeat_interval (1s)
     int heartbeat_liveness;     //  heartbeat_liveness (3)
     //  sections

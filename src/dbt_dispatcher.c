@@ -15,7 +15,10 @@
 #include "dbt_dispatcher_int.h"
 
 const char *const dbt_disp__stat_names [] = { "submitted", "started", "succeeded", "failed",
-    "retried", "lost", "cancelled", "commits" };
+    "retried", "lost", "cancelled", "commits", "refused_full", "malformed" };
+
+#define SPACE_EVERY_MS   250        //  how often the store's space is read
+#define WARN_EVERY_MS    10000      //  malformed messages: one warning per period
 
 //  --------------------------------------------------------------------------
 //  Small helpers
@@ -52,12 +55,14 @@ s_worker_free (void **item_p)
     *item_p = NULL;
 }
 
+//  A worker known by its display id; identity is its routing id frame
+//  (copied), or NULL for a worker we only expect back after a restart.
 static dbt_disp_worker_t *
-s_worker_new (const char *key)
+s_worker_new (const char *key, zframe_t *identity)
 {
     dbt_disp_worker_t *worker = (dbt_disp_worker_t *) dbt_malloc (sizeof (dbt_disp_worker_t));
     worker->key = dbt_strdup (key);
-    worker->identity = zframe_new (key, strlen (key));
+    worker->identity = identity ? zframe_dup (identity) : NULL;
     worker->queues = zlist_new ();
     zlist_autofree (worker->queues);
     worker->inflight = zhashx_new ();
@@ -85,6 +90,63 @@ dbt_disp__txn (dbt_disp_t *self, char *err)
     if (!self->txn)
         self->txn = dbt_store_begin (self->store, err);
     return self->txn;
+}
+
+int
+dbt_disp__fail_code (dbt_disp_t *self)
+{
+    return self->full || (self->txn && dbt_wtxn_failed (self->txn) == DBT_EFULL) ? 507 : 503;
+}
+
+//  Between turns: grow the map when it fills up and may grow; every
+//  SPACE_EVERY_MS decide whether the store is full (new jobs refused,
+//  everything that frees space still accepted).
+static void
+s_check_space (dbt_disp_t *self)
+{
+    char err [DBT_ERRMSG_LEN];
+    if (self->txn)
+        return;
+    int grown = dbt_store_grow (self->store, err);
+    if (grown < 0)
+        dbt_log (DBT_LOG_ERROR, "dispatcher: %s", err);
+    int64_t now = dbt_clock_ms ();
+    if (!grown && now < self->space_due)
+        return;
+    self->space_due = now + SPACE_EVERY_MS;
+    dbt_store_space_t space;
+    if (dbt_store_space (self->store, &space, err)) {
+        dbt_log (DBT_LOG_ERROR, "dispatcher: %s", err);
+        return;
+    }
+    if (space.full != self->full)
+        dbt_log (space.full ? DBT_LOG_WARN : DBT_LOG_INFO,
+                 space.full ? "dispatcher: state store full (%" PRId64 " of %" PRId64 " bytes used, "
+                              "%" PRId64 " kept in reserve): refusing new jobs with 507 until "
+                              "expiry or purges free space"
+                            : "dispatcher: state store has room again (%" PRId64 " of %" PRId64
+                              " bytes used, reserve %" PRId64 "): accepting jobs",
+                 space.used_bytes, space.max_bytes, space.reserve_bytes);
+    self->full = space.full;
+}
+
+//  One warning per WARN_EVERY_MS for malformed messages; all are counted.
+static void
+s_warn_malformed (dbt_disp_t *self, const char *what)
+{
+    self->stats [ST_MALFORMED]++;
+    int64_t now = dbt_clock_ms ();
+    if (now < self->warn_due) {
+        self->warn_skipped++;
+        return;
+    }
+    if (self->warn_skipped)
+        dbt_log (DBT_LOG_WARN, "dispatcher: dropped malformed message: %s (and %" PRIu64
+                 " more since the last warning)", what, self->warn_skipped);
+    else
+        dbt_log (DBT_LOG_WARN, "dispatcher: dropped malformed message: %s", what);
+    self->warn_skipped = 0;
+    self->warn_due = now + WARN_EVERY_MS;
 }
 
 //  Queue a message for after the commit.
@@ -137,6 +199,10 @@ dbt_disp__reply_error (dbt_disp_t *self, zframe_t *identity, uint64_t rid, int c
 static void
 s_send_worker (dbt_disp_t *self, dbt_disp_worker_t *worker, int command, dbt_mpw_t *body)
 {
+    if (!worker->identity) {
+        dbt_mpw_reset (body);
+        return;
+    }
     if (dbt_msg_send (self->router, worker->identity, DBT_PROTO_WORKER, command, body)) {
         dbt_log (DBT_LOG_DEBUG, "dispatcher: cannot reach worker '%s': %s",
                  worker->key, zmq_strerror (errno));
@@ -207,7 +273,7 @@ dbt_disp__add_drop (dbt_disp_t *self, dbt_wtxn_t *txn, const dbt_job_t *job, cha
         return 0;
     if (dbt_wtxn_add_drop (txn, job->results, job->table, job->id, NULL, err))
         return -1;
-    char *key = dbt_printf ("%s/%s", job->results, job->table);
+    char *key = dbt_job_table_key (job->results, job->table);
     uintptr_t pending = (uintptr_t) zhashx_lookup (self->dropping, key);
     zhashx_update (self->dropping, key, (void *) (pending + 1));
     free (key);
@@ -254,7 +320,7 @@ s_load_one (const dbt_job_t *job, void *arg)
         //  Expect its worker back for a while before re-running the job.
         dbt_disp_worker_t *worker = (dbt_disp_worker_t *) zhashx_lookup (self->workers, job->worker);
         if (!worker) {
-            worker = s_worker_new (job->worker);
+            worker = s_worker_new (job->worker, NULL);
             worker->expires = dbt_clock_ms () + load->hold;
             zhashx_insert (self->workers, job->worker, worker);
         }
@@ -268,7 +334,7 @@ static int
 s_load_drop (uint64_t key, const char *results, const char *table, const char *job_id, void *arg)
 {
     dbt_disp_t *self = (dbt_disp_t *) arg;
-    char *name = dbt_printf ("%s/%s", results, table);
+    char *name = dbt_job_table_key (results, table);
     uintptr_t pending = (uintptr_t) zhashx_lookup (self->dropping, name);
     zhashx_update (self->dropping, name, (void *) (pending + 1));
     free (name);
@@ -360,17 +426,22 @@ s_handle_ready (dbt_disp_t *self, dbt_msg_t *msg, const char *key)
     if (dbt_mp_field_str (msg->map, "name", true, &name, err)
     ||  dbt_mp_field_u64 (msg->map, "capacity", true, &capacity, err)
     ||  !queues || queues->type != MSGPACK_OBJECT_ARRAY || capacity == 0 || capacity > 100000) {
-        dbt_log (DBT_LOG_WARN, "dispatcher: bad READY from '%s': %s", key,
-                 err [0] ? err : "queues must be an array and capacity 1..100000");
+        char what [DBT_ERRMSG_LEN + 128];
+        snprintf (what, sizeof (what), "bad READY from '%s': %s", key,
+                  err [0] ? err : "queues must be an array and capacity 1..100000");
+        s_warn_malformed (self, what);
         free (name);
         return;
     }
     dbt_disp_worker_t *worker = (dbt_disp_worker_t *) zhashx_lookup (self->workers, key);
     bool known = worker != NULL;
     if (!worker) {
-        worker = s_worker_new (key);
+        worker = s_worker_new (key, msg->identity);
         zhashx_insert (self->workers, key, worker);
     }
+    else
+    if (!worker->identity)
+        worker->identity = zframe_dup (msg->identity);      //  back after our restart
     free (worker->name);
     worker->name = name;
     worker->capacity = (uint32_t) capacity;
@@ -470,14 +541,17 @@ s_handle_done (dbt_disp_t *self, dbt_msg_t *msg, dbt_disp_worker_t *worker)
     ||  dbt_mp_field_str (msg->map, "error", false, &error, err)
     ||  dbt_mp_field_bool (msg->map, "cancelled", false, &cancelled, err)
     ||  dbt_mp_field_bool (msg->map, "interrupted", false, &interrupted, err)) {
-        dbt_log (DBT_LOG_WARN, "dispatcher: bad DONE from '%s': %s", worker->key, err);
+        char what [DBT_ERRMSG_LEN + 128];
+        snprintf (what, sizeof (what), "bad DONE from '%s': %s", worker->key, err);
+        s_warn_malformed (self, what);
         goto done;
     }
     zhashx_delete (worker->inflight, id);
     dbt_entry_t *entry = s_current (self, worker->key, id, attempt);
     if (!entry) {
-        dbt_log (DBT_LOG_DEBUG, "dispatcher: ignoring outcome of stale attempt %" PRIu64
-                 " of job '%s'", attempt, id);
+        dbt_log (DBT_LOG_INFO, "dispatcher: ignoring the outcome of attempt %" PRIu64
+                 " of job '%s' from worker '%s': not the job's current attempt there", attempt, id,
+                 worker->key);
         goto done;
     }
     if (interrupted) {
@@ -586,8 +660,22 @@ s_reconcile (dbt_disp_t *self, dbt_disp_worker_t *worker, dbt_msg_t *msg)
 static void
 s_handle_worker (dbt_disp_t *self, dbt_msg_t *msg)
 {
-    char *key = zframe_strdup (msg->identity);
+    //  Only peers with a worker routing id may speak the worker protocol;
+    //  a DEALER without one (libzmq's generated ids start with a 0 byte)
+    //  would otherwise become a worker nobody can tell apart.
+    const char *id = (const char *) zframe_data (msg->identity);
+    size_t id_len = zframe_size (msg->identity);
+    if (!dbt_msg_worker_identity_ok (id, id_len)) {
+        s_warn_malformed (self, "worker message from a peer without a worker identity");
+        return;
+    }
+    char key [DBT_WORKER_DISPLAY_MAX];
+    dbt_msg_worker_display (id, id_len, key);
     dbt_disp_worker_t *worker = (dbt_disp_worker_t *) zhashx_lookup (self->workers, key);
+    if (worker && worker->identity && !zframe_eq (worker->identity, msg->identity)) {
+        s_warn_malformed (self, "worker message from a second peer with the display id of a known worker");
+        return;
+    }
     if (msg->command == DBT_W_READY)
         s_handle_ready (self, msg, key);
     else
@@ -612,12 +700,13 @@ s_handle_worker (dbt_disp_t *self, dbt_msg_t *msg)
                     worker->capacity = (uint32_t) capacity;
                 break;
             }
-            default:
-                dbt_log (DBT_LOG_WARN, "dispatcher: unknown command 0x%02x from worker '%s'",
-                         msg->command, key);
+            default: {
+                char what [160];
+                snprintf (what, sizeof (what), "unknown command 0x%02x from worker '%s'", msg->command, key);
+                s_warn_malformed (self, what);
+            }
         }
     }
-    free (key);
 }
 
 //  Expire silent workers; send heartbeats.
@@ -729,6 +818,10 @@ s_flush (dbt_disp_t *self)
     }
     if (rc) {
         dbt_log (DBT_LOG_ERROR, "dispatcher: commit failed, turn undone: %s", err);
+        if (rc == DBT_EFULL) {
+            self->full = true;
+            self->space_due = 0;
+        }
         //  Undo the turn's job assignments in worker accounting.
         for (dbt_disp_out_t *out = (dbt_disp_out_t *) zlistx_first (self->outbox); out;
              out = (dbt_disp_out_t *) zlistx_next (self->outbox)) {
@@ -744,8 +837,8 @@ s_flush (dbt_disp_t *self)
     while ((out = (dbt_disp_out_t *) zlistx_detach (self->outbox, NULL))) {
         if (rc && out->kind == OUT_ACK) {
             dbt_disp__reply_begin (self, out->rid, rc == DBT_EFULL ? 507 : 503,
-                           rc == DBT_EFULL ? "state store is full, job not accepted"
-                                           : "state store error, job not accepted");
+                           rc == DBT_EFULL ? "state store is full: nothing of the request was kept"
+                                           : "state store error: nothing of the request was kept");
             dbt_mpw_nil (self->writer);
             dbt_mpw_end (self->writer);
             zmsg_t *msg = dbt_msg_encode (out->identity, DBT_PROTO_CLIENT, DBT_C_REPLY, self->writer);
@@ -785,6 +878,9 @@ s_handle_pipe (dbt_disp_t *self)
     else
     if (streq (command, "ENDPOINT"))
         zstr_send (self->pipe, self->endpoint);
+    else
+    if (streq (command, "LOCAL"))
+        zstr_send (self->pipe, self->local);
     else
         dbt_log (DBT_LOG_WARN, "dispatcher: unknown pipe command '%s'", command);
     free (command);
@@ -830,7 +926,12 @@ dbt_dispatcher_actor (zsock_t *pipe, void *args)
     }
     else {
         self->endpoint = dbt_strdup (zsock_endpoint (self->router));
-        int loaded = s_rebuild (self);
+        self->local = dbt_printf ("inproc://dbt-dispatcher-%s", self->instance);
+        if (zsock_bind (self->router, "%s", self->local) < 0) {
+            dbt_log (DBT_LOG_ERROR, "dispatcher: cannot bind '%s': %s", self->local, zmq_strerror (errno));
+            status = 1;
+        }
+        int loaded = status ? -1 : s_rebuild (self);
         if (loaded < 0)
             status = 1;
         else
@@ -853,6 +954,7 @@ dbt_dispatcher_actor (zsock_t *pipe, void *args)
             s_handle_pipe (self);
         if (self->terminated || zpoller_terminated (self->poller))
             break;
+        s_check_space (self);
         for (size_t n = 0; n < MAX_MSGS_PER_TURN; n++) {
             if (!(zsock_events (self->router) & ZMQ_POLLIN))
                 break;
@@ -860,7 +962,7 @@ dbt_dispatcher_actor (zsock_t *pipe, void *args)
             dbt_msg_t *msg = dbt_msg_recv (self->router, true, err);
             if (!msg) {
                 if (err [0])
-                    dbt_log (DBT_LOG_WARN, "dispatcher: dropped malformed message: %s", err);
+                    s_warn_malformed (self, err);
                 continue;
             }
             if (streq (msg->signature, DBT_PROTO_CLIENT))
@@ -895,5 +997,6 @@ dbt_dispatcher_actor (zsock_t *pipe, void *args)
     dbt_queue_destroy (&self->queue);
     dbt_mpw_destroy (&self->writer);
     free (self->endpoint);
+    free (self->local);
     free (self);
 }

@@ -13,8 +13,11 @@
     Protocol: docs/protocol.md.
 
     Pipe commands: "$TERM" stops the actor; "ENDPOINT" replies with the
-    endpoint actually bound (useful with port 0). Counters for /metrics
-    are a client request (STATS), like everything else.
+    endpoint actually bound (useful with port 0); "LOCAL" with the inproc
+    endpoint the same socket also binds for this node's own actors (the
+    janitor's commands, which delete state, are only taken from there).
+    Counters for /metrics are a client request (STATS), like everything
+    else.
     =========================================================================
 */
 #ifndef DBT_DISPATCHER_H_INCLUDED

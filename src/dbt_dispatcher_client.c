@@ -27,6 +27,12 @@ s_handle_submit (dbt_disp_t *self, dbt_msg_t *msg, uint64_t rid)
         dbt_disp__reply_error (self, msg->identity, rid, 413, "too many jobs in one request");
         return;
     }
+    if (self->full) {
+        self->stats [ST_REFUSED_FULL] += count ? count : 1;
+        dbt_disp__reply_error (self, msg->identity, rid, 507, "state store is full: new jobs are "
+                               "refused until expiry or purges free space");
+        return;
+    }
     dbt_group_t *group = NULL;
     if (is_group)
         code = dbt_submit_group (group_spec, &group, err);
@@ -40,18 +46,37 @@ s_handle_submit (dbt_disp_t *self, dbt_msg_t *msg, uint64_t rid)
             dbt_err_set (err, "job %zu: %s", i + 1, inner);
         }
     }
-    //  Duplicates within the request, then against stored records.
-    for (size_t i = 0; i < count && !code; i++)
-        for (size_t j = i + 1; j < count && !code; j++)
-            if (streq (subs [i]->id, subs [j]->id)) {
-                dbt_err_set (err, "job id '%s' appears twice in the request", subs [i]->id);
-                code = 400;
-            }
+    //  Duplicates within the request (ids, and results tables that a
+    //  database comparing names without case would take for one), then
+    //  against stored records.
+    zhashx_t *ids = zhashx_new ();
+    zhashx_t *tables = zhashx_new ();
+    for (size_t i = 0; i < count && !code; i++) {
+        if (zhashx_insert (ids, subs [i]->id, subs [i]) != 0) {
+            dbt_err_set (err, "job id '%s' appears twice in the request", subs [i]->id);
+            code = 400;
+            break;
+        }
+        if (!subs [i]->table)
+            continue;
+        char *key = dbt_job_table_key (subs [i]->results, subs [i]->table);
+        const dbt_job_t *other = (const dbt_job_t *) zhashx_lookup (tables, key);
+        if (other) {
+            dbt_err_set (err, "jobs '%s' and '%s' differ only in letter case: their results tables "
+                         "would be one ('%s')", other->id, subs [i]->id, subs [i]->table);
+            code = 400;
+        }
+        else
+            zhashx_insert (tables, key, subs [i]);
+        free (key);
+    }
+    zhashx_destroy (&ids);
+    zhashx_destroy (&tables);
     dbt_wtxn_t *txn = NULL;
     if (!code) {
         txn = dbt_disp__txn (self, err);
         if (!txn)
-            code = 503;
+            code = dbt_disp__fail_code (self);
     }
     for (size_t i = 0; i < count && !code; i++) {
         dbt_job_t *old = NULL;
@@ -63,8 +88,19 @@ s_handle_submit (dbt_disp_t *self, dbt_msg_t *msg, uint64_t rid)
         }
         else
         if (rc != 0 && rc != DBT_ENOTFOUND)
-            code = 503;
+            code = dbt_disp__fail_code (self);
         dbt_job_destroy (&old);
+        //  A table another job keeps (same name but for letter case).
+        char *owner = NULL;
+        if (!code && subs [i]->table
+        &&  dbt_wtxn_table_owner (txn, subs [i]->results, subs [i]->table, &owner, err) == 0
+        &&  !streq (owner, subs [i]->id)) {
+            dbt_err_set (err, "results table '%s' is kept for job '%s' (job ids that differ only "
+                         "in letter case share a table name; purge that job or use another id)",
+                         subs [i]->table, owner);
+            code = 409;
+        }
+        free (owner);
     }
     if (!code && group) {
         dbt_group_t *old = NULL;
@@ -82,7 +118,7 @@ s_handle_submit (dbt_disp_t *self, dbt_msg_t *msg, uint64_t rid)
         }
         else
         if (rc != DBT_ENOTFOUND)
-            code = 503;
+            code = dbt_disp__fail_code (self);
         dbt_group_destroy (&old);
     }
     //  Everything checked: write all or, on a store error, fail the turn.
@@ -97,16 +133,16 @@ s_handle_submit (dbt_disp_t *self, dbt_msg_t *msg, uint64_t rid)
             dbt_group_add (group, job->id);
         }
         if (dbt_wtxn_put_job (txn, job, err))
-            code = 503;
+            code = dbt_disp__fail_code (self);
     }
     if (!code && group) {
         group->created_ms = now;
         if (dbt_wtxn_put_group (txn, group, err))
-            code = 503;
+            code = dbt_disp__fail_code (self);
     }
     if (code) {
         dbt_disp__reply_error (self, msg->identity, rid, code, err);
-        if (code == 503)
+        if (code == 503 || code == 507)
             dbt_log (DBT_LOG_ERROR, "dispatcher: submit failed: %s", err);
     }
     else {
@@ -157,7 +193,7 @@ s_cancel_job (dbt_disp_t *self, dbt_wtxn_t *txn, const char *id, bool purge, boo
         return 404;
     }
     if (rc)
-        return 503;
+        return dbt_disp__fail_code (self);
     int code = 0;
     dbt_entry_t *entry = dbt_queue_lookup (self->queue, id);
     if (dbt_state_final (job->state)) {
@@ -169,7 +205,7 @@ s_cancel_job (dbt_disp_t *self, dbt_wtxn_t *txn, const char *id, bool purge, boo
         }
         else
         if ((!job->expired && dbt_disp__add_drop (self, txn, job, err)) || dbt_wtxn_del_job (txn, id, err))
-            code = 503;
+            code = dbt_disp__fail_code (self);
     }
     else
     if (job->state == DBT_STATE_STARTED && entry) {
@@ -183,12 +219,12 @@ s_cancel_job (dbt_disp_t *self, dbt_wtxn_t *txn, const char *id, bool purge, boo
             //  an attempt that still swaps its table in loses it to the drop.
             dbt_queue_remove (self->queue, id);
             if (dbt_disp__add_drop (self, txn, job, err) || dbt_wtxn_del_job (txn, id, err))
-                code = 503;
+                code = dbt_disp__fail_code (self);
         }
         else {
             job->cancelled = true;
             if (dbt_wtxn_put_job (txn, job, err))
-                code = 503;
+                code = dbt_disp__fail_code (self);
         }
         self->stats [ST_CANCELLED]++;
     }
@@ -197,7 +233,7 @@ s_cancel_job (dbt_disp_t *self, dbt_wtxn_t *txn, const char *id, bool purge, boo
         if (purge) {
             //  A queued job may still have the table of an earlier run.
             if (dbt_disp__add_drop (self, txn, job, err) || dbt_wtxn_del_job (txn, id, err))
-                code = 503;
+                code = dbt_disp__fail_code (self);
         }
         else {
             job->state = DBT_STATE_FAILURE;
@@ -205,7 +241,7 @@ s_cancel_job (dbt_disp_t *self, dbt_wtxn_t *txn, const char *id, bool purge, boo
             job->finished_ms = dbt_time_ms ();
             dbt_job_set (&job->error, "the job was canceled");
             if (dbt_wtxn_put_job (txn, job, err))
-                code = 503;
+                code = dbt_disp__fail_code (self);
         }
         self->stats [ST_CANCELLED]++;
     }
@@ -231,7 +267,7 @@ s_handle_cancel (dbt_disp_t *self, dbt_msg_t *msg, uint64_t rid)
     }
     dbt_wtxn_t *txn = code ? NULL : dbt_disp__txn (self, err);
     if (!code && !txn)
-        code = 503;
+        code = dbt_disp__fail_code (self);
     if (!code && job_id) {
         if (!dbt_id_valid (job_id)) {
             dbt_err_set (err, "job not found");
@@ -249,7 +285,7 @@ s_handle_cancel (dbt_disp_t *self, dbt_msg_t *msg, uint64_t rid)
         }
         else
         if (rc)
-            code = 503;
+            code = dbt_disp__fail_code (self);
         if (!code && !purge) {
             bool complete = true;
             for (size_t i = 0; i < group->njobs; i++) {
@@ -270,7 +306,7 @@ s_handle_cancel (dbt_disp_t *self, dbt_msg_t *msg, uint64_t rid)
                 code = rc2;
         }
         if (!code && purge && dbt_wtxn_del_group (txn, group_id, err))
-            code = 503;
+            code = dbt_disp__fail_code (self);
         dbt_group_destroy (&group);
     }
     if (code)
@@ -433,7 +469,7 @@ s_handle_expire (dbt_disp_t *self, dbt_msg_t *msg, uint64_t rid)
             if (expiry > 0 && expiry <= now) {
                 job->expired = true;
                 if (dbt_disp__add_drop (self, txn, job, err) || dbt_wtxn_put_job (txn, job, err))
-                    code = 503;
+                    code = dbt_disp__fail_code (self);
                 else
                     count++;
             }
@@ -471,7 +507,7 @@ s_handle_dropped (dbt_disp_t *self, dbt_msg_t *msg, uint64_t rid)
         &&  dbt_mp_field_str (drop, "table", true, &table, err) == 0) {
             int rc = dbt_wtxn_del_drop (txn, key, err);
             if (rc == 0) {
-                char *name = dbt_printf ("%s/%s", results, table);
+                char *name = dbt_job_table_key (results, table);
                 uintptr_t pending = (uintptr_t) zhashx_lookup (self->dropping, name);
                 if (pending > 1)
                     zhashx_update (self->dropping, name, (void *) (pending - 1));
@@ -481,7 +517,7 @@ s_handle_dropped (dbt_disp_t *self, dbt_msg_t *msg, uint64_t rid)
             }
             else
             if (rc != DBT_ENOTFOUND)
-                code = 503;
+                code = dbt_disp__fail_code (self);
         }
         free (results);
         free (table);
@@ -517,13 +553,13 @@ s_handle_forget (dbt_disp_t *self, dbt_msg_t *msg, uint64_t rid)
         if (dbt_wtxn_job (txn, id, &job, err) == 0 && dbt_state_final (job->state)
         &&  job->finished_ms < before && dbt_job_results_expiry (job) == 0) {
             if (dbt_wtxn_del_job (txn, id, err))
-                code = 503;
+                code = dbt_disp__fail_code (self);
             else
                 count++;
             dbt_group_t *group = NULL;
             if (!code && job->group_id && dbt_wtxn_group (txn, job->group_id, &group, err) == 0
             &&  group->created_ms < before && dbt_wtxn_del_group (txn, group->id, err))
-                code = 503;
+                code = dbt_disp__fail_code (self);
             dbt_group_destroy (&group);
         }
         dbt_job_destroy (&job);
@@ -606,6 +642,14 @@ dbt_disp__handle_client (dbt_disp_t *self, dbt_msg_t *msg)
     char err [DBT_ERRMSG_LEN];
     if (dbt_mp_field_u64 (msg->map, "rid", false, &rid, err)) {
         dbt_disp__reply_error (self, msg->identity, 0, 400, err);
+        return;
+    }
+    //  The janitor's commands delete state: only this node's own janitor
+    //  (in this process) may send them.
+    if ((msg->command == DBT_C_EXPIRE || msg->command == DBT_C_DROPPED || msg->command == DBT_C_FORGET)
+    &&  !msg->local) {
+        dbt_disp__reply_error (self, msg->identity, rid, 403,
+                               "this command is only accepted from the node's own janitor");
         return;
     }
     switch (msg->command) {

@@ -11,6 +11,7 @@
 #define DBT_DISPATCHER_INT_H_INCLUDED
 
 #define MAX_MSGS_PER_TURN   1024    //  bound a turn's latency
+#define DBT_DISP_NSTATS     10      //  counters, see dbt_disp__stat_names
 #define MAX_JOBS_PER_SUBMIT 10000   //  jobs in one group
 
 //  A worker connected to us (or, after a restart, one we still expect).
@@ -56,10 +57,15 @@ typedef struct {
     dbt_mpw_t *writer;          //  scratch encoder
     char instance [37];         //  this run's id, sent in heartbeats
     char *endpoint;             //  endpoint bound
+    char *local;                //  inproc endpoint also bound, for this node's actors
     uint64_t rng;               //  xorshift state
-    uint64_t stats [8];         //  counters (see dbt_disp__stat_names)
+    uint64_t stats [DBT_DISP_NSTATS];  //  counters (see dbt_disp__stat_names)
     zhashx_t *qstats;           //  queue -> dbt_disp_qstats_t (since start)
     zhashx_t *dropping;         //  "results/table" -> drop count pending
+    bool full;                  //  the state store is full: refuse new jobs
+    int64_t space_due;          //  monotonic ms of the next space check
+    int64_t warn_due;           //  monotonic ms before which malformed messages are not logged
+    uint64_t warn_skipped;      //  malformed messages not logged since the last warning
     bool terminated;            //  $TERM received
 } dbt_disp_t;
 
@@ -76,9 +82,8 @@ typedef struct {
 } dbt_disp_qstats_t;
 
 enum { ST_SUBMITTED, ST_STARTED, ST_SUCCEEDED, ST_FAILED, ST_RETRIED,
-       ST_LOST, ST_CANCELLED, ST_COMMITS };
+       ST_LOST, ST_CANCELLED, ST_COMMITS, ST_REFUSED_FULL, ST_MALFORMED };
 extern const char *const dbt_disp__stat_names [];
-#define DBT_DISP_NSTATS 8
 
 //  Next pseudo-random number (xorshift).
 uint64_t
@@ -87,6 +92,11 @@ uint64_t
 //  The turn's write transaction, begun on first use. NULL on failure.
 dbt_wtxn_t *
     dbt_disp__txn (dbt_disp_t *self, char *err);
+
+//  Reply code for a failed store operation of this turn: 507 when the
+//  state store is full, else 503.
+int
+    dbt_disp__fail_code (dbt_disp_t *self);
 
 //  Start a reply body in self->writer: {rid, code, message, data: ...};
 //  the caller writes the data value, then calls dbt_disp__reply_end, which

@@ -10,11 +10,18 @@
 */
 #include "dbt_classes.h"
 
+//  A worker socket with a routing id for node name; its display id (what
+//  records name) goes to display when not NULL.
 static zsock_t *
-s_test_worker (const char *endpoint, const char *id, const char *queue, int capacity)
+s_test_worker_as (const char *endpoint, const char *id, const char *queue, int capacity,
+                  char *display)
 {
     zsock_t *sock = zsock_new (ZMQ_DEALER);
-    zsock_set_identity (sock, id);
+    char *identity = dbt_msg_worker_identity (id);
+    zsock_set_identity (sock, identity);
+    if (display)
+        dbt_msg_worker_display (identity, strlen (identity), display);
+    free (identity);
     zsock_set_rcvtimeo (sock, 3000);
     zsock_set_sndtimeo (sock, 100);
     assert (zsock_connect (sock, "%s", endpoint) == 0);
@@ -30,6 +37,12 @@ s_test_worker (const char *endpoint, const char *id, const char *queue, int capa
     assert (dbt_msg_send (sock, NULL, DBT_PROTO_WORKER, DBT_W_READY, w) == 0);
     dbt_mpw_destroy (&w);
     return sock;
+}
+
+static zsock_t *
+s_test_worker (const char *endpoint, const char *id, const char *queue, int capacity)
+{
+    return s_test_worker_as (endpoint, id, queue, capacity, NULL);
 }
 
 //  Next message of a command (heartbeats skipped), or NULL after timeout
@@ -159,10 +172,17 @@ dbt_dispatcher_test (bool verbose)
     char err [DBT_ERRMSG_LEN];
     char *dir = dbt_testing_tmpdir ("dispatcher");
     //  TCP, not inproc: workers must reconnect to a restarted dispatcher.
-    zsock_t *probe = zsock_new (ZMQ_ROUTER);
-    int port = zsock_bind (probe, "tcp://127.0.0.1:*");
+    //  A port below the ephemeral range, so that no outgoing connection
+    //  takes it between the two binds.
+    int port = 0;
+    for (int tries = 0; tries < 100 && !port; tries++) {
+        int candidate = 20000 + (int) (dbt_random64 () % 10000);
+        zsock_t *probe = zsock_new (ZMQ_ROUTER);
+        if (zsock_bind (probe, "tcp://127.0.0.1:%d", candidate) == candidate)
+            port = candidate;
+        zsock_destroy (&probe);
+    }
     assert (port > 0);
-    zsock_destroy (&probe);
     char *ini = dbt_printf (
         "[app]\nretry_backoff = 50ms\nretry_backoff_max = 100ms\n"
         "[mesh]\nbind = tcp://127.0.0.1:%d\nheartbeat_interval = 100ms\nheartbeat_liveness = 3\n"
@@ -177,13 +197,18 @@ dbt_dispatcher_test (bool verbose)
     assert (dbt_tasks_parse (tasks, text, strlen (text), "t.sql", err) == 0);
     assert (dbt_tasks_bind (tasks, config, err) == 0);
     dbt_tasks_lookup (tasks, "t0")->nparams = 0;
-    dbt_store_t *store = dbt_store_open (dir, 64 << 20, err);
+    dbt_store_t *store = dbt_store_open (dir, 64 << 20, 0, err);
     assert (store);
     dbt_dispatcher_args_t args = { config, tasks, store };
     zactor_t *dispatcher = zactor_new (dbt_dispatcher_actor, &args);
     assert (dispatcher);
     dbt_client_t *client = dbt_client_new (endpoint, err);
     assert (client);
+    zstr_send (dispatcher, "LOCAL");
+    char *local_endpoint = zstr_recv (dispatcher);
+    assert (local_endpoint && strncmp (local_endpoint, "inproc://", 9) == 0);
+    dbt_client_t *local = dbt_client_new (local_endpoint, err);
+    assert (local);
 
     //  Accepted only when committed; one unfinished job per id.
     assert (s_test_submit (client, "j1", NULL, 0, 0, NULL, 0) == 200);
@@ -271,7 +296,8 @@ dbt_dispatcher_test (bool verbose)
     s_test_done (w2, "j6", attempt, true, 0, NULL, false);
 
     //  Group concurrency: never more than 2 of the group at once.
-    zsock_t *w3 = s_test_worker (endpoint, "w3", "grouped", 3);
+    char w3_display [DBT_WORKER_DISPLAY_MAX];
+    zsock_t *w3 = s_test_worker_as (endpoint, "w3", "grouped", 3, w3_display);
     dbt_mpw_t *w = dbt_client_begin (client);
     dbt_mpw_str (w, "jobs");
     dbt_mpw_array (w);
@@ -312,6 +338,12 @@ dbt_dispatcher_test (bool verbose)
     zactor_destroy (&dispatcher);
     dispatcher = zactor_new (dbt_dispatcher_actor, &args);
     assert (dispatcher);
+    dbt_client_destroy (&local);
+    zstr_free (&local_endpoint);
+    zstr_send (dispatcher, "LOCAL");
+    local_endpoint = zstr_recv (dispatcher);
+    local = dbt_client_new (local_endpoint, err);
+    assert (local);
     s_test_heartbeat (w3);
     dbt_msg_t *disconnect = s_test_expect (w3, DBT_W_DISCONNECT, 5000);
     assert (disconnect);
@@ -350,6 +382,41 @@ dbt_dispatcher_test (bool verbose)
     dbt_reply_destroy (&reply);
     zsock_destroy (&evil);
 
+    //  A peer without a worker identity is no worker: its READYs are
+    //  dropped, it gets no job, and queued jobs stay as they are.
+    zsock_t *anon = zsock_new_dealer (endpoint);
+    zsock_set_rcvtimeo (anon, 300);
+    assert (s_test_submit (client, "sec1", "secure", 0, 0, NULL, 0) == 200);
+    for (int i = 0; i < 6; i++) {
+        w = dbt_mpw_new ();
+        dbt_mpw_map (w);
+        dbt_mpw_kstr (w, "name", "anon");
+        dbt_mpw_str (w, "queues");
+        dbt_mpw_array (w);
+        dbt_mpw_str (w, "secure");
+        dbt_mpw_end (w);
+        dbt_mpw_ku64 (w, "capacity", 5);
+        dbt_mpw_end (w);
+        assert (dbt_msg_send (anon, NULL, DBT_PROTO_WORKER, DBT_W_READY, w) == 0);
+        dbt_mpw_destroy (&w);
+    }
+    assert (s_test_expect (anon, DBT_W_JOB, 300) == NULL);
+    assert (s_test_state (store, "sec1", DBT_STATE_PENDING, 0, &job) == DBT_STATE_PENDING);
+    assert (job->attempts == 0 && job->interruptions == 0);
+    dbt_job_destroy (&job);
+    zsock_destroy (&anon);
+    zsock_t *w6 = s_test_worker (endpoint, "w6", "secure", 1);
+    id = s_test_job (w6, &attempt, 2000);
+    assert (id && streq (id, "sec1") && attempt == 1);
+    free (id);
+    //  Records name the worker by a display id, not its routing id.
+    assert (s_test_state (store, "sec1", DBT_STATE_STARTED, 1000, &job) == DBT_STATE_STARTED);
+    assert (job->worker && strlen (job->worker) == strlen ("w6/") + 12);
+    dbt_job_destroy (&job);
+    s_test_done (w6, "sec1", 1, true, 1, NULL, false);
+    assert (s_test_state (store, "sec1", DBT_STATE_SUCCESS, 1000, NULL) == DBT_STATE_SUCCESS);
+    zsock_destroy (&w6);
+
     //  Counters for /metrics.
     w = dbt_client_begin (client);
     assert (dbt_client_call (client, DBT_C_STATS, 3000, &reply, err) == 0 && reply->code == 200);
@@ -381,13 +448,13 @@ dbt_dispatcher_test (bool verbose)
     s_test_done (w4, "x1", attempt, true, 4, NULL, false);
     assert (s_test_state (store, "x1", DBT_STATE_SUCCESS, 1000, NULL) == DBT_STATE_SUCCESS);
     zclock_sleep (5);
-    w = dbt_client_begin (client);
+    w = dbt_client_begin (local);
     dbt_mpw_str (w, "ids");
     dbt_mpw_array (w);
     dbt_mpw_str (w, "x1");
     dbt_mpw_str (w, "g2");                      //  no retention: not expired
     dbt_mpw_end (w);
-    assert (dbt_client_call (client, DBT_C_EXPIRE, 3000, &reply, err) == 0 && reply->code == 200);
+    assert (dbt_client_call (local, DBT_C_EXPIRE, 3000, &reply, err) == 0 && reply->code == 200);
     assert (reply->data->type == MSGPACK_OBJECT_POSITIVE_INTEGER && reply->data->via.u64 == 1);
     dbt_reply_destroy (&reply);
     assert (s_test_state (store, "x1", DBT_STATE_SUCCESS, 0, &job) == DBT_STATE_SUCCESS);
@@ -397,7 +464,7 @@ dbt_dispatcher_test (bool verbose)
     assert (dbt_store_each_drop (store, s_test_drop, &drop_key, err) == 0 && drop_key);
     assert (s_test_submit (client, "x1", "expiring", 0, 0, NULL, 0) == 200);
     assert (s_test_expect (w4, DBT_W_JOB, 300) == NULL);       //  held while the drop is pending
-    w = dbt_client_begin (client);
+    w = dbt_client_begin (local);
     dbt_mpw_str (w, "drops");
     dbt_mpw_array (w);
     dbt_mpw_map (w);
@@ -406,7 +473,7 @@ dbt_dispatcher_test (bool verbose)
     dbt_mpw_kstr (w, "table", "results_x1");
     dbt_mpw_end (w);
     dbt_mpw_end (w);
-    assert (dbt_client_call (client, DBT_C_DROPPED, 3000, &reply, err) == 0 && reply->code == 200);
+    assert (dbt_client_call (local, DBT_C_DROPPED, 3000, &reply, err) == 0 && reply->code == 200);
     dbt_reply_destroy (&reply);
     id = s_test_job (w4, &attempt, 2000);
     assert (id && streq (id, "x1"));
@@ -440,9 +507,45 @@ dbt_dispatcher_test (bool verbose)
     s_test_done (w5, "r1", 2, true, 1, NULL, false);
     zsock_destroy (&w5);
 
+    //  Ids that differ only in case cannot keep one results table twice.
+    assert (s_test_submit (client, "CaseA", "parked", 0, 0, NULL, 0) == 200);
+    assert (s_test_submit (client, "casea", "parked", 0, 0, NULL, 0) == 409);
+    assert (s_test_submit (client, "CASEA", "parked", 0, 0, NULL, 0) == 409);
+    assert (s_test_cancel (client, "CaseA", false) == 200);
+    assert (s_test_submit (client, "casea", "parked", 0, 0, NULL, 0) == 409);   //  still kept
+    assert (s_test_submit (client, "CaseA", "parked", 0, 0, NULL, 0) == 200);   //  its own id: fine
+    assert (s_test_cancel (client, "CaseA", true) == 200);
+    assert (s_test_submit (client, "casea", "parked", 0, 0, NULL, 0) == 200);   //  purged: free
+    w = dbt_client_begin (client);
+    dbt_mpw_str (w, "jobs");
+    dbt_mpw_array (w);
+    for (int i = 0; i < 2; i++) {
+        dbt_mpw_map (w);
+        dbt_mpw_kstr (w, "task", "t0");
+        dbt_mpw_kstr (w, "id", i ? "MixB" : "mixb");
+        dbt_mpw_kstr (w, "queue", "parked");
+        dbt_mpw_end (w);
+    }
+    dbt_mpw_end (w);
+    assert (dbt_client_call (client, DBT_C_SUBMIT, 3000, &reply, err) == 0 && reply->code == 400);
+    assert (strstr (reply->message, "letter case"));
+    dbt_reply_destroy (&reply);
+    assert (s_test_state (store, "mixb", -1, 0, NULL) == -1);
+
+    //  The janitor's commands come only from this process.
+    w = dbt_client_begin (client);
+    dbt_mpw_ki64 (w, "before", dbt_time_ms () + 1000);
+    dbt_mpw_str (w, "ids");
+    dbt_mpw_array (w);
+    dbt_mpw_str (w, "g2");
+    dbt_mpw_end (w);
+    assert (dbt_client_call (client, DBT_C_FORGET, 3000, &reply, err) == 0 && reply->code == 403);
+    dbt_reply_destroy (&reply);
+    assert (s_test_state (store, "g2", DBT_STATE_SUCCESS, 0, NULL) == DBT_STATE_SUCCESS);
+
     //  Janitor: old finished records are forgotten, unfinished ones kept.
     assert (s_test_submit (client, "parked1", "parked", 0, 0, NULL, 0) == 200);
-    w = dbt_client_begin (client);
+    w = dbt_client_begin (local);
     dbt_mpw_ki64 (w, "before", dbt_time_ms () + 1000);
     dbt_mpw_str (w, "ids");
     dbt_mpw_array (w);
@@ -450,7 +553,7 @@ dbt_dispatcher_test (bool verbose)
     dbt_mpw_str (w, "parked1");
     dbt_mpw_str (w, "nope");
     dbt_mpw_end (w);
-    assert (dbt_client_call (client, DBT_C_FORGET, 3000, &reply, err) == 0 && reply->code == 200);
+    assert (dbt_client_call (local, DBT_C_FORGET, 3000, &reply, err) == 0 && reply->code == 200);
     assert (reply->data->via.u64 == 1);
     dbt_reply_destroy (&reply);
     assert (s_test_state (store, "g2", -1, 0, NULL) == -1);
@@ -460,6 +563,8 @@ dbt_dispatcher_test (bool verbose)
     zsock_destroy (&w2);
     zsock_destroy (&w3);
     dbt_client_destroy (&client);
+    dbt_client_destroy (&local);
+    zstr_free (&local_endpoint);
     zactor_destroy (&dispatcher);
     dbt_store_destroy (&store);
     dbt_tasks_destroy (&tasks);

@@ -25,6 +25,15 @@ dbt_job_results_expiry (const dbt_job_t *self)
     return self->finished_ms + self->results_ttl_ms;
 }
 
+char *
+dbt_job_table_key (const char *results, const char *table)
+{
+    char *key = dbt_printf ("%s/%s", results ? results : "", table ? table : "");
+    for (char *p = key; *p; p++)
+        *p = (char) tolower ((unsigned char) *p);
+    return key;
+}
+
 bool
 dbt_state_final (dbt_state_t state)
 {

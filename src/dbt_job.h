@@ -73,6 +73,13 @@ const char *
 int64_t
     dbt_job_results_expiry (const dbt_job_t *self);
 
+//  Key of a results table for collision checks: "results/table" with the
+//  table folded to lower case, since several databases (SQLite, MariaDB
+//  with lower_case_table_names) compare table names without regard to
+//  case. NULLs count as "". Caller frees.
+char *
+    dbt_job_table_key (const char *results, const char *table);
+
 //  True for SUCCESS and FAILURE.
 bool
     dbt_state_final (dbt_state_t state);

@@ -111,6 +111,10 @@ dbt_metrics_render (const msgpack_object *stats, dbt_store_t *store, dbt_pools_t
             { "lost", "dungbeetle_jobs_lost_total", "Attempts lost with a worker or a dispatcher restart." },
             { "cancelled", "dungbeetle_jobs_cancelled_total", "Jobs cancelled by DELETE." },
             { "commits", "dungbeetle_state_commits_total", "State store write transactions committed." },
+            { "refused_full", "dungbeetle_jobs_refused_full_total",
+              "Jobs refused with 507 because the state store was full." },
+            { "malformed", "dungbeetle_mesh_malformed_total",
+              "Mesh messages dropped as malformed (or from a peer that may not send them)." },
         };
         for (size_t i = 0; i < sizeof (totals) / sizeof (totals [0]); i++) {
             s_head (out, totals [i].metric, "counter", totals [i].help);
@@ -126,9 +130,22 @@ dbt_metrics_render (const msgpack_object *stats, dbt_store_t *store, dbt_pools_t
         s_head (out, "dungbeetle_results_drops_pending", "gauge", "Results tables waiting to be dropped.");
         dbt_buf_printf (out, "dungbeetle_results_drops_pending %" PRIu64 "\n", s_u64 (stats, "drops_pending"));
     }
-    if (store) {
-        s_head (out, "dungbeetle_state_store_usage_ratio", "gauge", "Fraction of the LMDB map in use.");
-        dbt_buf_printf (out, "dungbeetle_state_store_usage_ratio %.6f\n", dbt_store_usage (store));
+    dbt_store_space_t space;
+    char err [DBT_ERRMSG_LEN];
+    if (store && dbt_store_space (store, &space, err) == 0) {
+        s_head (out, "dungbeetle_state_store_usage_ratio", "gauge",
+                "Fraction of the largest LMDB map (state_map_max) in use.");
+        dbt_buf_printf (out, "dungbeetle_state_store_usage_ratio %.6f\n",
+                        (double) space.used_bytes / (double) space.max_bytes);
+        s_head (out, "dungbeetle_state_store_bytes", "gauge",
+                "State store sizes: used, map (current), max (limit), reserve (kept for expiry and purges).");
+        dbt_buf_printf (out, "dungbeetle_state_store_bytes{kind=\"used\"} %" PRId64 "\n", space.used_bytes);
+        dbt_buf_printf (out, "dungbeetle_state_store_bytes{kind=\"map\"} %" PRId64 "\n", space.map_bytes);
+        dbt_buf_printf (out, "dungbeetle_state_store_bytes{kind=\"max\"} %" PRId64 "\n", space.max_bytes);
+        dbt_buf_printf (out, "dungbeetle_state_store_bytes{kind=\"reserve\"} %" PRId64 "\n", space.reserve_bytes);
+        s_head (out, "dungbeetle_state_store_full", "gauge",
+                "1 while the state store is full and new jobs are refused with 507.");
+        dbt_buf_printf (out, "dungbeetle_state_store_full %d\n", space.full ? 1 : 0);
     }
     if (pools) {
         s_head (out, "dungbeetle_db_connections", "gauge", "Database connections of this node's pools.");

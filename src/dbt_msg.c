@@ -579,6 +579,63 @@ dbt_msg_send (zsock_t *sock, zframe_t *identity, const char *signature,
     return rc;
 }
 
+//  --------------------------------------------------------------------------
+//  Worker identities
+
+#define S_WORKER_SECRET 32          //  hex digits of a routing id's random part
+
+static bool
+s_name_char (char c)
+{
+    return isalnum ((unsigned char) c) || c == '_' || c == '.' || c == ':' || c == '-';
+}
+
+char *
+dbt_msg_worker_identity (const char *name)
+{
+    char clean [65];
+    size_t n = 0;
+    for (; name && name [n] && n < 64; n++)
+        clean [n] = s_name_char (name [n]) ? name [n] : '_';
+    if (n == 0)
+        clean [n++] = '_';
+    clean [n] = 0;
+    uint64_t a = dbt_random64 (), b = dbt_random64 ();
+    return dbt_printf ("%s/%016" PRIx64 "%016" PRIx64, clean, a, b);
+}
+
+bool
+dbt_msg_worker_identity_ok (const char *id, size_t len)
+{
+    if (len < S_WORKER_SECRET + 2 || len > 64 + 1 + S_WORKER_SECRET)
+        return false;
+    size_t name = len - S_WORKER_SECRET - 1;
+    if (id [name] != '/')
+        return false;
+    for (size_t i = 0; i < name; i++)
+        if (!s_name_char (id [i]))
+            return false;
+    for (size_t i = name + 1; i < len; i++)
+        if (!isxdigit ((unsigned char) id [i]) || isupper ((unsigned char) id [i]))
+            return false;
+    return true;
+}
+
+void
+dbt_msg_worker_display (const char *id, size_t len, char out [DBT_WORKER_DISPLAY_MAX])
+{
+    size_t name = len > S_WORKER_SECRET ? len - S_WORKER_SECRET - 1 : 0;
+    if (name > 64)
+        name = 64;
+    zdigest_t *digest = zdigest_new ();
+    zdigest_update (digest, (const byte *) id, len);
+    const char *hex = zdigest_string (digest);
+    snprintf (out, DBT_WORKER_DISPLAY_MAX, "%.*s/%.12s", (int) name, id, hex);
+    for (char *p = out + name + 1; *p; p++)
+        *p = (char) tolower ((unsigned char) *p);
+    zdigest_destroy (&digest);
+}
+
 dbt_msg_t *
 dbt_msg_recv (zsock_t *sock, bool router, char *err)
 {
@@ -593,6 +650,7 @@ dbt_msg_recv (zsock_t *sock, bool router, char *err)
         dbt_err_set (err, "message has %zu frames, expected %zu", zmsg_size (msg), expected);
         goto fail;
     }
+    self->local = zframe_meta (zmsg_first (msg), "Peer-Address") == NULL;
     if (router)
         self->identity = zmsg_pop (msg);
     zframe_t *sig = zmsg_first (msg);

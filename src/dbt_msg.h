@@ -161,10 +161,34 @@ bool
     dbt_utf8_valid (const char *str, size_t len);
 
 //  -------------------------------------------------------------------------
+//  Worker identities. A worker's routing id is "<name>/<32 hex>", random
+//  per process and never shown: whoever knows it could take the worker's
+//  place (ZMQ_ROUTER_HANDOVER). Records, logs and the API name a worker by
+//  its display id "<name>/<12 hex>", the first 12 hex digits of the SHA-1
+//  of its routing id, from which the routing id cannot be found.
+
+//  Length of a display id buffer.
+#define DBT_WORKER_DISPLAY_MAX (64 + 1 + 12 + 1)
+
+//  Write a new random routing id for a worker of node name (characters
+//  other than [A-Za-z0-9_.:-] in name become '_'). Caller frees.
+char *
+    dbt_msg_worker_identity (const char *name);
+
+//  True when len bytes at id are a well-formed worker routing id.
+bool
+    dbt_msg_worker_identity_ok (const char *id, size_t len);
+
+//  The display id of a well-formed routing id, in out.
+void
+    dbt_msg_worker_display (const char *id, size_t len, char out [DBT_WORKER_DISPLAY_MAX]);
+
+//  -------------------------------------------------------------------------
 //  Mesh messages
 
 typedef struct {
     zframe_t *identity;         //  sender, on ROUTER sockets; else NULL
+    bool local;                 //  sent from this process (inproc: no peer address)
     char signature [8];         //  DBT_PROTO_CLIENT or DBT_PROTO_WORKER
     int command;                //  DBT_C_* or DBT_W_*
     dbt_mpr_t *body;            //  parsed body

@@ -33,6 +33,7 @@ struct _dbt_node_t {
     s_served_t *served;         //  queues with workers
     size_t nserved;             //  number of served queues
     int http_port;              //  bound HTTP port
+    char *local;                //  the dispatcher's inproc endpoint, or NULL
 };
 
 //  --------------------------------------------------------------------------
@@ -169,20 +170,18 @@ dbt_node_new (const dbt_config_t *config, char *err)
     if (dbt_mkdirs (config->data_dir, err) || s_load_tasks (self, err) || s_prepare_tasks (self, err))
         goto fail;
     if (!config->worker_only) {
-        self->store = dbt_store_open (config->data_dir, config->state_map_size, err);
+        self->store = dbt_store_open (config->data_dir, config->state_map_size, config->state_map_max, err);
         if (!self->store)
             goto fail;
         self->dispatcher_args = (dbt_dispatcher_args_t) { config, self->tasks, self->store };
         self->dispatcher = zactor_new (dbt_dispatcher_actor, &self->dispatcher_args);
-        zstr_send (self->dispatcher, "ENDPOINT");
-        char *endpoint = zstr_recv (self->dispatcher);
-        bool started = endpoint && *endpoint;
-        free (endpoint);
-        if (!started) {
+        zstr_send (self->dispatcher, "LOCAL");
+        self->local = zstr_recv (self->dispatcher);
+        if (!self->local || !*self->local) {
             dbt_err_set (err, "cannot start the dispatcher on %s (see the log)", config->mesh_bind);
             goto fail;
         }
-        self->janitor_args = (dbt_janitor_args_t) { config, self->store, self->pools, config->mesh_bind };
+        self->janitor_args = (dbt_janitor_args_t) { config, self->store, self->pools, self->local };
         self->janitor = zactor_new (dbt_janitor_actor, &self->janitor_args);
     }
     if (s_start_workers (self, err))
@@ -251,6 +250,7 @@ dbt_node_destroy (dbt_node_t **self_p, bool drain)
     dbt_store_destroy (&self->store);
     dbt_pools_destroy (&self->pools);
     dbt_tasks_destroy (&self->tasks);
+    free (self->local);
     free (self);
     *self_p = NULL;
 }

@@ -192,7 +192,7 @@ dbt_queue_put (dbt_queue_t *self, const dbt_job_t *job, int64_t hold_until)
     snprintf (entry->id, sizeof (entry->id), "%s", job->id);
     entry->queue = dbt_strdup (job->queue);
     entry->group = dbt_strdup (job->group_id);
-    entry->table_key = dbt_printf ("%s/%s", job->results ? job->results : "", job->table ? job->table : "");
+    entry->table_key = dbt_job_table_key (job->results, job->table);
     entry->seq = job->seq;
     entry->state = job->state;
     entry->attempt = job->attempts;

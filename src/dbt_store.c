@@ -17,9 +17,12 @@ struct _dbt_store_t {
     MDB_dbi run;                //  seq -> id
     MDB_dbi done;               //  finished_ms id -> ""
     MDB_dbi rexp;               //  results expiry ms, id -> ""
+    MDB_dbi tables;             //  results \0 folded table -> id
     MDB_dbi drops;              //  seq -> {results, table, id} to drop
     MDB_dbi meta;               //  "seq" -> u64
-    int64_t map_size;           //  configured map size
+    int64_t map_size;           //  current map size
+    int64_t map_max;            //  largest map size
+    pthread_rwlock_t lock;      //  shared by transactions, exclusive to grow
 };
 
 struct _dbt_wtxn_t {
@@ -27,9 +30,22 @@ struct _dbt_wtxn_t {
     MDB_txn *txn;               //  the write transaction
     uint64_t seq;               //  last sequence handed out
     bool seq_dirty;             //  seq must be written at commit
-    bool failed;                //  a write failed: only abort is possible
+    int failed;                 //  code of the first failed write, 0 = none
     dbt_mpw_t *writer;          //  scratch encoder
 };
+
+//  Reserve kept free for work that frees space: an eighth of the largest
+//  map, at least 64 KiB, at most 256 MiB.
+static int64_t
+s_reserve (int64_t map_max)
+{
+    int64_t reserve = map_max / 8;
+    if (reserve < 64 * 1024)
+        reserve = 64 * 1024;
+    if (reserve > 256 * 1024 * 1024)
+        reserve = 256 * 1024 * 1024;
+    return reserve;
+}
 
 static void
 s_be64 (unsigned char *out, uint64_t v)
@@ -57,16 +73,37 @@ s_fail (int rc, const char *what, char *err)
     return rc == MDB_MAP_FULL ? DBT_EFULL : DBT_ERROR;
 }
 
+//  Read transactions hold the lock shared so the map never moves under them.
+static int
+s_read_begin (dbt_store_t *self, MDB_txn **txn)
+{
+    pthread_rwlock_rdlock (&self->lock);
+    int rc = mdb_txn_begin (self->env, NULL, MDB_RDONLY, txn);
+    if (rc)
+        pthread_rwlock_unlock (&self->lock);
+    return rc;
+}
+
+static void
+s_read_end (dbt_store_t *self, MDB_txn *txn)
+{
+    mdb_txn_abort (txn);
+    pthread_rwlock_unlock (&self->lock);
+}
+
+static int s_index_tables (dbt_store_t *self);
+
 //  --------------------------------------------------------------------------
 //  Open
 
 dbt_store_t *
-dbt_store_open (const char *dir, int64_t map_size, char *err)
+dbt_store_open (const char *dir, int64_t map_size, int64_t map_max, char *err)
 {
     if (dbt_mkdirs (dir, err))
         return NULL;
     dbt_store_t *self = (dbt_store_t *) dbt_malloc (sizeof (dbt_store_t));
     self->map_size = map_size;
+    self->map_max = map_max > map_size ? map_max : map_size;
     int rc = mdb_env_create (&self->env);
     if (rc == 0)
         rc = mdb_env_set_maxdbs (self->env, 12);
@@ -83,6 +120,19 @@ dbt_store_open (const char *dir, int64_t map_size, char *err)
         free (self);
         return NULL;
     }
+    //  A file bigger than the configured map (it grew earlier): adopt it.
+    MDB_envinfo info;
+    if (mdb_env_info (self->env, &info) == 0 && (int64_t) info.me_mapsize > self->map_size) {
+        self->map_size = (int64_t) info.me_mapsize;
+        if (self->map_max < self->map_size)
+            self->map_max = self->map_size;
+    }
+    //  Writer-preferring, so a stream of readers cannot starve a grow.
+    pthread_rwlockattr_t attr;
+    pthread_rwlockattr_init (&attr);
+    pthread_rwlockattr_setkind_np (&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init (&self->lock, &attr);
+    pthread_rwlockattr_destroy (&attr);
     //  Readers left behind by a killed process would pin old pages.
     int dead = 0;
     mdb_reader_check (self->env, &dead);
@@ -97,6 +147,7 @@ dbt_store_open (const char *dir, int64_t map_size, char *err)
     if (rc == 0) rc = mdb_dbi_open (txn, "run", MDB_CREATE, &self->run);
     if (rc == 0) rc = mdb_dbi_open (txn, "done", MDB_CREATE, &self->done);
     if (rc == 0) rc = mdb_dbi_open (txn, "rexp", MDB_CREATE, &self->rexp);
+    if (rc == 0) rc = mdb_dbi_open (txn, "tables", MDB_CREATE, &self->tables);
     if (rc == 0) rc = mdb_dbi_open (txn, "drops", MDB_CREATE, &self->drops);
     if (rc == 0) rc = mdb_dbi_open (txn, "meta", MDB_CREATE, &self->meta);
     if (rc == 0)
@@ -104,9 +155,12 @@ dbt_store_open (const char *dir, int64_t map_size, char *err)
     else
     if (txn)
         mdb_txn_abort (txn);
+    if (rc == 0)
+        rc = s_index_tables (self);
     if (rc) {
         dbt_err_set (err, "cannot open state databases in '%s': %s", dir, mdb_strerror (rc));
         mdb_env_close (self->env);
+        pthread_rwlock_destroy (&self->lock);
         free (self);
         return NULL;
     }
@@ -119,6 +173,7 @@ dbt_store_destroy (dbt_store_t **self_p)
     assert (self_p);
     if (*self_p) {
         mdb_env_close ((*self_p)->env);
+        pthread_rwlock_destroy (&(*self_p)->lock);
         free (*self_p);
         *self_p = NULL;
     }
@@ -188,11 +243,11 @@ dbt_store_job (dbt_store_t *self, const char *id, dbt_job_t **job_p, char *err)
     if (!id || !*id)
         return DBT_ENOTFOUND;
     MDB_txn *txn;
-    int rc = mdb_txn_begin (self->env, NULL, MDB_RDONLY, &txn);
+    int rc = s_read_begin (self, &txn);
     if (rc)
         return s_fail (rc, "begin read", err);
     rc = s_get_job (self, txn, id, job_p, err);
-    mdb_txn_abort (txn);
+    s_read_end (self, txn);
     return rc;
 }
 
@@ -203,11 +258,11 @@ dbt_store_group (dbt_store_t *self, const char *id, dbt_group_t **group_p, char 
     if (!id || !*id)
         return DBT_ENOTFOUND;
     MDB_txn *txn;
-    int rc = mdb_txn_begin (self->env, NULL, MDB_RDONLY, &txn);
+    int rc = s_read_begin (self, &txn);
     if (rc)
         return s_fail (rc, "begin read", err);
     rc = s_get_group (self, txn, id, group_p, err);
-    mdb_txn_abort (txn);
+    s_read_end (self, txn);
     return rc;
 }
 
@@ -219,13 +274,13 @@ s_scan (dbt_store_t *self, MDB_dbi dbi, bool timed, const void *prefix, size_t p
         int64_t before_ms, dbt_store_each_fn *fn, void *arg, char *err)
 {
     MDB_txn *txn;
-    int rc = mdb_txn_begin (self->env, NULL, MDB_RDONLY, &txn);
+    int rc = s_read_begin (self, &txn);
     if (rc)
         return s_fail (rc, "begin read", err);
     MDB_cursor *cursor;
     rc = mdb_cursor_open (txn, dbi, &cursor);
     if (rc) {
-        mdb_txn_abort (txn);
+        s_read_end (self, txn);
         return s_fail (rc, "open cursor", err);
     }
     MDB_val key = { prefix_len, (void *) prefix }, val;
@@ -267,7 +322,7 @@ s_scan (dbt_store_t *self, MDB_dbi dbi, bool timed, const void *prefix, size_t p
     if (rc && rc != MDB_NOTFOUND && result == 0)
         result = s_fail (rc, "scan", err);
     mdb_cursor_close (cursor);
-    mdb_txn_abort (txn);
+    s_read_end (self, txn);
     return result;
 }
 
@@ -303,13 +358,13 @@ int
 dbt_store_each_drop (dbt_store_t *self, dbt_store_drop_fn *fn, void *arg, char *err)
 {
     MDB_txn *txn;
-    int rc = mdb_txn_begin (self->env, NULL, MDB_RDONLY, &txn);
+    int rc = s_read_begin (self, &txn);
     if (rc)
         return s_fail (rc, "begin read", err);
     MDB_cursor *cursor;
     rc = mdb_cursor_open (txn, self->drops, &cursor);
     if (rc) {
-        mdb_txn_abort (txn);
+        s_read_end (self, txn);
         return s_fail (rc, "open cursor", err);
     }
     MDB_val key, val;
@@ -339,19 +394,73 @@ dbt_store_each_drop (dbt_store_t *self, dbt_store_drop_fn *fn, void *arg, char *
         rc = mdb_cursor_get (cursor, &key, &val, MDB_NEXT);
     }
     mdb_cursor_close (cursor);
-    mdb_txn_abort (txn);
+    s_read_end (self, txn);
     return 0;
 }
 
-double
-dbt_store_usage (dbt_store_t *self)
+int
+dbt_store_space (dbt_store_t *self, dbt_store_space_t *space, char *err)
 {
+    memset (space, 0, sizeof (*space));
+    MDB_txn *txn;
+    int rc = s_read_begin (self, &txn);
+    if (rc)
+        return s_fail (rc, "begin read", err);
+    MDB_envinfo info;
+    MDB_stat stat;
+    rc = mdb_env_info (self->env, &info);
+    if (rc == 0)
+        rc = mdb_env_stat (self->env, &stat);
+    //  Pages on the free list (database 0) are reused before the file grows.
+    uint64_t free_pages = 0;
+    MDB_cursor *cursor = NULL;
+    if (rc == 0 && mdb_cursor_open (txn, 0, &cursor) == 0) {
+        MDB_val key, val;
+        int crc = mdb_cursor_get (cursor, &key, &val, MDB_FIRST);
+        while (crc == 0) {
+            if (val.mv_size >= sizeof (size_t))
+                free_pages += *(size_t *) val.mv_data;
+            crc = mdb_cursor_get (cursor, &key, &val, MDB_NEXT);
+        }
+        mdb_cursor_close (cursor);
+    }
+    s_read_end (self, txn);
+    if (rc)
+        return s_fail (rc, "read space", err);
+    uint64_t pages = (uint64_t) info.me_last_pgno + 1;
+    space->map_bytes = (int64_t) info.me_mapsize;
+    space->max_bytes = self->map_max;
+    space->used_bytes = (int64_t) ((pages > free_pages ? pages - free_pages : 0) * stat.ms_psize);
+    space->free_bytes = space->max_bytes > space->used_bytes ? space->max_bytes - space->used_bytes : 0;
+    space->reserve_bytes = s_reserve (self->map_max);
+    space->full = space->free_bytes < space->reserve_bytes;
+    return 0;
+}
+
+int
+dbt_store_grow (dbt_store_t *self, char *err)
+{
+    if (self->map_size >= self->map_max)
+        return 0;
     MDB_envinfo info;
     MDB_stat stat;
     if (mdb_env_info (self->env, &info) || mdb_env_stat (self->env, &stat))
         return 0;
-    double used = (double) (info.me_last_pgno + 1) * stat.ms_psize;
-    return used / (double) info.me_mapsize;
+    int64_t high = ((int64_t) info.me_last_pgno + 1) * (int64_t) stat.ms_psize;
+    if (high * 4 < self->map_size * 3)
+        return 0;
+    int64_t size = self->map_size * 2;
+    if (size > self->map_max)
+        size = self->map_max;
+    pthread_rwlock_wrlock (&self->lock);
+    int rc = mdb_env_set_mapsize (self->env, (size_t) size);
+    pthread_rwlock_unlock (&self->lock);
+    if (rc)
+        return s_fail (rc, "grow the map", err);
+    dbt_log (DBT_LOG_INFO, "store: map grown from %" PRId64 " to %" PRId64 " bytes (limit %" PRId64 ")",
+             self->map_size, size, self->map_max);
+    self->map_size = size;
+    return 1;
 }
 
 //  --------------------------------------------------------------------------
@@ -362,8 +471,10 @@ dbt_store_begin (dbt_store_t *self, char *err)
 {
     dbt_wtxn_t *wtxn = (dbt_wtxn_t *) dbt_malloc (sizeof (dbt_wtxn_t));
     wtxn->store = self;
+    pthread_rwlock_rdlock (&self->lock);
     int rc = mdb_txn_begin (self->env, NULL, 0, &wtxn->txn);
     if (rc) {
+        pthread_rwlock_unlock (&self->lock);
         s_fail (rc, "begin write", err);
         free (wtxn);
         return NULL;
@@ -391,52 +502,81 @@ dbt_wtxn_group (dbt_wtxn_t *self, const char *id, dbt_group_t **group_p, char *e
 
 //  Index keys of a record: wait (queue \0 seq) or run (seq) while
 //  unfinished; done (finished ms, id) and, for results that expire, rexp
-//  (expiry ms, id) once finished.
+//  (expiry ms, id) once finished; tables (results \0 folded table) while
+//  the record keeps a table that has not been dropped.
+#define S_KEY_MAX 480           //  LMDB's default key limit is 511 bytes
+
 typedef struct {
-    unsigned char buf [DBT_ID_MAX + 80 + 8];
+    unsigned char buf [S_KEY_MAX];
     MDB_val key;
     MDB_dbi dbi;
     bool keyed_by_id;           //  the key holds the id, the value is empty
 } s_index_t;
 
-//  Fill up to two index entries of job; returns how many.
+#define S_MAX_INDEXES 3
+
+//  Copy at most max bytes of str to out; returns the count.
+static size_t
+s_put_text (unsigned char *out, const char *str, size_t max)
+{
+    size_t len = strlen (str);
+    if (len > max)
+        len = max;
+    memcpy (out, str, len);
+    return len;
+}
+
+//  Fill the index entries of job; returns how many (at most S_MAX_INDEXES).
 static int
 s_indexes_of (dbt_store_t *store, const dbt_job_t *job, s_index_t *index)
 {
+    int n = 0;
+    if (job->results && job->table && !job->expired) {
+        s_index_t *tab = &index [n++];
+        size_t len = s_put_text (tab->buf, job->results, DBT_ID_MAX);
+        tab->buf [len++] = 0;
+        size_t tlen = s_put_text (tab->buf + len, job->table, S_KEY_MAX - len);
+        for (size_t i = len; i < len + tlen; i++)
+            tab->buf [i] = (unsigned char) tolower (tab->buf [i]);
+        tab->key = (MDB_val) { len + tlen, tab->buf };
+        tab->dbi = store->tables;
+        tab->keyed_by_id = false;
+    }
     if (job->state == DBT_STATE_PENDING || job->state == DBT_STATE_RETRY) {
-        size_t qlen = strlen (job->queue);
-        if (qlen > DBT_ID_MAX + 64)
-            qlen = DBT_ID_MAX + 64;
-        memcpy (index [0].buf, job->queue, qlen);
-        index [0].buf [qlen] = 0;
-        s_be64 (index [0].buf + qlen + 1, job->seq);
-        index [0].key = (MDB_val) { qlen + 9, index [0].buf };
-        index [0].dbi = store->wait;
-        index [0].keyed_by_id = false;
-        return 1;
+        s_index_t *wait = &index [n++];
+        size_t qlen = s_put_text (wait->buf, job->queue, DBT_ID_MAX + 64);
+        wait->buf [qlen] = 0;
+        s_be64 (wait->buf + qlen + 1, job->seq);
+        wait->key = (MDB_val) { qlen + 9, wait->buf };
+        wait->dbi = store->wait;
+        wait->keyed_by_id = false;
+        return n;
     }
     if (job->state == DBT_STATE_STARTED) {
-        s_be64 (index [0].buf, job->seq);
-        index [0].key = (MDB_val) { 8, index [0].buf };
-        index [0].dbi = store->run;
-        index [0].keyed_by_id = false;
-        return 1;
+        s_index_t *run = &index [n++];
+        s_be64 (run->buf, job->seq);
+        run->key = (MDB_val) { 8, run->buf };
+        run->dbi = store->run;
+        run->keyed_by_id = false;
+        return n;
     }
     size_t idlen = strlen (job->id);
-    s_be64 (index [0].buf, (uint64_t) job->finished_ms);
-    memcpy (index [0].buf + 8, job->id, idlen);
-    index [0].key = (MDB_val) { 8 + idlen, index [0].buf };
-    index [0].dbi = store->done;
-    index [0].keyed_by_id = true;
+    s_index_t *done = &index [n++];
+    s_be64 (done->buf, (uint64_t) job->finished_ms);
+    memcpy (done->buf + 8, job->id, idlen);
+    done->key = (MDB_val) { 8 + idlen, done->buf };
+    done->dbi = store->done;
+    done->keyed_by_id = true;
     int64_t expiry = dbt_job_results_expiry (job);
     if (expiry <= 0)
-        return 1;
-    s_be64 (index [1].buf, (uint64_t) expiry);
-    memcpy (index [1].buf + 8, job->id, idlen);
-    index [1].key = (MDB_val) { 8 + idlen, index [1].buf };
-    index [1].dbi = store->rexp;
-    index [1].keyed_by_id = true;
-    return 2;
+        return n;
+    s_index_t *rexp = &index [n++];
+    s_be64 (rexp->buf, (uint64_t) expiry);
+    memcpy (rexp->buf + 8, job->id, idlen);
+    rexp->key = (MDB_val) { 8 + idlen, rexp->buf };
+    rexp->dbi = store->rexp;
+    rexp->keyed_by_id = true;
+    return n;
 }
 
 static bool
@@ -448,17 +588,17 @@ s_index_same (const s_index_t *a, const s_index_t *b)
 
 //  Remove index entries of old not in new, add those of new not in old.
 static int
-s_reindex (dbt_wtxn_t *self, const dbt_job_t *old, const dbt_job_t *job)
+s_reindex (dbt_store_t *store, MDB_txn *txn, const dbt_job_t *old, const dbt_job_t *job)
 {
-    s_index_t before [2], after [2];
-    int nbefore = old ? s_indexes_of (self->store, old, before) : 0;
-    int nafter = job ? s_indexes_of (self->store, job, after) : 0;
+    s_index_t before [S_MAX_INDEXES], after [S_MAX_INDEXES];
+    int nbefore = old ? s_indexes_of (store, old, before) : 0;
+    int nafter = job ? s_indexes_of (store, job, after) : 0;
     for (int i = 0; i < nbefore; i++) {
         bool kept = false;
         for (int j = 0; j < nafter; j++)
             kept = kept || s_index_same (&before [i], &after [j]);
         if (!kept) {
-            int rc = mdb_del (self->txn, before [i].dbi, &before [i].key, NULL);
+            int rc = mdb_del (txn, before [i].dbi, &before [i].key, NULL);
             if (rc && rc != MDB_NOTFOUND)
                 return rc;
         }
@@ -466,26 +606,109 @@ s_reindex (dbt_wtxn_t *self, const dbt_job_t *old, const dbt_job_t *job)
     for (int j = 0; j < nafter; j++) {
         MDB_val value = after [j].keyed_by_id ? (MDB_val) { 0, (void *) "" }
                                               : (MDB_val) { strlen (job->id), (void *) job->id };
-        int rc = mdb_put (self->txn, after [j].dbi, &after [j].key, &value, 0);
+        int rc = mdb_put (txn, after [j].dbi, &after [j].key, &value, 0);
         if (rc)
             return rc;
     }
     return 0;
 }
 
+//  Stores written before the tables index existed get it on open.
+static int
+s_index_tables (dbt_store_t *self)
+{
+    MDB_txn *txn;
+    int rc = mdb_txn_begin (self->env, NULL, 0, &txn);
+    if (rc)
+        return rc;
+    MDB_stat tables, jobs;
+    rc = mdb_stat (txn, self->tables, &tables);
+    if (rc == 0)
+        rc = mdb_stat (txn, self->jobs, &jobs);
+    if (rc || tables.ms_entries > 0 || jobs.ms_entries == 0) {
+        mdb_txn_abort (txn);
+        return rc;
+    }
+    MDB_cursor *cursor;
+    rc = mdb_cursor_open (txn, self->jobs, &cursor);
+    MDB_val key, val;
+    int crc = rc ? MDB_NOTFOUND : mdb_cursor_get (cursor, &key, &val, MDB_FIRST);
+    size_t count = 0;
+    while (crc == 0 && rc == 0) {
+        char perr [DBT_ERRMSG_LEN];
+        dbt_job_t *job = NULL;
+        if (s_decode_job (&val, &job, perr) == 0 && job->results && job->table && !job->expired) {
+            s_index_t index [S_MAX_INDEXES];
+            int n = s_indexes_of (self, job, index);
+            for (int i = 0; i < n && rc == 0; i++) {
+                if (index [i].dbi != self->tables)
+                    continue;
+                MDB_val value = { strlen (job->id), job->id };
+                rc = mdb_put (txn, self->tables, &index [i].key, &value, 0);
+                count++;
+            }
+        }
+        dbt_job_destroy (&job);
+        crc = mdb_cursor_get (cursor, &key, &val, MDB_NEXT);
+    }
+    if (!rc)
+        mdb_cursor_close (cursor);
+    rc = rc ? rc : mdb_txn_commit (txn);
+    if (rc)
+        mdb_txn_abort (txn);
+    else
+        dbt_log (DBT_LOG_INFO, "store: indexed %zu results tables", count);
+    return rc;
+}
+
+//  Every write: nothing once one failed; remember the first failure.
+#define S_CHECK_FAILED(self) do { \
+    if ((self)->failed) { \
+        dbt_err_set (err, "state store: an earlier write of this turn failed"); \
+        return (self)->failed; \
+    } } while (0)
+
+static int
+s_wfail (dbt_wtxn_t *self, int rc, const char *what, char *err)
+{
+    self->failed = s_fail (rc, what, err);
+    return self->failed;
+}
+
+int
+dbt_wtxn_table_owner (dbt_wtxn_t *self, const char *results, const char *table,
+                      char **id_p, char *err)
+{
+    *id_p = NULL;
+    dbt_job_t probe = { .id = (char *) "", .results = (char *) results, .table = (char *) table,
+                        .state = DBT_STATE_PENDING, .queue = (char *) "" };
+    s_index_t index [S_MAX_INDEXES];
+    int n = s_indexes_of (self->store, &probe, index);
+    if (n == 0 || index [0].dbi != self->store->tables)
+        return DBT_ENOTFOUND;
+    MDB_val val;
+    int rc = mdb_get (self->txn, self->store->tables, &index [0].key, &val);
+    if (rc == MDB_NOTFOUND)
+        return DBT_ENOTFOUND;
+    if (rc)
+        return s_fail (rc, "read tables", err);
+    *id_p = dbt_strndup ((const char *) val.mv_data, val.mv_size);
+    return 0;
+}
+
 int
 dbt_wtxn_put_job (dbt_wtxn_t *self, const dbt_job_t *job, char *err)
 {
-    assert (!self->failed);
+    S_CHECK_FAILED (self);
     dbt_store_t *store = self->store;
     dbt_job_t *old = NULL;
     int rc = s_get_job (store, self->txn, job->id, &old, err);
     if (rc != 0 && rc != DBT_ENOTFOUND)
         return rc;
-    rc = s_reindex (self, old, job);
+    rc = s_reindex (store, self->txn, old, job);
     dbt_job_destroy (&old);
     if (rc)
-        goto fail;
+        return s_wfail (self, rc, "write job", err);
     dbt_mpw_reset (self->writer);
     dbt_job_pack (job, self->writer);
     size_t len;
@@ -494,64 +717,54 @@ dbt_wtxn_put_job (dbt_wtxn_t *self, const dbt_job_t *job, char *err)
     MDB_val value = { len, (void *) data };
     rc = mdb_put (self->txn, store->jobs, &idval, &value, 0);
     if (rc)
-        goto fail;
+        return s_wfail (self, rc, "write job", err);
     return 0;
-fail:
-    self->failed = true;
-    return s_fail (rc, "write job", err);
 }
 
 int
 dbt_wtxn_del_job (dbt_wtxn_t *self, const char *id, char *err)
 {
-    assert (!self->failed);
+    S_CHECK_FAILED (self);
     dbt_job_t *old = NULL;
     int rc = s_get_job (self->store, self->txn, id, &old, err);
     if (rc == DBT_ENOTFOUND)
         return 0;
     if (rc)
         return rc;
-    rc = s_reindex (self, old, NULL);
+    rc = s_reindex (self->store, self->txn, old, NULL);
     dbt_job_destroy (&old);
     if (rc && rc != MDB_NOTFOUND)
-        goto fail;
+        return s_wfail (self, rc, "delete job", err);
     MDB_val key = { strlen (id), (void *) id };
     rc = mdb_del (self->txn, self->store->jobs, &key, NULL);
     if (rc && rc != MDB_NOTFOUND)
-        goto fail;
+        return s_wfail (self, rc, "delete job", err);
     return 0;
-fail:
-    self->failed = true;
-    return s_fail (rc, "delete job", err);
 }
 
 int
 dbt_wtxn_put_group (dbt_wtxn_t *self, const dbt_group_t *group, char *err)
 {
-    assert (!self->failed);
+    S_CHECK_FAILED (self);
     dbt_mpw_reset (self->writer);
     dbt_group_pack (group, self->writer);
     size_t len;
     const char *data = dbt_mpw_data (self->writer, &len);
     MDB_val key = { strlen (group->id), (void *) group->id }, value = { len, (void *) data };
     int rc = mdb_put (self->txn, self->store->groups, &key, &value, 0);
-    if (rc) {
-        self->failed = true;
-        return s_fail (rc, "write group", err);
-    }
+    if (rc)
+        return s_wfail (self, rc, "write group", err);
     return 0;
 }
 
 int
 dbt_wtxn_del_group (dbt_wtxn_t *self, const char *id, char *err)
 {
-    assert (!self->failed);
+    S_CHECK_FAILED (self);
     MDB_val key = { strlen (id), (void *) id };
     int rc = mdb_del (self->txn, self->store->groups, &key, NULL);
-    if (rc && rc != MDB_NOTFOUND) {
-        self->failed = true;
-        return s_fail (rc, "delete group", err);
-    }
+    if (rc && rc != MDB_NOTFOUND)
+        return s_wfail (self, rc, "delete group", err);
     return 0;
 }
 
@@ -559,7 +772,7 @@ int
 dbt_wtxn_add_drop (dbt_wtxn_t *self, const char *results, const char *table,
                    const char *job_id, uint64_t *key_p, char *err)
 {
-    assert (!self->failed);
+    S_CHECK_FAILED (self);
     unsigned char key [8];
     uint64_t seq = dbt_wtxn_next_seq (self);
     s_be64 (key, seq);
@@ -573,10 +786,8 @@ dbt_wtxn_add_drop (dbt_wtxn_t *self, const char *results, const char *table,
     const char *data = dbt_mpw_data (self->writer, &len);
     MDB_val k = { 8, key }, v = { len, (void *) data };
     int rc = mdb_put (self->txn, self->store->drops, &k, &v, 0);
-    if (rc) {
-        self->failed = true;
-        return s_fail (rc, "write drop", err);
-    }
+    if (rc)
+        return s_wfail (self, rc, "write drop", err);
     if (key_p)
         *key_p = seq;
     return 0;
@@ -585,15 +796,13 @@ dbt_wtxn_add_drop (dbt_wtxn_t *self, const char *results, const char *table,
 int
 dbt_wtxn_del_drop (dbt_wtxn_t *self, uint64_t key, char *err)
 {
-    assert (!self->failed);
+    S_CHECK_FAILED (self);
     unsigned char buf [8];
     s_be64 (buf, key);
     MDB_val k = { 8, buf };
     int rc = mdb_del (self->txn, self->store->drops, &k, NULL);
-    if (rc && rc != MDB_NOTFOUND) {
-        self->failed = true;
-        return s_fail (rc, "delete drop", err);
-    }
+    if (rc && rc != MDB_NOTFOUND)
+        return s_wfail (self, rc, "delete drop", err);
     return rc == MDB_NOTFOUND ? DBT_ENOTFOUND : 0;
 }
 
@@ -611,9 +820,11 @@ dbt_wtxn_commit (dbt_wtxn_t **self_p, char *err)
     dbt_wtxn_t *self = *self_p;
     int rc = 0;
     if (self->failed) {
-        dbt_err_set (err, "state store: transaction failed earlier");
+        int code = self->failed;
+        dbt_err_set (err, "state store: %s, nothing of the turn was kept",
+                     code == DBT_EFULL ? "the map is full (MDB_MAP_FULL)" : "a write failed");
         dbt_wtxn_abort (self_p);
-        return DBT_ERROR;
+        return code;
     }
     if (self->seq_dirty) {
         unsigned char buf [8];
@@ -627,6 +838,7 @@ dbt_wtxn_commit (dbt_wtxn_t **self_p, char *err)
     }
     rc = mdb_txn_commit (self->txn);
 done:
+    pthread_rwlock_unlock (&self->store->lock);
     dbt_mpw_destroy (&self->writer);
     free (self);
     *self_p = NULL;
@@ -643,9 +855,16 @@ dbt_wtxn_abort (dbt_wtxn_t **self_p)
     if (!self)
         return;
     mdb_txn_abort (self->txn);
+    pthread_rwlock_unlock (&self->store->lock);
     dbt_mpw_destroy (&self->writer);
     free (self);
     *self_p = NULL;
+}
+
+int
+dbt_wtxn_failed (dbt_wtxn_t *self)
+{
+    return self->failed;
 }
 
 //  --------------------------------------------------------------------------
@@ -684,7 +903,7 @@ dbt_store_test (bool verbose)
 {
     char err [DBT_ERRMSG_LEN];
     char *dir = dbt_testing_tmpdir ("store");
-    dbt_store_t *store = dbt_store_open (dir, 64 << 20, err);
+    dbt_store_t *store = dbt_store_open (dir, 64 << 20, 0, err);
     assert (store);
 
     dbt_wtxn_t *txn = dbt_store_begin (store, err);
@@ -775,11 +994,41 @@ dbt_store_test (bool verbose)
     assert (dbt_store_group (store, "g1", &gseen, err) == 0 && gseen->njobs == 1);
     dbt_group_destroy (&gseen);
     assert (dbt_store_group (store, "g2", &gseen, err) == DBT_ENOTFOUND);
-    assert (dbt_store_usage (store) > 0 && dbt_store_usage (store) < 1);
+    dbt_store_space_t space;
+    assert (dbt_store_space (store, &space, err) == 0);
+    assert (space.used_bytes > 0 && space.used_bytes < space.max_bytes && !space.full);
+    assert (space.map_bytes == 64 << 20 && space.max_bytes == 64 << 20);
+
+    //  The tables index: owner by folded name, gone with the record or
+    //  once the results expired.
+    txn = dbt_store_begin (store, err);
+    dbt_job_t *t1 = s_test_job ("CaseA", "q", dbt_wtxn_next_seq (txn), DBT_STATE_PENDING);
+    dbt_job_set (&t1->results, "res");
+    dbt_job_set (&t1->table, "results_CaseA");
+    assert (dbt_wtxn_put_job (txn, t1, err) == 0);
+    char *owner = NULL;
+    assert (dbt_wtxn_table_owner (txn, "res", "RESULTS_casea", &owner, err) == 0 && streq (owner, "CaseA"));
+    free (owner);
+    assert (dbt_wtxn_table_owner (txn, "other", "results_casea", &owner, err) == DBT_ENOTFOUND);
+    t1->state = DBT_STATE_SUCCESS;
+    t1->finished_ms = 10;
+    assert (dbt_wtxn_put_job (txn, t1, err) == 0);
+    assert (dbt_wtxn_table_owner (txn, "res", "results_casea", &owner, err) == 0);
+    free (owner);
+    t1->expired = true;
+    assert (dbt_wtxn_put_job (txn, t1, err) == 0);
+    assert (dbt_wtxn_table_owner (txn, "res", "results_casea", &owner, err) == DBT_ENOTFOUND);
+    t1->expired = false;
+    assert (dbt_wtxn_put_job (txn, t1, err) == 0);
+    assert (dbt_wtxn_del_job (txn, "CaseA", err) == 0);
+    assert (dbt_wtxn_table_owner (txn, "res", "results_casea", &owner, err) == DBT_ENOTFOUND);
+    assert (owner == NULL);
+    dbt_wtxn_abort (&txn);
+    dbt_job_destroy (&t1);
 
     //  Sequence survives reopen.
     dbt_store_destroy (&store);
-    store = dbt_store_open (dir, 64 << 20, err);
+    store = dbt_store_open (dir, 64 << 20, 0, err);
     assert (store);
     txn = dbt_store_begin (store, err);
     assert (dbt_wtxn_next_seq (txn) == s1 + 4);       //  3 jobs and 1 drop
@@ -787,11 +1036,12 @@ dbt_store_test (bool verbose)
     assert (dbt_store_job (store, "c", &seen, err) == 0);
     dbt_job_destroy (&seen);
 
-    //  A full map is reported as DBT_EFULL and the transaction is dropped.
+    //  A full map is reported as DBT_EFULL and the transaction is dropped;
+    //  later writes of that transaction do nothing and say so.
     dbt_store_destroy (&store);
     dbt_testing_rmtree (&dir);
     char *small = dbt_testing_tmpdir ("store");
-    store = dbt_store_open (small, 1 << 20, err);
+    store = dbt_store_open (small, 1 << 20, 0, err);
     assert (store);
     int rc = 0;
     dbt_job_t *big = s_test_job ("x", "q", 1, DBT_STATE_PENDING);
@@ -799,7 +1049,8 @@ dbt_store_test (bool verbose)
     memset (payload, 'p', 4000);
     dbt_job_set (&big->error, payload);
     free (payload);
-    for (int round = 0; round < 1000 && rc == 0; round++) {
+    int rounds = 0;
+    for (int round = 0; round < 1000 && rc == 0; round++, rounds++) {
         txn = dbt_store_begin (store, err);
         for (int i = 0; i < 20 && rc == 0; i++) {
             char id [32];
@@ -810,11 +1061,51 @@ dbt_store_test (bool verbose)
         }
         if (rc == 0)
             rc = dbt_wtxn_commit (&txn, err);
-        else
-            dbt_wtxn_abort (&txn);
+        else {
+            assert (dbt_wtxn_failed (txn));
+            assert (dbt_wtxn_put_job (txn, big, err) == DBT_EFULL);
+            assert (dbt_wtxn_del_job (txn, "j0-0", err) == DBT_EFULL);
+            assert (dbt_wtxn_put_group (txn, group, err) == DBT_EFULL);
+            assert (dbt_wtxn_add_drop (txn, "r", "t", "x", NULL, err) == DBT_EFULL);
+            assert (dbt_wtxn_commit (&txn, err) == DBT_EFULL && txn == NULL);
+            assert (strstr (err, "MDB_MAP_FULL"));
+        }
     }
-    assert (rc == DBT_EFULL && strstr (err, "MDB_MAP_FULL"));
+    assert (rc == DBT_EFULL);
+    assert (dbt_store_space (store, &space, err) == 0 && space.full);
     //  Earlier commits are intact and the store still reads.
+    assert (dbt_store_job (store, "j0-0", &seen, err) == 0);
+    dbt_job_destroy (&seen);
+    assert (dbt_store_grow (store, err) == 0);          //  no room to grow
+    dbt_store_destroy (&store);
+    dbt_testing_rmtree (&small);
+
+    //  A store allowed to grow takes the same load without filling up.
+    small = dbt_testing_tmpdir ("store");
+    store = dbt_store_open (small, 1 << 20, 16 << 20, err);
+    assert (store);
+    rc = 0;
+    int grown = 0;
+    for (int round = 0; round < rounds + 5 && rc == 0; round++) {
+        int g = dbt_store_grow (store, err);
+        assert (g >= 0);
+        grown += g;
+        txn = dbt_store_begin (store, err);
+        for (int i = 0; i < 20 && rc == 0; i++) {
+            char id [32];
+            snprintf (id, sizeof (id), "j%d-%d", round, i);
+            dbt_job_set (&big->id, id);
+            rc = dbt_wtxn_put_job (txn, big, err);
+        }
+        rc = rc ? rc : dbt_wtxn_commit (&txn, err);
+        dbt_wtxn_abort (&txn);
+    }
+    assert (rc == 0 && grown >= 1);
+    assert (dbt_store_space (store, &space, err) == 0 && space.map_bytes > 1 << 20 && !space.full);
+    dbt_store_destroy (&store);
+    //  Reopened with the old configured size, it keeps the grown map.
+    store = dbt_store_open (small, 1 << 20, 16 << 20, err);
+    assert (store && dbt_store_space (store, &space, err) == 0 && space.map_bytes > 1 << 20);
     assert (dbt_store_job (store, "j0-0", &seen, err) == 0);
     dbt_job_destroy (&seen);
     dbt_job_destroy (&big);

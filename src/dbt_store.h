@@ -4,14 +4,26 @@
     One LMDB environment per node under data_dir. Databases: "jobs" (id ->
     job record), "groups" (id -> group record), "wait" (queue, seq -> id of
     PENDING/RETRY jobs, in submission order), "run" (seq -> id of STARTED
-    jobs), "done" (finished time, id -> nothing; oldest first for expiry)
-    and "meta" (the sequence counter). dbt_wtxn_put_job keeps the indexes in
-    step with each record, so callers only write records.
+    jobs), "done" (finished time, id -> nothing; oldest first for expiry),
+    "rexp" (results expiry time, id), "tables" (results backend and case-
+    folded table name -> id of the job whose record keeps that table),
+    "drops" (tables to drop) and "meta" (the sequence counter).
+    dbt_wtxn_put_job keeps the indexes in step with each record, so callers
+    only write records.
+
+    Space: the map starts at map_size and grows (doubling) up to map_max.
+    The store keeps a reserve free for what frees space (expiry, purge,
+    outcomes): dbt_store_space says `full` once less than the reserve is
+    left, and the writer then refuses new work. Only the writer thread
+    grows the map, between its transactions; readers never see it move
+    (a reader/writer lock, taken shared by every transaction).
 
     Threads: reads (dbt_store_job, ...) are short read-only transactions,
     safe from any thread at any time (MDB_NOTLS). Writes go through one
     dbt_wtxn_t at a time, owned by the single writer (the dispatcher), which
-    commits once per loop turn.
+    commits once per loop turn. After a write fails (full map, I/O error),
+    later writes in the same transaction do nothing and return the same
+    code; only commit (which then aborts) or abort remain.
     =========================================================================
 */
 #ifndef DBT_STORE_H_INCLUDED
@@ -27,10 +39,11 @@ typedef struct _dbt_wtxn_t dbt_wtxn_t;
 //  Callback for scans: return 0 to continue, non-zero to stop.
 typedef int (dbt_store_each_fn) (const dbt_job_t *job, void *arg);
 
-//  Open (creating dir when missing) with the given map size in bytes.
-//  Returns NULL with err set on failure.
+//  Open (creating dir when missing) with a map of map_size bytes that may
+//  grow to map_max (0 or less than map_size: map_size). Returns NULL with
+//  err set on failure.
 dbt_store_t *
-    dbt_store_open (const char *dir, int64_t map_size, char *err);
+    dbt_store_open (const char *dir, int64_t map_size, int64_t map_max, char *err);
 
 //  Close; nulls the pointer. No transaction may be open.
 void
@@ -74,9 +87,25 @@ typedef int (dbt_store_drop_fn) (uint64_t key, const char *results, const char *
 int
     dbt_store_each_drop (dbt_store_t *self, dbt_store_drop_fn *fn, void *arg, char *err);
 
-//  Fraction of the map in use (0.0 .. 1.0), for metrics and alarms.
-double
-    dbt_store_usage (dbt_store_t *self);
+//  How much of the store is used, for admission, /health and /metrics.
+typedef struct {
+    int64_t map_bytes;          //  current map size
+    int64_t max_bytes;          //  largest map size it may grow to
+    int64_t used_bytes;         //  pages in use (file high-water mark minus free pages)
+    int64_t free_bytes;         //  max_bytes - used_bytes
+    int64_t reserve_bytes;      //  kept for work that frees space
+    bool full;                  //  free_bytes < reserve_bytes: refuse new work
+} dbt_store_space_t;
+
+//  Fill *space (safe from any thread). Returns 0 or DBT_ERROR with err.
+int
+    dbt_store_space (dbt_store_t *self, dbt_store_space_t *space, char *err);
+
+//  Writer only, with no write transaction open: grow the map when it is
+//  more than three quarters used and may grow. Returns 1 when it grew, 0
+//  when it did not need to or cannot, DBT_ERROR with err on failure.
+int
+    dbt_store_grow (dbt_store_t *self, char *err);
 
 //  Begin the write transaction. Returns NULL with err on failure.
 dbt_wtxn_t *
@@ -89,6 +118,12 @@ int
 //  Read a group inside the write transaction.
 int
     dbt_wtxn_group (dbt_wtxn_t *self, const char *id, dbt_group_t **group_p, char *err);
+
+//  The id of the job whose record keeps table on backend results, compared
+//  without regard to letter case (caller frees *id_p), or DBT_ENOTFOUND.
+int
+    dbt_wtxn_table_owner (dbt_wtxn_t *self, const char *results, const char *table,
+                          char **id_p, char *err);
 
 //  Write a job record and update the indexes from its previous record.
 //  Returns 0, DBT_EFULL when the map is full, or DBT_ERROR.
@@ -119,8 +154,14 @@ int
 uint64_t
     dbt_wtxn_next_seq (dbt_wtxn_t *self);
 
-//  Commit and free; nulls the pointer. Returns 0, DBT_EFULL or DBT_ERROR;
-//  on failure nothing of the transaction is kept.
+//  The code of the transaction's first failed write (DBT_EFULL or
+//  DBT_ERROR; it can then only be undone), 0 while none failed.
+int
+    dbt_wtxn_failed (dbt_wtxn_t *self);
+
+//  Commit and free; nulls the pointer. Returns 0, DBT_EFULL or DBT_ERROR
+//  (the code of the first failed write, if one failed); on failure nothing
+//  of the transaction is kept.
 int
     dbt_wtxn_commit (dbt_wtxn_t **self_p, char *err);
 

@@ -103,7 +103,7 @@ dbt_testing_rig_new (const char *name, const char *app_ini, const char *tasks, i
     self->tasks = dbt_tasks_new ();
     assert (dbt_tasks_parse (self->tasks, tasks, strlen (tasks), "t.sql", err) == 0);
     assert (dbt_tasks_bind (self->tasks, self->config, err) == 0);
-    self->store = dbt_store_open (self->dir, 64 << 20, err);
+    self->store = dbt_store_open (self->dir, 64 << 20, 0, err);
     assert (self->store);
     self->pools = dbt_pools_new (self->config);
     self->dargs = (dbt_dispatcher_args_t) { self->config, self->tasks, self->store };

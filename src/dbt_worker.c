@@ -38,7 +38,8 @@ typedef struct {
     zsock_t *dealer;            //  to the dispatcher
     zpoller_t *poller;          //  pipe, dealer, runners
     dbt_worker_args_t *args;    //  borrowed
-    char *identity;             //  stable routing id
+    char *identity;             //  stable routing id (secret: never logged)
+    char display [DBT_WORKER_DISPLAY_MAX];  //  the id shown in records and logs
     s_slot_t *slots;            //  one per runner
     int nslots;                 //  capacity
     int64_t last_heard;         //  monotonic ms of the dispatcher's last message
@@ -415,9 +416,8 @@ dbt_worker_actor (zsock_t *pipe, void *args)
     self->pipe = pipe;
     self->args = (dbt_worker_args_t *) args;
     self->writer = dbt_mpw_new ();
-    char uuid [37];
-    dbt_uuid (uuid);
-    self->identity = dbt_printf ("%s/%.8s", self->args->runner.config->worker_name, uuid);
+    self->identity = dbt_msg_worker_identity (self->args->runner.config->worker_name);
+    dbt_msg_worker_display (self->identity, strlen (self->identity), self->display);
     self->nslots = self->args->capacity > 0 ? self->args->capacity : 1;
     self->slots = (s_slot_t *) dbt_malloc ((size_t) self->nslots * sizeof (s_slot_t));
     self->poller = zpoller_new (pipe, NULL);
@@ -430,7 +430,7 @@ dbt_worker_actor (zsock_t *pipe, void *args)
     }
     s_connect (self);
     dbt_log (DBT_LOG_INFO, "worker: '%s' serving %zu queue(s) with %d runners from %s",
-             self->identity, self->args->nqueues, self->nslots, self->args->endpoint);
+             self->display, self->args->nqueues, self->nslots, self->args->endpoint);
     zsock_signal (pipe, 0);
 
     while (!self->terminated) {
