@@ -95,6 +95,8 @@ s_time (int64_t ms)
     return json_string (text);
 }
 
+static json_t *s_job_status (const dbt_job_t *job);
+
 //  --------------------------------------------------------------------------
 //  Dispatcher clients
 
@@ -153,12 +155,37 @@ s_call_within (dbt_api_t *self, const char *endpoint, int command, s_build_fn *b
     if (rc) {
         dbt_client_destroy (&client);
         dbt_log (DBT_LOG_WARN, "http: %s", err);
+        if (rc == DBT_ETOOBIG)
+            return dbt_api_error (413, err);
+        if (rc == DBT_ETIMEDOUT && (command == DBT_C_SUBMIT || command == DBT_C_CANCEL)) {
+            //  Sent, but no answer: it may have been kept. Never 503 here,
+            //  which says nothing was kept.
+            char *message = dbt_printf ("%s: the request may or may not have been carried out; "
+                "poll its job or group, or send the same request again (a job already kept "
+                "answers 409 with its record)", err);
+            dbt_response_t *response = dbt_api_error (504, message);
+            free (message);
+            return response;
+        }
         return dbt_api_error (503, err);
     }
     s_client_put (self, &client);
     if ((*reply_p)->code != 200) {
-        dbt_response_t *response = dbt_api_error ((*reply_p)->code,
-            (*reply_p)->message ? (*reply_p)->message : "request failed");
+        dbt_response_t *response = NULL;
+        const char *message = (*reply_p)->message ? (*reply_p)->message : "request failed";
+        const msgpack_object *data = (*reply_p)->data;
+        dbt_job_t *job = data && data->type == MSGPACK_OBJECT_MAP ? dbt_job_unpack (data, err) : NULL;
+        if (job) {
+            //  409 for a job already kept: its status, as GET /jobs/{id}.
+            json_t *doc = json_object ();
+            json_object_set_new (doc, "status", json_string ("error"));
+            json_object_set_new (doc, "message", json_string (message));
+            json_object_set_new (doc, "data", s_job_status (job));
+            response = s_response ((*reply_p)->code, doc);
+            dbt_job_destroy (&job);
+        }
+        else
+            response = dbt_api_error ((*reply_p)->code, message);
         dbt_reply_destroy (reply_p);
         return response;
     }

@@ -17,13 +17,16 @@ dbt_client_t *
 dbt_client_new (const char *endpoint, char *err)
 {
     zsock_t *dealer = zsock_new (ZMQ_DEALER);
+    if (dealer) {
+        zsock_set_linger (dealer, 0);
+        dbt_msg_limit (dealer);
+        zsock_set_sndtimeo (dealer, 1000);
+    }
     if (!dealer || zsock_connect (dealer, "%s", endpoint)) {
         dbt_err_set (err, "cannot connect to dispatcher '%s'", endpoint);
         zsock_destroy (&dealer);
         return NULL;
     }
-    zsock_set_linger (dealer, 0);
-    zsock_set_sndtimeo (dealer, 1000);
     dbt_client_t *self = (dbt_client_t *) dbt_malloc (sizeof (dbt_client_t));
     self->dealer = dealer;
     self->endpoint = dbt_strdup (endpoint);
@@ -83,6 +86,14 @@ dbt_client_call (dbt_client_t *self, int command, int64_t timeout_ms,
     *reply_p = NULL;
     uint64_t rid = self->rid;
     dbt_mpw_end (self->writer);
+    size_t size;
+    dbt_mpw_data (self->writer, &size);
+    if (size > DBT_MSG_MAX_BODY) {
+        dbt_err_set (err, "request of %zu bytes is over the mesh's limit of %d bytes", size,
+                     DBT_MSG_MAX_BODY);
+        dbt_mpw_reset (self->writer);
+        return DBT_ETOOBIG;
+    }
     if (dbt_msg_send (self->dealer, NULL, DBT_PROTO_CLIENT, command, self->writer)) {
         dbt_err_set (err, "cannot send to dispatcher '%s': %s", self->endpoint, zmq_strerror (errno));
         return DBT_ERROR;

@@ -43,8 +43,9 @@ dbt_mpw_t *
     dbt_client_begin (dbt_client_t *self);
 
 //  Close the body, send it as command and wait up to timeout_ms for the
-//  reply. Returns 0 with *reply_p (caller destroys), DBT_ETIMEDOUT, or
-//  DBT_ERROR with err set.
+//  reply. Returns 0 with *reply_p (caller destroys), DBT_ETIMEDOUT (sent,
+//  no answer: the outcome is unknown), DBT_ETOOBIG (over DBT_MSG_MAX_BODY,
+//  not sent), or DBT_ERROR (not sent) with err set.
 int
     dbt_client_call (dbt_client_t *self, int command, int64_t timeout_ms,
                      dbt_reply_t **reply_p, char *err);

@@ -396,6 +396,7 @@ s_lose_jobs (dbt_disp_t *self, zlist_t *ids, const char *worker_key, const char 
         }
         else {
             job->state = DBT_STATE_PENDING;
+            job->rows = 0;                  //  the lost attempt's rows are gone
             dbt_queue_requeue (self->queue, entry, DBT_STATE_PENDING, 0);
         }
         if (dbt_wtxn_put_job (txn, job, err))
@@ -591,6 +592,7 @@ s_handle_done (dbt_disp_t *self, dbt_msg_t *msg, dbt_disp_worker_t *worker)
         uint32_t failures = job->attempts - job->interruptions;
         if (failures <= job->max_retries) {
             job->state = DBT_STATE_RETRY;
+            job->rows = 0;              //  nothing of the failed attempt is kept
             int64_t at = now + s_backoff (self, failures);
             dbt_queue_requeue (self->queue, entry, DBT_STATE_RETRY, at);
             job->eta_ms = 0;
@@ -912,6 +914,7 @@ dbt_dispatcher_actor (zsock_t *pipe, void *args)
     self->rng = dbt_random64 () | 1;
 
     self->router = zsock_new (ZMQ_ROUTER);
+    dbt_msg_limit (self->router);
     zsock_set_router_mandatory (self->router, 1);
     zsock_set_router_handover (self->router, 1);
     zsock_set_sndhwm (self->router, 100000);

@@ -78,6 +78,7 @@ s_handle_submit (dbt_disp_t *self, dbt_msg_t *msg, uint64_t rid)
         if (!txn)
             code = dbt_disp__fail_code (self);
     }
+    dbt_job_t *conflict = NULL;         //  the unfinished job of a 409, sent back with it
     for (size_t i = 0; i < count && !code; i++) {
         dbt_job_t *old = NULL;
         int rc = dbt_wtxn_job (txn, subs [i]->id, &old, err);
@@ -85,6 +86,8 @@ s_handle_submit (dbt_disp_t *self, dbt_msg_t *msg, uint64_t rid)
             dbt_err_set (err, "job '%s' is already %s", subs [i]->id,
                          old->state == DBT_STATE_STARTED ? "running" : "queued");
             code = 409;
+            conflict = old;
+            old = NULL;
         }
         else
         if (rc != 0 && rc != DBT_ENOTFOUND)
@@ -140,6 +143,13 @@ s_handle_submit (dbt_disp_t *self, dbt_msg_t *msg, uint64_t rid)
         if (dbt_wtxn_put_group (txn, group, err))
             code = dbt_disp__fail_code (self);
     }
+    if (code && conflict) {
+        //  A retry of a request that was kept (its reply lost) learns so.
+        dbt_disp__reply_begin (self, rid, code, err);
+        dbt_job_pack (conflict, self->writer);
+        dbt_disp__reply_end (self, msg->identity, rid, false);
+    }
+    else
     if (code) {
         dbt_disp__reply_error (self, msg->identity, rid, code, err);
         if (code == 503 || code == 507)
@@ -175,6 +185,7 @@ s_handle_submit (dbt_disp_t *self, dbt_msg_t *msg, uint64_t rid)
     for (size_t i = 0; i < count; i++)
         dbt_job_destroy (&subs [i]);
     free (subs);
+    dbt_job_destroy (&conflict);
     dbt_group_destroy (&group);
 }
 

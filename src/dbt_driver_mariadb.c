@@ -331,6 +331,10 @@ dbt_mariadb_exec (dbt_mariadb_t *self, const char *sql, const char *what, char *
 int
 dbt_mariadb_set_timeout (dbt_mariadb_t *self, int64_t timeout_ms, char *err)
 {
+    //  max_statement_time takes at most a year (31536000 s): a longer
+    //  limit is left to the worker, which cancels the query in time.
+    if (timeout_ms > INT64_C (31536000000))
+        timeout_ms = 0;
     if (timeout_ms == self->stmt_timeout_ms)
         return 0;
     char sql [64];

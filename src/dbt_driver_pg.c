@@ -463,14 +463,18 @@ s_query (void *handle, const char *sql, const dbt_args_t *args,
     }
     atomic_store (&self->canceled, false);
     self->timeout_ms = opts->timeout_ms > 0 ? opts->timeout_ms : 0;
+    //  statement_timeout is an int of milliseconds (at most about 24.8
+    //  days): a longer limit is left to the worker, which cancels the
+    //  query when the job's time is up.
+    int64_t server_ms = self->timeout_ms <= INT_MAX ? self->timeout_ms : 0;
     int rc = 0;
-    if (self->timeout_ms != self->stmt_timeout_ms) {
+    if (server_ms != self->stmt_timeout_ms) {
         char set [64];
-        snprintf (set, sizeof (set), "SET statement_timeout = %" PRId64, self->timeout_ms);
+        snprintf (set, sizeof (set), "SET statement_timeout = %" PRId64, server_ms);
         rc = s_exec (self, set, "postgres: cannot set statement_timeout: ", err);
         if (rc)
             return rc;
-        self->stmt_timeout_ms = self->timeout_ms;
+        self->stmt_timeout_ms = server_ms;
     }
     int sent;
     if (opts->raw)

@@ -17,6 +17,11 @@
 #include <stdint.h>
 #include "dbt_msg.h"
 
+//  Longest ttl and results_ttl a job may ask for (10 years), and the
+//  latest eta (9999-12-31): bounds that keep every time sum in range.
+#define DBT_MAX_TTL_MS  (INT64_C (10) * 365 * 24 * 3600 * 1000)
+#define DBT_MAX_ETA_MS  INT64_C (253402300799000)
+
 //  Job states, as upstream names them.
 typedef enum {
     DBT_STATE_PENDING = 0,      //  waiting (queued or scheduled by eta)

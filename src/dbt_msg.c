@@ -218,12 +218,19 @@ s_validate (const unsigned char *data, size_t len, char *err)
     int depth = 1;
     stack [0] = 1;
     size_t pos = 0;
+    //  Items msgpack-c will allocate 24 bytes for: at most one per two
+    //  bytes, so a frame of a million nils cannot cost 24 times its size.
+    uint64_t budget = len / 2 + 64, items_seen = 0;
     while (depth > 0) {
         if (stack [depth - 1] == 0) {
             depth--;
             continue;
         }
         stack [depth - 1]--;
+        if (++items_seen > budget) {
+            dbt_err_set (err, "msgpack: more than %" PRIu64 " items in %zu bytes", budget, len);
+            return -1;
+        }
         if (pos >= len) {
             dbt_err_set (err, "msgpack: truncated at byte %zu", pos);
             return -1;
@@ -579,6 +586,12 @@ dbt_msg_send (zsock_t *sock, zframe_t *identity, const char *signature,
     return rc;
 }
 
+void
+dbt_msg_limit (zsock_t *sock)
+{
+    zsock_set_maxmsgsize (sock, DBT_MSG_MAX_FRAME);
+}
+
 //  --------------------------------------------------------------------------
 //  Worker identities
 
@@ -784,6 +797,18 @@ dbt_msg_test (bool verbose)
     assert (dbt_mpr_new (huge_str, sizeof (huge_str), err) == NULL);
     const unsigned char never [] = { 0xc1 };
     assert (dbt_mpr_new (never, 1, err) == NULL);
+    //  A frame of a million nils would cost msgpack-c 24 MB: refused
+    //  for holding more items than half its bytes; a dense small one is fine.
+    size_t nils_len = 5 + 1000000;
+    unsigned char *nils = (unsigned char *) dbt_malloc (nils_len);
+    memset (nils, 0xc0, nils_len);
+    nils [0] = 0xdd;
+    nils [1] = 0x00; nils [2] = 0x0f; nils [3] = 0x42; nils [4] = 0x40;       //  1000000
+    assert (dbt_mpr_new (nils, nils_len, err) == NULL && strstr (err, "items in"));
+    nils [1] = 0; nils [2] = 0; nils [3] = 0; nils [4] = 40;                  //  40 nils
+    assert ((r = dbt_mpr_new (nils, 45, err)) != NULL);
+    dbt_mpr_destroy (&r);
+    free (nils);
     unsigned char deep [64];
     for (int i = 0; i < 63; i++)
         deep [i] = 0x91;

@@ -23,8 +23,18 @@
 #define DBT_PROTO_CLIENT "DBTC01"       //  client <-> dispatcher
 #define DBT_PROTO_WORKER "DBTW01"       //  worker <-> dispatcher
 
-//  Largest body accepted on the mesh.
-#define DBT_MSG_MAX_BODY (64 * 1024 * 1024)
+//  Largest body accepted on the mesh, and the largest frame libzmq takes
+//  from a TCP peer (ZMQ_MAXMSGSIZE on every mesh socket: a bigger frame
+//  closes that connection before it is buffered). A body parses only when
+//  it holds at most one item per two bytes (plus a few), which bounds the
+//  decoder's memory to about 13 times the body (msgpack-c spends 24 bytes
+//  per item).
+#define DBT_MSG_MAX_BODY (16 * 1024 * 1024)
+#define DBT_MSG_MAX_FRAME (DBT_MSG_MAX_BODY + 1024)
+
+//  Apply the mesh's limits (ZMQ_MAXMSGSIZE) to a socket.
+void
+    dbt_msg_limit (zsock_t *sock);
 
 //  Client commands (client -> dispatcher), replies carry DBT_C_REPLY.
 #define DBT_C_SUBMIT     0x01           //  queue one job or one group

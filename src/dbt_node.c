@@ -8,6 +8,8 @@
 */
 #include "dbt_classes.h"
 #include <curl/curl.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 
 //  One served queue and its worker actor.
@@ -34,7 +36,43 @@ struct _dbt_node_t {
     size_t nserved;             //  number of served queues
     int http_port;              //  bound HTTP port
     char *local;                //  the dispatcher's inproc endpoint, or NULL
+    int lock_fd;                //  data_dir/dungbeetle.lock, held (flock) while running
 };
+
+//  --------------------------------------------------------------------------
+//  The data directory belongs to one node at a time: a second node on it
+//  would load the first one's running jobs and run them again.
+
+static int
+s_lock_data_dir (dbt_node_t *self, char *err)
+{
+    char *path = dbt_printf ("%s/dungbeetle.lock", self->config->data_dir);
+    int fd = open (path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+    if (fd < 0) {
+        dbt_err_set (err, "cannot open '%s': %s", path, strerror (errno));
+        free (path);
+        return -1;
+    }
+    if (flock (fd, LOCK_EX | LOCK_NB) != 0) {
+        char holder [32] = "";
+        ssize_t n = pread (fd, holder, sizeof (holder) - 1, 0);
+        holder [n > 0 ? n : 0] = 0;
+        holder [strcspn (holder, "\n")] = 0;
+        dbt_err_set (err, "data directory '%s' is in use by another dungbeetle node%s%s%s: "
+                     "each node needs its own data_dir", self->config->data_dir,
+                     *holder ? " (pid " : "", holder, *holder ? ")" : "");
+        close (fd);
+        free (path);
+        return -1;
+    }
+    char pid [32];
+    int len = snprintf (pid, sizeof (pid), "%ld\n", (long) getpid ());
+    if (ftruncate (fd, 0) != 0 || pwrite (fd, pid, (size_t) len, 0) != len)
+        dbt_log (DBT_LOG_WARN, "node: cannot write the pid to '%s': %s", path, strerror (errno));
+    free (path);
+    self->lock_fd = fd;
+    return 0;
+}
 
 //  --------------------------------------------------------------------------
 //  Tasks: load, bind, prepare
@@ -165,9 +203,11 @@ dbt_node_new (const dbt_config_t *config, char *err)
 {
     dbt_node_t *self = (dbt_node_t *) dbt_malloc (sizeof (dbt_node_t));
     self->config = config;
+    self->lock_fd = -1;
     self->pools = dbt_pools_new (config);
     //  The data directory first: the default SQLite files live in it.
-    if (dbt_mkdirs (config->data_dir, err) || s_load_tasks (self, err) || s_prepare_tasks (self, err))
+    if (dbt_mkdirs (config->data_dir, err) || s_lock_data_dir (self, err)
+    ||  s_load_tasks (self, err) || s_prepare_tasks (self, err))
         goto fail;
     if (!config->worker_only) {
         self->store = dbt_store_open (config->data_dir, config->state_map_size, config->state_map_max, err);
@@ -251,6 +291,8 @@ dbt_node_destroy (dbt_node_t **self_p, bool drain)
     dbt_pools_destroy (&self->pools);
     dbt_tasks_destroy (&self->tasks);
     free (self->local);
+    if (self->lock_fd >= 0)
+        close (self->lock_fd);         //  releases the lock
     free (self);
     *self_p = NULL;
 }
@@ -327,6 +369,9 @@ dbt_node_test (bool verbose)
     }
     assert (done);
     free (url);
+    //  A second node on the same data directory refuses to start.
+    dbt_node_t *second = dbt_node_new (config, err);
+    assert (second == NULL && strstr (err, "in use by another dungbeetle node (pid "));
     dbt_node_destroy (&node, true);
     assert (node == NULL);
 

@@ -229,6 +229,12 @@ dbt_runner_run (const dbt_runner_ctx_t *ctx, const dbt_job_t *job, dbt_cancel_t 
                      a.src_pool ? (job->results ? job->results : "") : db);
         return DBT_EINVAL;
     }
+    //  The dispatcher names tables from checked ids; a frame naming
+    //  anything else did not come from it.
+    if (!dbt_table_name_valid (job->table)) {
+        dbt_err_set (err, "refusing results table name '%.80s': not one the dispatcher makes", job->table);
+        return DBT_EINVAL;
+    }
     char uuid [37];
     dbt_uuid (uuid);
     size_t n = 0;

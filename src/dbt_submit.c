@@ -142,6 +142,17 @@ dbt_submit_job (const dbt_config_t *config, dbt_tasks_t *tasks, const msgpack_ob
         code = 400;
         goto done;
     }
+    if (ttl > DBT_MAX_TTL_MS || results_ttl > DBT_MAX_TTL_MS) {
+        dbt_err_set (err, "ttl and results_ttl must be at most %" PRId64 " seconds (10 years)",
+                     DBT_MAX_TTL_MS / 1000);
+        code = 400;
+        goto done;
+    }
+    if (eta > DBT_MAX_ETA_MS) {
+        dbt_err_set (err, "eta must be before the year 10000");
+        code = 400;
+        goto done;
+    }
     if (retries > DBT_MAX_RETRIES) {
         dbt_err_set (err, "retries must be between 0 and %d", DBT_MAX_RETRIES);
         code = 400;
@@ -336,6 +347,31 @@ dbt_submit_test (bool verbose)
         if (code != cases [i].code || !strstr (err, cases [i].message))
             fprintf (stderr, "submit case %zu: got %d '%s'\n", i, code, err);
         assert (code == cases [i].code && strstr (err, cases [i].message) && job == NULL);
+    }
+    //  Time bounds: a ttl, results_ttl or eta beyond them is refused
+    //  with the bound; the bound itself is fine.
+    struct {
+        const char *key;
+        int64_t value;
+        int code;
+    } bounds [] = {
+        { "ttl", DBT_MAX_TTL_MS, 0 }, { "ttl", DBT_MAX_TTL_MS + 1, 400 },
+        { "results_ttl", DBT_MAX_TTL_MS + 1, 400 }, { "ttl", INT64_MAX, 400 },
+        { "eta", DBT_MAX_ETA_MS, 0 }, { "eta", DBT_MAX_ETA_MS + 1, 400 },
+    };
+    for (size_t i = 0; i < sizeof (bounds) / sizeof (bounds [0]); i++) {
+        dbt_mpw_map (w);
+        dbt_mpw_kstr (w, "task", "t1");
+        dbt_mpw_str (w, "args");
+        dbt_mpw_array (w);
+        dbt_mpw_str (w, "v");
+        dbt_mpw_end (w);
+        dbt_mpw_ki64 (w, bounds [i].key, bounds [i].value);
+        dbt_mpw_end (w);
+        int code = s_try (config, tasks, w, &job, err);
+        assert (code == bounds [i].code);
+        assert (code == 0 || strstr (err, bounds [i].key [0] == 'e' ? "year 10000" : "315360000 seconds"));
+        dbt_job_destroy (&job);
     }
     //  Type errors.
     dbt_mpw_map (w);

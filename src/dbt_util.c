@@ -289,6 +289,18 @@ dbt_id_valid (const char *id)
 //  --------------------------------------------------------------------------
 //  mkdir -p.
 
+bool
+dbt_table_name_valid (const char *name)
+{
+    size_t len = name ? strlen (name) : 0;
+    if (len == 0 || len > 128)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (!isalnum ((unsigned char) name [i]) && name [i] != '_' && name [i] != ':' && name [i] != '-')
+            return false;
+    return true;
+}
+
 int
 dbt_mkdirs (const char *path, char *err)
 {
@@ -591,6 +603,9 @@ dbt_util_test (bool verbose)
     assert (dbt_id_valid ("job-1_a:b"));
     assert (!dbt_id_valid (""));
     assert (!dbt_id_valid (NULL));
+    assert (dbt_table_name_valid ("results_job-1:a"));
+    assert (!dbt_table_name_valid ("results_x\"; DROP TABLE t; --"));
+    assert (!dbt_table_name_valid ("a.b") && !dbt_table_name_valid ("") && !dbt_table_name_valid (NULL));
     assert (!dbt_id_valid ("x\"; DROP TABLE t; --"));
     assert (!dbt_id_valid ("a b"));
     assert (!dbt_id_valid ("caf\xc3\xa9"));

@@ -91,6 +91,12 @@ int
 bool
     dbt_id_valid (const char *id);
 
+//  True when name is a results table name the server could have made:
+//  1 to 128 of [A-Za-z0-9_:-] (a results_table format's letters, digits
+//  and underscores around a job id).
+bool
+    dbt_table_name_valid (const char *name);
+
 //  Create a directory and its missing parents (like mkdir -p), mode 0750.
 //  Returns 0 or -1 with err set.
 int

@@ -157,6 +157,7 @@ s_connect (self_t *self)
         zsock_destroy (&self->dealer);
     }
     self->dealer = zsock_new (ZMQ_DEALER);
+    dbt_msg_limit (self->dealer);
     zsock_set_identity (self->dealer, self->identity);
     zsock_set_linger (self->dealer, 500);
     zsock_set_sndhwm (self->dealer, 100000);
