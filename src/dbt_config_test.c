@@ -298,6 +298,11 @@ dbt_config_test (bool verbose)
         { "[db.x]\nconcurrency = 1", "unknown key 'concurrency' in [db.x] (only valid in [queue.NAME])" },
         { "; comment\n[colours]\nred = 1", "<string>:2: unknown section [colours]" },
         { "[APP]", "unknown section [APP]" },
+        //  a mesh others can reach, without keys, needs an explicit choice
+        { "[mesh]\nbind = tcp://0.0.0.0:6070", "not a loopback address and no CURVE keys" },
+        { "[mesh]\nbind = tcp://10.1.2.3:6070", "set [mesh] insecure = true" },
+        { "state_map_size = 2GiB\nstate_map_max = 1GiB", "state_map_max (1073741824 bytes) is less than" },
+        { "default_job_ttl = 87600h1s", "default_job_ttl" },
         { "[colours]", "<string>:1: unknown section [colours]" },
         { "[db]", "<string>:1: bad section name [db]: expected [db.NAME]" },
         { "[db.]", "bad section name [db.]" },
@@ -330,7 +335,7 @@ dbt_config_test (bool verbose)
     //  indented first key of a section, re-opened sections.
     config = s_test_ini ("\xEF\xBB\xBF; comment\r\n# comment\r\nqueue: q1\r\n"
                          "[mesh] ; the mesh\n  bind = tcp://h:1\n[db.src]\nmax_active = 3\n"
-                         "[mesh]\nheartbeat_liveness = 4\n", NULL);
+                         "[mesh]\nheartbeat_liveness = 4\ninsecure = true\n", NULL);
     assert (streq (config->queue, "q1") && streq (config->mesh_bind, "tcp://h:1"));
     assert (config->heartbeat_liveness == 4);
     assert (dbt_config_db (config, "src")->conf.max_active == 3);

@@ -295,6 +295,7 @@ typedef struct {
     dbt_disp_t *self;
     int64_t hold;
     size_t count;
+    zhashx_t *groups;           //  groups whose limit is set (read each once)
 } s_load_t;
 
 static void
@@ -314,8 +315,11 @@ s_load_one (const dbt_job_t *job, void *arg)
     s_load_t *load = (s_load_t *) arg;
     dbt_disp_t *self = load->self;
     dbt_queue_put (self->queue, job, 0);
-    if (job->group_id)
+    if (job->group_id && !zhashx_lookup (load->groups, job->group_id)) {
+        //  Once per group: a group record lists every member.
         s_apply_group_limit (self, job->group_id);
+        zhashx_insert (load->groups, job->group_id, (void *) 1);
+    }
     if (job->state == DBT_STATE_STARTED && job->worker) {
         //  Expect its worker back for a while before re-running the job.
         dbt_disp_worker_t *worker = (dbt_disp_worker_t *) zhashx_lookup (self->workers, job->worker);
@@ -351,13 +355,15 @@ s_rebuild (dbt_disp_t *self)
     for (dbt_disp_worker_t *worker = (dbt_disp_worker_t *) zhashx_first (self->workers); worker;
          worker = (dbt_disp_worker_t *) zhashx_next (self->workers))
         zhashx_purge (worker->inflight);
-    s_load_t load = { self, s_liveness_ms (self), 0 };
+    s_load_t load = { self, s_liveness_ms (self), 0, zhashx_new () };
+    int rc = 0;
     if (dbt_store_each_waiting (self->store, NULL, s_load_one, &load, err)
     ||  dbt_store_each_running (self->store, s_load_one, &load, err)) {
         dbt_log (DBT_LOG_ERROR, "dispatcher: cannot load state: %s", err);
-        return -1;
+        rc = -1;
     }
-    return (int) load.count;
+    zhashx_destroy (&load.groups);
+    return rc ? rc : (int) load.count;
 }
 
 //  --------------------------------------------------------------------------
@@ -794,7 +800,9 @@ s_dispatch (dbt_disp_t *self)
             size_t nqueues = zlist_size (worker->queues);
             for (size_t i = 0; i < nqueues; i++) {
                 char *queue = (char *) zlist_pop (worker->queues);
-                zlist_append (worker->queues, queue);
+                zlist_append (worker->queues, queue);       //  appends a copy (autofree)
+                free (queue);
+                queue = (char *) zlist_last (worker->queues);
                 dbt_entry_t *entry = dbt_queue_next (self->queue, queue, s_hold, self);
                 if (entry && s_assign (self, worker, entry)) {
                     assigned++;

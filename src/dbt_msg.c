@@ -663,10 +663,13 @@ dbt_msg_recv (zsock_t *sock, bool router, char *err)
         dbt_err_set (err, "message has %zu frames, expected %zu", zmsg_size (msg), expected);
         goto fail;
     }
-    self->local = zframe_meta (zmsg_first (msg), "Peer-Address") == NULL;
     if (router)
         self->identity = zmsg_pop (msg);
     zframe_t *sig = zmsg_first (msg);
+    //  Frames from TCP and IPC peers carry their address; inproc ones do
+    //  not. (On ROUTER sockets the routing id frame lacks metadata when
+    //  the peer chose its id, so the signature frame is asked.)
+    self->local = zframe_meta (sig, "Peer-Address") == NULL;
     if (zframe_size (sig) != strlen (DBT_PROTO_CLIENT)
     || (memcmp (zframe_data (sig), DBT_PROTO_CLIENT, zframe_size (sig)) != 0
     &&  memcmp (zframe_data (sig), DBT_PROTO_WORKER, zframe_size (sig)) != 0)) {

@@ -209,6 +209,9 @@ dbt_node_new (const dbt_config_t *config, char *err)
     if (dbt_mkdirs (config->data_dir, err) || s_lock_data_dir (self, err)
     ||  s_load_tasks (self, err) || s_prepare_tasks (self, err))
         goto fail;
+    if (config->mesh_insecure)
+        dbt_log (DBT_LOG_WARN, "node: [mesh] insecure = true: the mesh endpoint %s accepts "
+                 "anyone who can reach it (submit, cancel, run jobs as a worker)", config->mesh_bind);
     if (!config->worker_only) {
         self->store = dbt_store_open (config->data_dir, config->state_map_size, config->state_map_max, err);
         if (!self->store)

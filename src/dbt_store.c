@@ -23,6 +23,9 @@ struct _dbt_store_t {
     int64_t map_size;           //  current map size
     int64_t map_max;            //  largest map size
     pthread_rwlock_t lock;      //  shared by transactions, exclusive to grow
+    pthread_mutex_t latch_lock; //  guards the two fields below
+    bool latched;               //  a write found the map full (MDB_MAP_FULL)
+    int64_t latched_used;       //  used bytes when it did, -1 = not read yet
 };
 
 struct _dbt_wtxn_t {
@@ -93,6 +96,20 @@ s_read_end (dbt_store_t *self, MDB_txn *txn)
 
 static int s_index_tables (dbt_store_t *self);
 
+//  A write found the map full: the store counts as full (whatever the
+//  free page count says, a transaction of that size did not fit) until
+//  a reserve's worth of space is freed, or the map grows.
+static void
+s_latch_full (dbt_store_t *self)
+{
+    pthread_mutex_lock (&self->latch_lock);
+    if (!self->latched) {
+        self->latched = true;
+        self->latched_used = -1;
+    }
+    pthread_mutex_unlock (&self->latch_lock);
+}
+
 //  --------------------------------------------------------------------------
 //  Open
 
@@ -133,6 +150,7 @@ dbt_store_open (const char *dir, int64_t map_size, int64_t map_max, char *err)
     pthread_rwlockattr_setkind_np (&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
     pthread_rwlock_init (&self->lock, &attr);
     pthread_rwlockattr_destroy (&attr);
+    pthread_mutex_init (&self->latch_lock, NULL);
     //  Readers left behind by a killed process would pin old pages.
     int dead = 0;
     mdb_reader_check (self->env, &dead);
@@ -161,6 +179,7 @@ dbt_store_open (const char *dir, int64_t map_size, int64_t map_max, char *err)
         dbt_err_set (err, "cannot open state databases in '%s': %s", dir, mdb_strerror (rc));
         mdb_env_close (self->env);
         pthread_rwlock_destroy (&self->lock);
+        pthread_mutex_destroy (&self->latch_lock);
         free (self);
         return NULL;
     }
@@ -174,6 +193,7 @@ dbt_store_destroy (dbt_store_t **self_p)
     if (*self_p) {
         mdb_env_close ((*self_p)->env);
         pthread_rwlock_destroy (&(*self_p)->lock);
+        pthread_mutex_destroy (&(*self_p)->latch_lock);
         free (*self_p);
         *self_p = NULL;
     }
@@ -434,6 +454,13 @@ dbt_store_space (dbt_store_t *self, dbt_store_space_t *space, char *err)
     space->free_bytes = space->max_bytes > space->used_bytes ? space->max_bytes - space->used_bytes : 0;
     space->reserve_bytes = s_reserve (self->map_max);
     space->full = space->free_bytes < space->reserve_bytes;
+    pthread_mutex_lock (&self->latch_lock);
+    if (self->latched && self->latched_used < 0)
+        self->latched_used = space->used_bytes;
+    if (self->latched && space->used_bytes + space->reserve_bytes <= self->latched_used)
+        self->latched = false;
+    space->full = space->full || self->latched;
+    pthread_mutex_unlock (&self->latch_lock);
     return 0;
 }
 
@@ -447,7 +474,10 @@ dbt_store_grow (dbt_store_t *self, char *err)
     if (mdb_env_info (self->env, &info) || mdb_env_stat (self->env, &stat))
         return 0;
     int64_t high = ((int64_t) info.me_last_pgno + 1) * (int64_t) stat.ms_psize;
-    if (high * 4 < self->map_size * 3)
+    pthread_mutex_lock (&self->latch_lock);
+    bool latched = self->latched;
+    pthread_mutex_unlock (&self->latch_lock);
+    if (!latched && high * 4 < self->map_size * 3)
         return 0;
     int64_t size = self->map_size * 2;
     if (size > self->map_max)
@@ -460,6 +490,9 @@ dbt_store_grow (dbt_store_t *self, char *err)
     dbt_log (DBT_LOG_INFO, "store: map grown from %" PRId64 " to %" PRId64 " bytes (limit %" PRId64 ")",
              self->map_size, size, self->map_max);
     self->map_size = size;
+    pthread_mutex_lock (&self->latch_lock);
+    self->latched = false;
+    pthread_mutex_unlock (&self->latch_lock);
     return 1;
 }
 
@@ -671,6 +704,8 @@ s_index_tables (dbt_store_t *self)
 static int
 s_wfail (dbt_wtxn_t *self, int rc, const char *what, char *err)
 {
+    if (rc == MDB_MAP_FULL)
+        s_latch_full (self->store);
     self->failed = s_fail (rc, what, err);
     return self->failed;
 }
@@ -838,6 +873,8 @@ dbt_wtxn_commit (dbt_wtxn_t **self_p, char *err)
     }
     rc = mdb_txn_commit (self->txn);
 done:
+    if (rc == MDB_MAP_FULL)
+        s_latch_full (self->store);
     pthread_rwlock_unlock (&self->store->lock);
     dbt_mpw_destroy (&self->writer);
     free (self);

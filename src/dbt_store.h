@@ -94,7 +94,9 @@ typedef struct {
     int64_t used_bytes;         //  pages in use (file high-water mark minus free pages)
     int64_t free_bytes;         //  max_bytes - used_bytes
     int64_t reserve_bytes;      //  kept for work that frees space
-    bool full;                  //  free_bytes < reserve_bytes: refuse new work
+    bool full;                  //  free_bytes < reserve_bytes, or a write found the
+                                //  map full and a reserve's worth was not freed since:
+                                //  refuse new work
 } dbt_store_space_t;
 
 //  Fill *space (safe from any thread). Returns 0 or DBT_ERROR with err.
@@ -102,7 +104,8 @@ int
     dbt_store_space (dbt_store_t *self, dbt_store_space_t *space, char *err);
 
 //  Writer only, with no write transaction open: grow the map when it is
-//  more than three quarters used and may grow. Returns 1 when it grew, 0
+//  more than three quarters used, or a write found it full, and it may
+//  grow. Returns 1 when it grew, 0
 //  when it did not need to or cannot, DBT_ERROR with err on failure.
 int
     dbt_store_grow (dbt_store_t *self, char *err);
