@@ -10,7 +10,10 @@
 #include <microhttpd.h>
 #include <curl/curl.h>
 #include <netdb.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+
+#define S_FD_RESERVE  256       //  descriptors kept for the rest of the node
 
 typedef struct {
     dbt_http_args_t *args;      //  borrowed
@@ -185,6 +188,47 @@ done:
     return rc;
 }
 
+//  Raise the soft open-file limit to the hard one (every connection is a
+//  socket) and return the soft limit now in force, or 0 when unknown. The
+//  node's libraries wait on descriptors with poll or epoll (libmicrohttpd
+//  is started with MHD_USE_POLL), never select, so descriptors past
+//  FD_SETSIZE are safe.
+static rlim_t
+s_raise_nofile (void)
+{
+    struct rlimit limit;
+    if (getrlimit (RLIMIT_NOFILE, &limit) != 0) {
+        dbt_log (DBT_LOG_WARN, "http: cannot read the open file limit: %s", strerror (errno));
+        return 0;
+    }
+    rlim_t before = limit.rlim_cur;
+    if (limit.rlim_cur >= limit.rlim_max) {
+        dbt_log (DBT_LOG_INFO, "http: open file limit is %ju (the hard limit)", (uintmax_t) before);
+        return before;
+    }
+    limit.rlim_cur = limit.rlim_max;
+    if (setrlimit (RLIMIT_NOFILE, &limit) != 0) {
+        dbt_log (DBT_LOG_WARN, "http: cannot raise the open file limit from %ju to %ju: %s",
+                 (uintmax_t) before, (uintmax_t) limit.rlim_max, strerror (errno));
+        return before;
+    }
+    dbt_log (DBT_LOG_INFO, "http: open file limit raised from %ju to %ju",
+             (uintmax_t) before, (uintmax_t) limit.rlim_cur);
+    return limit.rlim_cur;
+}
+
+//  The connection limit: max_connections, lowered when it would not leave
+//  S_FD_RESERVE descriptors of the open file limit (0 = unknown) to the
+//  rest of the node; never below 16.
+static unsigned int
+s_connection_limit (int configured, rlim_t nofile)
+{
+    rlim_t limit = (rlim_t) configured;
+    if (nofile > 0 && limit + S_FD_RESERVE > nofile)
+        limit = nofile > S_FD_RESERVE + 16 ? nofile - S_FD_RESERVE : 16;
+    return (unsigned int) limit;
+}
+
 //  After a failed start, answer "" until $TERM so the node can tell.
 static void
 s_failed (zsock_t *pipe)
@@ -213,6 +257,11 @@ dbt_http_actor (zsock_t *pipe, void *args)
         s_failed (pipe);
         return;
     }
+    rlim_t nofile = s_raise_nofile ();
+    unsigned int max_connections = s_connection_limit (config->max_connections, nofile);
+    if (max_connections < (unsigned int) config->max_connections)
+        dbt_log (DBT_LOG_WARN, "http: max_connections %d lowered to %u to fit the open file "
+                 "limit (%ju)", config->max_connections, max_connections, (uintmax_t) nofile);
     unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION
                        | MHD_USE_POLL;
     if (addr.ss_family == AF_INET6)
@@ -221,7 +270,8 @@ dbt_http_actor (zsock_t *pipe, void *args)
     self.daemon = MHD_start_daemon (flags, 0, NULL, NULL, s_handler, &self,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &addr,
         MHD_OPTION_CONNECTION_TIMEOUT, timeout,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned int) 1000,
+        MHD_OPTION_CONNECTION_LIMIT, max_connections,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int) config->max_connections_per_ip,
         MHD_OPTION_NOTIFY_COMPLETED, s_completed, &self,
         MHD_OPTION_END);
     if (!self.daemon) {
@@ -231,7 +281,11 @@ dbt_http_actor (zsock_t *pipe, void *args)
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info (self.daemon, MHD_DAEMON_INFO_BIND_PORT);
     self.port = info ? info->port : 0;
-    dbt_log (DBT_LOG_INFO, "http: listening on %s (port %u)", config->server, self.port);
+    char per_ip [32] = "unlimited";
+    if (config->max_connections_per_ip)
+        snprintf (per_ip, sizeof (per_ip), "%d", config->max_connections_per_ip);
+    dbt_log (DBT_LOG_INFO, "http: listening on %s (port %u; at most %u connections, %s per "
+             "client address)", config->server, self.port, max_connections, per_ip);
     zsock_signal (pipe, 0);
     while (true) {
         char *command = zstr_recv (pipe);
@@ -273,6 +327,10 @@ dbt_http_test (bool verbose)
     assert (!s_token_ok ("s3cret", "Bearer s3cret!"));
     assert (!s_token_ok ("s3cret", "Basic s3cret"));
     assert (!s_token_ok ("s3cret", NULL));
+    assert (s_connection_limit (4096, 0) == 4096);
+    assert (s_connection_limit (4096, 1048576) == 4096);
+    assert (s_connection_limit (4096, 1024) == 1024 - S_FD_RESERVE);
+    assert (s_connection_limit (4096, 100) == 16);
 
     dbt_config_t *config = dbt_config_from_string (
         "[app]\nserver = 127.0.0.1:0\nauth_token = tok\nmax_body_size = 1KB\n"
