@@ -1,24 +1,50 @@
 /*  =========================================================================
     dbt_http - the HTTP front actor (GNU libmicrohttpd)
 
-    See dbt_http.h. libmicrohttpd runs its own threads; the actor thread
-    only starts and stops the daemon. Each request keeps a small context
-    (body buffer, size flag, start time) between the handler's calls.
+    See dbt_http.h. libmicrohttpd runs its own threads: one listens, one
+    serves each connection. The actor thread starts and stops the daemon
+    and, every S_SWEEP_MS, ends the connections whose request is over its
+    deadline (see "Request deadline" below). Each connection keeps an
+    s_conn_t in a list that libmicrohttpd's notifications and the sweeper
+    share under one mutex; each request keeps an s_request_t (body buffer,
+    size flag, start time) between the handler's calls.
     =========================================================================
 */
 #include "dbt_classes.h"
 #include <microhttpd.h>
 #include <curl/curl.h>
 #include <netdb.h>
+#include <poll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 
+#define S_SWEEP_MS    250       //  how often request deadlines are checked
 #define S_FD_RESERVE  256       //  descriptors kept for the rest of the node
+#define S_LOG_EVERY_MS 10000    //  at most one deadline log line this often
+
+typedef struct _s_conn_t s_conn_t;
+
+//  One open connection, from libmicrohttpd's STARTED notification to its
+//  CLOSED one. fd and address are set before it is listed and never
+//  change; the fields after them are guarded by self_t's mutex.
+struct _s_conn_t {
+    int fd;                     //  its socket; open until CLOSED returns
+    char address [INET6_ADDRSTRLEN];  //  client address, for logs
+    s_conn_t *prev, *next;      //  in self_t's list
+    int64_t since;              //  monotonic ms the current request began
+    bool receiving;             //  request not yet received whole: timed
+    bool expired;               //  the sweeper shut its socket down
+};
 
 typedef struct {
     dbt_http_args_t *args;      //  borrowed
     struct MHD_Daemon *daemon;  //  the server
     uint16_t port;              //  bound port
+    pthread_mutex_t mutex;      //  guards conns and their timed fields
+    s_conn_t *conns;            //  open connections, newest first
+    size_t expired;             //  connections ended, not yet logged
+    char expired_from [INET6_ADDRSTRLEN];  //  address of the last one
+    int64_t logged_at;          //  when the last deadline line was logged
 } self_t;
 
 typedef struct {
@@ -67,6 +93,130 @@ s_token_ok (const char *expected, const char *header)
         diff |= (unsigned char) (expected [i] ^ given [i < b ? i : 0]);
     return diff == 0;
 }
+
+//  --------------------------------------------------------------------------
+//  Request deadline. libmicrohttpd's MHD_OPTION_CONNECTION_TIMEOUT is an
+//  idle timeout that every byte received resets, so a client sending one
+//  byte every few seconds holds its connection, and its thread, for as
+//  long as it likes. We bound the whole request instead: a connection's
+//  clock starts when it is accepted and again when a response has been
+//  sent (keep-alive), and stops once the request has been received whole
+//  (the handler's last call) or answered early. The sweeper shuts down the
+//  socket of every connection whose clock passed request_timeout; its
+//  thread then reads end-of-file and libmicrohttpd closes and frees the
+//  connection as it does for a client that went away. A response being
+//  sent is not timed (results downloads may be long); the idle timeout
+//  still ends one whose client stopped reading.
+//
+//  Why shutdown() never hits a reused descriptor: in libmicrohttpd 0.9.75
+//  (daemon.c: new_connection_process_ and MHD_cleanup_connections) a
+//  connection's socket is closed only after its CLOSED notification
+//  returned, and that notification comes after the connection's thread was
+//  joined. s_notify removes the connection from the list under the mutex
+//  the sweeper holds while it calls shutdown(), so every descriptor the
+//  sweeper sees is still that connection's open socket. libmicrohttpd
+//  itself calls shutdown() on connection sockets from another thread to
+//  stop their threads (close_all_connections).
+
+static s_conn_t *
+s_conn_of (struct MHD_Connection *connection)
+{
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info (connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return info ? (s_conn_t *) info->socket_context : NULL;
+}
+
+//  Start (receiving = true) or stop the clock of a connection's request.
+static void
+s_conn_timed (self_t *self, struct MHD_Connection *connection, bool receiving)
+{
+    s_conn_t *conn = s_conn_of (connection);
+    if (!conn)
+        return;
+    pthread_mutex_lock (&self->mutex);
+    conn->receiving = receiving;
+    conn->since = dbt_clock_ms ();
+    pthread_mutex_unlock (&self->mutex);
+}
+
+//  STARTED: track the connection (called before its thread starts).
+//  CLOSED: forget it (called before its socket is closed).
+static void
+s_notify (void *cls, struct MHD_Connection *connection, void **socket_context,
+          enum MHD_ConnectionNotificationCode code)
+{
+    self_t *self = (self_t *) cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *fd =
+            MHD_get_connection_info (connection, MHD_CONNECTION_INFO_CONNECTION_FD);
+        const union MHD_ConnectionInfo *addr =
+            MHD_get_connection_info (connection, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        if (!fd)
+            return;
+        s_conn_t *conn = (s_conn_t *) dbt_malloc (sizeof (s_conn_t));
+        conn->fd = fd->connect_fd;
+        if (!addr || !addr->client_addr
+        ||  getnameinfo (addr->client_addr, addr->client_addr->sa_family == AF_INET6
+                         ? sizeof (struct sockaddr_in6) : sizeof (struct sockaddr_in),
+                         conn->address, sizeof (conn->address), NULL, 0, NI_NUMERICHOST) != 0)
+            snprintf (conn->address, sizeof (conn->address), "?");
+        conn->since = dbt_clock_ms ();
+        conn->receiving = true;
+        pthread_mutex_lock (&self->mutex);
+        conn->next = self->conns;
+        if (self->conns)
+            self->conns->prev = conn;
+        self->conns = conn;
+        pthread_mutex_unlock (&self->mutex);
+        *socket_context = conn;
+    }
+    else
+    if (code == MHD_CONNECTION_NOTIFY_CLOSED && *socket_context) {
+        s_conn_t *conn = (s_conn_t *) *socket_context;
+        pthread_mutex_lock (&self->mutex);
+        if (conn->prev)
+            conn->prev->next = conn->next;
+        else
+            self->conns = conn->next;
+        if (conn->next)
+            conn->next->prev = conn->prev;
+        pthread_mutex_unlock (&self->mutex);
+        free (conn);
+        *socket_context = NULL;
+    }
+}
+
+//  End every connection whose request is over the deadline; returns how
+//  many this call ended. Logs a summary at most every S_LOG_EVERY_MS.
+static size_t
+s_sweep (self_t *self)
+{
+    int64_t now = dbt_clock_ms ();
+    int64_t limit = self->args->config->request_timeout_ms;
+    size_t ended = 0;
+    pthread_mutex_lock (&self->mutex);
+    for (s_conn_t *conn = self->conns; conn; conn = conn->next) {
+        if (!conn->receiving || conn->expired || now - conn->since < limit)
+            continue;
+        shutdown (conn->fd, SHUT_RDWR);
+        conn->expired = true;
+        memcpy (self->expired_from, conn->address, sizeof (self->expired_from));
+        ended++;
+    }
+    pthread_mutex_unlock (&self->mutex);
+    self->expired += ended;
+    if (self->expired && now - self->logged_at >= S_LOG_EVERY_MS) {
+        dbt_log (DBT_LOG_WARN, "http: closed %zu connection%s whose request took over %" PRId64
+                 " ms to arrive (last from %s)", self->expired, self->expired == 1 ? "" : "s",
+                 limit, self->expired_from);
+        self->expired = 0;
+        self->logged_at = now;
+    }
+    return ended;
+}
+
+//  --------------------------------------------------------------------------
+//  Requests
 
 static enum MHD_Result
 s_send (struct MHD_Connection *connection, dbt_response_t *response)
@@ -124,6 +274,7 @@ s_handler (void *cls, struct MHD_Connection *connection, const char *url, const 
         *upload_data_size = 0;
         return MHD_YES;
     }
+    s_conn_timed (self, connection, false);     //  received whole: no deadline now
     dbt_response_t *response;
     if (config->auth_token && !streq (url, "/health")
     &&  !s_token_ok (config->auth_token, MHD_lookup_connection_value (connection, MHD_HEADER_KIND,
@@ -144,6 +295,8 @@ s_handler (void *cls, struct MHD_Connection *connection, const char *url, const 
     return s_send (connection, response);
 }
 
+//  A request ended (answered, or its connection failed): free it, and time
+//  the connection's next request from now.
 static void
 s_completed (void *cls, struct MHD_Connection *connection, void **con_cls,
              enum MHD_RequestTerminationCode code)
@@ -154,7 +307,11 @@ s_completed (void *cls, struct MHD_Connection *connection, void **con_cls,
         free (request);
         *con_cls = NULL;
     }
+    s_conn_timed ((self_t *) cls, connection, true);
 }
+
+//  --------------------------------------------------------------------------
+//  Start-up
 
 //  Parse "host:port" or "[v6]:port" into a socket address.
 static int
@@ -257,6 +414,7 @@ dbt_http_actor (zsock_t *pipe, void *args)
         s_failed (pipe);
         return;
     }
+    pthread_mutex_init (&self.mutex, NULL);
     rlim_t nofile = s_raise_nofile ();
     unsigned int max_connections = s_connection_limit (config->max_connections, nofile);
     if (max_connections < (unsigned int) config->max_connections)
@@ -272,10 +430,12 @@ dbt_http_actor (zsock_t *pipe, void *args)
         MHD_OPTION_CONNECTION_TIMEOUT, timeout,
         MHD_OPTION_CONNECTION_LIMIT, max_connections,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int) config->max_connections_per_ip,
+        MHD_OPTION_NOTIFY_CONNECTION, s_notify, &self,
         MHD_OPTION_NOTIFY_COMPLETED, s_completed, &self,
         MHD_OPTION_END);
     if (!self.daemon) {
         dbt_log (DBT_LOG_ERROR, "http: cannot listen on %s: %s", config->server, strerror (errno));
+        pthread_mutex_destroy (&self.mutex);
         s_failed (pipe);
         return;
     }
@@ -285,31 +445,90 @@ dbt_http_actor (zsock_t *pipe, void *args)
     if (config->max_connections_per_ip)
         snprintf (per_ip, sizeof (per_ip), "%d", config->max_connections_per_ip);
     dbt_log (DBT_LOG_INFO, "http: listening on %s (port %u; at most %u connections, %s per "
-             "client address)", config->server, self.port, max_connections, per_ip);
+             "client address; requests must arrive within %" PRId64 " ms)", config->server,
+             self.port, max_connections, per_ip, config->request_timeout_ms);
+    zpoller_t *poller = zpoller_new (pipe, NULL);
     zsock_signal (pipe, 0);
+    int64_t next_sweep = dbt_clock_ms () + S_SWEEP_MS;
     while (true) {
-        char *command = zstr_recv (pipe);
-        if (!command || streq (command, "$TERM")) {
+        int64_t wait = next_sweep - dbt_clock_ms ();
+        if (zpoller_wait (poller, wait > 0 ? (int) wait : 0) == pipe) {
+            char *command = zstr_recv (pipe);
+            if (!command || streq (command, "$TERM")) {
+                free (command);
+                break;
+            }
+            if (streq (command, "PORT"))
+                zstr_sendf (pipe, "%u", self.port);
             free (command);
-            break;
         }
-        if (streq (command, "PORT"))
-            zstr_sendf (pipe, "%u", self.port);
-        free (command);
+        else
+        if (zpoller_terminated (poller))
+            break;
+        if (dbt_clock_ms () >= next_sweep) {
+            s_sweep (&self);
+            next_sweep = dbt_clock_ms () + S_SWEEP_MS;
+        }
     }
+    zpoller_destroy (&poller);
     MHD_stop_daemon (self.daemon);
+    while (self.conns) {        //  none: stopping notifies CLOSED for each
+        s_conn_t *next = self.conns->next;
+        free (self.conns);
+        self.conns = next;
+    }
+    pthread_mutex_destroy (&self.mutex);
     dbt_log (DBT_LOG_DEBUG, "http: stopped");
 }
 
 //  --------------------------------------------------------------------------
 //  Self test: addresses and tokens; then a real daemon on an ephemeral
-//  port serving one request.
+//  port: auth, body limits and the deadline.
 
 static size_t
 s_test_sink (char *data, size_t size, size_t n, void *arg)
 {
     dbt_buf_append ((dbt_buf_t *) arg, data, size * n);
     return size * n;
+}
+
+//  Send request to 127.0.0.1:port, then the bytes of drip one every 100 ms
+//  (drip may be NULL), collecting what the server sends in answer until it
+//  closes. Returns the ms from connecting until the server closed, or -1
+//  when it still had not after limit_ms.
+static int64_t
+s_test_raw (const char *port, const char *request, const char *drip, int64_t limit_ms,
+            dbt_buf_t *answer)
+{
+    int64_t number = 0;
+    assert (dbt_parse_int64 (port, 1, 65535, &number) == 0);
+    struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = htons ((uint16_t) number) };
+    addr.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+    int fd = socket (AF_INET, SOCK_STREAM, 0);
+    assert (fd >= 0);
+    assert (connect (fd, (struct sockaddr *) &addr, sizeof (addr)) == 0);
+    int64_t start = dbt_clock_ms (), next_drip = start + 100, closed = -1;
+    assert (send (fd, request, strlen (request), MSG_NOSIGNAL) == (ssize_t) strlen (request));
+    dbt_buf_reset (answer);
+    while (closed < 0 && dbt_clock_ms () - start < limit_ms) {
+        if (drip && *drip && dbt_clock_ms () >= next_drip) {
+            if (send (fd, drip++, 1, MSG_NOSIGNAL) != 1)
+                drip = NULL;
+            next_drip += 100;
+        }
+        struct pollfd item = { .fd = fd, .events = POLLIN };
+        if (poll (&item, 1, 20) == 1) {
+            char data [4096];
+            ssize_t n = recv (fd, data, sizeof (data), 0);
+            if (n > 0)
+                dbt_buf_append (answer, data, (size_t) n);
+            else
+                closed = dbt_clock_ms () - start;
+        }
+    }
+    close (fd);
+    dbt_buf_putc (answer, 0);
+    return closed;
 }
 
 void
@@ -322,11 +541,13 @@ dbt_http_test (bool verbose)
     assert (s_address ("[::1]:6060", &addr, &len, err) == 0 && addr.ss_family == AF_INET6);
     assert (s_address ("127.0.0.1", &addr, &len, err) == -1 && strstr (err, "host:port"));
     assert (s_address ("127.0.0.1:http", &addr, &len, err) == -1);
+
     assert (s_token_ok ("s3cret", "Bearer s3cret"));
     assert (!s_token_ok ("s3cret", "Bearer s3cre"));
     assert (!s_token_ok ("s3cret", "Bearer s3cret!"));
     assert (!s_token_ok ("s3cret", "Basic s3cret"));
     assert (!s_token_ok ("s3cret", NULL));
+
     assert (s_connection_limit (4096, 0) == 4096);
     assert (s_connection_limit (4096, 1048576) == 4096);
     assert (s_connection_limit (4096, 1024) == 1024 - S_FD_RESERVE);
@@ -334,6 +555,7 @@ dbt_http_test (bool verbose)
 
     dbt_config_t *config = dbt_config_from_string (
         "[app]\nserver = 127.0.0.1:0\nauth_token = tok\nmax_body_size = 1KB\n"
+        "request_timeout = 500ms\n"
         "[db.s]\ntype = sqlite\ndsn = /nonexistent/s.db\n"
         "[results.r]\ntype = sqlite\ndsn = /nonexistent/r.db\n", err);
     assert (config);
@@ -371,6 +593,24 @@ dbt_http_test (bool verbose)
     assert (code == 413 && strstr (body.data, "too large"));
     curl_slist_free_all (headers);
     curl_easy_cleanup (curl);
+
+    const char *post = "POST /tasks/x/jobs HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer tok\r\n";
+    char *request;
+
+    //  Deadline: a request trickling in, headers or body, is cut off about
+    //  request_timeout (500 ms) after the connection opened, although each
+    //  byte resets libmicrohttpd's idle timeout.
+    int64_t took = s_test_raw (port, "GET / HTTP/1.1\r\n", "Host: t\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+                               3000, &body);
+    assert (took >= 450 && took < 1500 && body.len == 1);
+    request = dbt_printf ("%sContent-Length: 40\r\n\r\n", post);
+    took = s_test_raw (port, request, "{\"job_id\":\"aaaaaaaaaaaaaaaaaaaaaaaaaa\"}", 3000, &body);
+    assert (took >= 450 && took < 1500 && body.len == 1);
+    free (request);
+    //  A keep-alive connection's next request is timed from the last answer.
+    took = s_test_raw (port, "GET / HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer tok\r\n\r\n",
+                       "GET / HTTP/1.1\r\nHost: t\r\n", 3000, &body);
+    assert (took >= 450 && took < 1500 && strncmp (body.data, "HTTP/1.1 200 ", 13) == 0);
     dbt_buf_free (&body);
     free (url);
     free (port);

@@ -4,11 +4,13 @@
     Listens on the configured address with a thread per connection (so a
     slow results download never holds up status polling), at most
     max_connections of them and max_connections_per_ip from one client
-    address, after raising the open file limit to the hard limit. Reads
-    request bodies up to max_body_size (413 beyond), checks the bearer
-    token when one is configured (401; /health is always open), and hands
-    each request to dbt_api. Pipe commands: "$TERM" stops listening;
-    "PORT" replies with the bound port as a string.
+    address, after raising the open file limit to the hard limit. Closes a
+    connection whose request has not arrived whole within request_timeout
+    (answers being sent are not timed). Reads request bodies up to
+    max_body_size (413 beyond), checks the bearer token when one is
+    configured (401; /health is always open), and hands each request to
+    dbt_api. Pipe commands: "$TERM" stops listening; "PORT" replies with
+    the bound port as a string.
     =========================================================================
 */
 #ifndef DBT_HTTP_H_INCLUDED
