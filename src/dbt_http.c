@@ -95,6 +95,66 @@ s_token_ok (const char *expected, const char *header)
 }
 
 //  --------------------------------------------------------------------------
+//  Request framing. libmicrohttpd frames the body by the first
+//  Content-Length header and ignores any other, and by Transfer-Encoding
+//  over Content-Length; a proxy in front may frame the same bytes another
+//  way (request smuggling), so both ambiguities are refused.
+
+typedef struct {
+    size_t lengths;             //  Content-Length headers seen
+    const char *length;         //  the first one's value
+    bool encoded;               //  a Transfer-Encoding header was seen
+} s_framing_t;
+
+static enum MHD_Result
+s_framing_header (void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    s_framing_t *framing = (s_framing_t *) cls;
+    if (strcasecmp (key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
+        if (framing->lengths++ == 0)
+            framing->length = value;
+    }
+    else
+    if (strcasecmp (key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0)
+        framing->encoded = true;
+    return MHD_YES;
+}
+
+//  Check a request's framing headers against the body limit. Returns 0, or
+//  the status to answer at once (400, 413) with message set.
+static int
+s_framing_check (const s_framing_t *framing, int64_t max_body, char *message, size_t size)
+{
+    if (framing->lengths > 1) {
+        snprintf (message, size, "more than one Content-Length header");
+        return 400;
+    }
+    if (framing->lengths && framing->encoded) {
+        snprintf (message, size, "both Content-Length and Transfer-Encoding headers");
+        return 400;
+    }
+    if (!framing->lengths)
+        return 0;
+    const char *value = framing->length ? framing->length : "";
+    size_t digits = strspn (value, "0123456789");
+    if (digits == 0 || value [digits] != 0) {
+        snprintf (message, size, "Content-Length is not a decimal number");
+        return 400;
+    }
+    while (digits > 1 && *value == '0') {   //  "007" is 7, as libmicrohttpd reads it
+        value++;
+        digits--;
+    }
+    int64_t declared = 0;
+    if (digits > 18 || dbt_parse_int64 (value, 0, INT64_MAX, &declared) != 0
+    ||  declared > max_body) {
+        snprintf (message, size, "request body too large (limit %" PRId64 " bytes)", max_body);
+        return 413;
+    }
+    return 0;
+}
+
+//  --------------------------------------------------------------------------
 //  Request deadline. libmicrohttpd's MHD_OPTION_CONNECTION_TIMEOUT is an
 //  idle timeout that every byte received resets, so a client sending one
 //  byte every few seconds holds its connection, and its thread, for as
@@ -243,6 +303,25 @@ s_send (struct MHD_Connection *connection, dbt_response_t *response)
     return rc;
 }
 
+//  On the handler's first call (headers received, body not yet read): the
+//  answer that needs no body, or NULL to read the body. Answering here
+//  means libmicrohttpd sends no "100 Continue", reads no body and closes
+//  the connection after the answer.
+static dbt_response_t *
+s_early (self_t *self, struct MHD_Connection *connection, const char *url)
+{
+    const dbt_config_t *config = self->args->config;
+    if (config->auth_token && !streq (url, "/health")
+    &&  !s_token_ok (config->auth_token, MHD_lookup_connection_value (connection, MHD_HEADER_KIND,
+                                                                      MHD_HTTP_HEADER_AUTHORIZATION)))
+        return dbt_api_error (401, "missing or wrong bearer token");
+    s_framing_t framing = { 0 };
+    MHD_get_connection_values (connection, MHD_HEADER_KIND, s_framing_header, &framing);
+    char message [96];
+    int status = s_framing_check (&framing, config->max_body_size, message, sizeof (message));
+    return status ? dbt_api_error (status, message) : NULL;
+}
+
 static enum MHD_Result
 s_handler (void *cls, struct MHD_Connection *connection, const char *url, const char *method,
            const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls)
@@ -250,18 +329,16 @@ s_handler (void *cls, struct MHD_Connection *connection, const char *url, const 
     self_t *self = (self_t *) cls;
     const dbt_config_t *config = self->args->config;
     s_request_t *request = (s_request_t *) *con_cls;
+    dbt_response_t *response = NULL;
     if (!request) {
         request = (s_request_t *) dbt_malloc (sizeof (s_request_t));
         request->started = dbt_clock_ms ();
-        const char *length = MHD_lookup_connection_value (connection, MHD_HEADER_KIND,
-                                                          MHD_HTTP_HEADER_CONTENT_LENGTH);
-        int64_t declared = 0;
-        if (length && dbt_parse_int64 (length, 0, INT64_MAX, &declared) == 0
-        &&  declared > config->max_body_size)
-            request->too_large = true;
         *con_cls = request;
-        return MHD_YES;
+        response = s_early (self, connection, url);
+        if (!response)
+            return MHD_YES;
     }
+    else
     if (*upload_data_size) {
         if (!request->too_large) {
             if (request->body.len + *upload_data_size > (size_t) config->max_body_size) {
@@ -275,19 +352,13 @@ s_handler (void *cls, struct MHD_Connection *connection, const char *url, const 
         return MHD_YES;
     }
     s_conn_timed (self, connection, false);     //  received whole: no deadline now
-    dbt_response_t *response;
-    if (config->auth_token && !streq (url, "/health")
-    &&  !s_token_ok (config->auth_token, MHD_lookup_connection_value (connection, MHD_HEADER_KIND,
-                                                                      MHD_HTTP_HEADER_AUTHORIZATION)))
-        response = dbt_api_error (401, "missing or wrong bearer token");
-    else
-    if (request->too_large) {
+    if (!response && request->too_large) {
         char message [96];
         snprintf (message, sizeof (message), "request body too large (limit %" PRId64 " bytes)",
                   config->max_body_size);
         response = dbt_api_error (413, message);
     }
-    else
+    if (!response)
         response = dbt_api_handle (self->args->api, method, url, s_query, connection,
                                    request->body.data ? request->body.data : "", request->body.len);
     dbt_log (DBT_LOG_DEBUG, "http: %s %s -> %d (%" PRId64 " ms)", method, url,
@@ -482,8 +553,8 @@ dbt_http_actor (zsock_t *pipe, void *args)
 }
 
 //  --------------------------------------------------------------------------
-//  Self test: addresses and tokens; then a real daemon on an ephemeral
-//  port: auth, body limits and the deadline.
+//  Self test: addresses, tokens and framing; then a real daemon on an
+//  ephemeral port: auth, body limits, early answers and the deadline.
 
 static size_t
 s_test_sink (char *data, size_t size, size_t n, void *arg)
@@ -548,6 +619,39 @@ dbt_http_test (bool verbose)
     assert (!s_token_ok ("s3cret", "Basic s3cret"));
     assert (!s_token_ok ("s3cret", NULL));
 
+    struct {
+        size_t lengths;
+        const char *length;
+        bool encoded;
+        int status;
+    } framing [] = {
+        { 0, NULL, false, 0 },
+        { 0, NULL, true, 0 },
+        { 1, "0", false, 0 },
+        { 1, "1000", false, 0 },
+        { 1, "0000000000000000000000001000", false, 0 },
+        { 1, "1001", false, 413 },
+        { 1, "99999999999999999999999999", false, 413 },
+        { 2, "10", false, 400 },
+        { 3, "10", false, 400 },
+        { 1, "10", true, 400 },
+        { 1, "", false, 400 },
+        { 1, "+10", false, 400 },
+        { 1, "-1", false, 400 },
+        { 1, "0x10", false, 400 },
+        { 1, "10 ", false, 400 },
+        { 1, "10, 10", false, 400 },
+        { 1, "1e3", false, 400 },
+    };
+    for (size_t i = 0; i < sizeof (framing) / sizeof (framing [0]); i++) {
+        s_framing_t check = { framing [i].lengths, framing [i].length, framing [i].encoded };
+        char message [96] = "";
+        int status = s_framing_check (&check, 1000, message, sizeof (message));
+        if (status != framing [i].status)
+            fprintf (stderr, "http framing case %zu: %d %s\n", i, status, message);
+        assert (status == framing [i].status);
+        assert (status ? *message != 0 : *message == 0);
+    }
     assert (s_connection_limit (4096, 0) == 4096);
     assert (s_connection_limit (4096, 1048576) == 4096);
     assert (s_connection_limit (4096, 1024) == 1024 - S_FD_RESERVE);
@@ -594,8 +698,31 @@ dbt_http_test (bool verbose)
     curl_slist_free_all (headers);
     curl_easy_cleanup (curl);
 
+    //  A declared body over the limit is refused before it is sent: no
+    //  "100 Continue", and the answer comes although no body follows.
     const char *post = "POST /tasks/x/jobs HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer tok\r\n";
-    char *request;
+    char *request = dbt_printf ("%sContent-Length: 5000\r\nExpect: 100-continue\r\n\r\n", post);
+    assert (s_test_raw (port, request, NULL, 2000, &body) >= 0);
+    assert (strncmp (body.data, "HTTP/1.1 413 ", 13) == 0 && !strstr (body.data, "100 Continue"));
+    assert (strstr (body.data, "request body too large"));
+    free (request);
+    request = dbt_printf ("%sContent-Length: 5000\r\n\r\n", post);
+    assert (s_test_raw (port, request, NULL, 2000, &body) >= 0);
+    assert (strncmp (body.data, "HTTP/1.1 413 ", 13) == 0);
+    free (request);
+    //  So is an unauthenticated one, of any size.
+    assert (s_test_raw (port, "POST /tasks/x/jobs HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n"
+                        "Expect: 100-continue\r\n\r\n", NULL, 2000, &body) >= 0);
+    assert (strncmp (body.data, "HTTP/1.1 401 ", 13) == 0 && !strstr (body.data, "100 Continue"));
+    //  Ambiguous framing is 400.
+    request = dbt_printf ("%sContent-Length: 2\r\nContent-Length: 2\r\n\r\n{}", post);
+    assert (s_test_raw (port, request, NULL, 2000, &body) >= 0);
+    assert (strncmp (body.data, "HTTP/1.1 400 ", 13) == 0 && strstr (body.data, "Content-Length"));
+    free (request);
+    request = dbt_printf ("%sContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n", post);
+    assert (s_test_raw (port, request, NULL, 2000, &body) >= 0);
+    assert (strncmp (body.data, "HTTP/1.1 400 ", 13) == 0 && strstr (body.data, "Transfer-Encoding"));
+    free (request);
 
     //  Deadline: a request trickling in, headers or body, is cut off about
     //  request_timeout (500 ms) after the connection opened, although each
