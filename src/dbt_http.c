@@ -21,6 +21,7 @@
 #define S_SWEEP_MS    250       //  how often request deadlines are checked
 #define S_FD_RESERVE  256       //  descriptors kept for the rest of the node
 #define S_LOG_EVERY_MS 10000    //  at most one deadline log line this often
+#define S_DIGEST_SIZE 20        //  bytes of a zdigest (SHA-1)
 
 typedef struct _s_conn_t s_conn_t;
 
@@ -45,6 +46,7 @@ typedef struct {
     size_t expired;             //  connections ended, not yet logged
     char expired_from [INET6_ADDRSTRLEN];  //  address of the last one
     int64_t logged_at;          //  when the last deadline line was logged
+    byte token [S_DIGEST_SIZE]; //  SHA-1 of auth_token, when one is set
 } self_t;
 
 typedef struct {
@@ -79,18 +81,34 @@ s_stream_free (void *cls)
     dbt_response_destroy (&response);
 }
 
-//  Token comparison that takes the same time wherever strings differ.
+//  --------------------------------------------------------------------------
+//  Bearer token. Both tokens are reduced to fixed-size digests and the
+//  digests compared in full, so the time taken depends neither on where
+//  the tokens differ nor on the expected token's length (the given
+//  token's length is the client's own knowledge).
+
+static void
+s_token_digest (const char *token, byte digest [S_DIGEST_SIZE])
+{
+    zdigest_t *hash = zdigest_new ();
+    assert (hash && zdigest_size (hash) == S_DIGEST_SIZE);
+    zdigest_update (hash, (const byte *) token, strlen (token));
+    memcpy (digest, zdigest_data (hash), S_DIGEST_SIZE);
+    zdigest_destroy (&hash);
+}
+
+//  True when header is "Bearer " and a token whose digest is expected.
 static bool
-s_token_ok (const char *expected, const char *header)
+s_token_ok (const byte expected [S_DIGEST_SIZE], const char *header)
 {
     const char *prefix = "Bearer ";
     if (!header || strncmp (header, prefix, strlen (prefix)) != 0)
         return false;
-    const char *given = header + strlen (prefix);
-    size_t a = strlen (expected), b = strlen (given);
-    unsigned char diff = (unsigned char) (a != b);
-    for (size_t i = 0; i < a; i++)
-        diff |= (unsigned char) (expected [i] ^ given [i < b ? i : 0]);
+    byte given [S_DIGEST_SIZE];
+    s_token_digest (header + strlen (prefix), given);
+    byte diff = 0;
+    for (size_t i = 0; i < S_DIGEST_SIZE; i++)
+        diff |= (byte) (expected [i] ^ given [i]);
     return diff == 0;
 }
 
@@ -312,8 +330,8 @@ s_early (self_t *self, struct MHD_Connection *connection, const char *url)
 {
     const dbt_config_t *config = self->args->config;
     if (config->auth_token && !streq (url, "/health")
-    &&  !s_token_ok (config->auth_token, MHD_lookup_connection_value (connection, MHD_HEADER_KIND,
-                                                                      MHD_HTTP_HEADER_AUTHORIZATION)))
+    &&  !s_token_ok (self->token, MHD_lookup_connection_value (connection, MHD_HEADER_KIND,
+                                                               MHD_HTTP_HEADER_AUTHORIZATION)))
         return dbt_api_error (401, "missing or wrong bearer token");
     s_framing_t framing = { 0 };
     MHD_get_connection_values (connection, MHD_HEADER_KIND, s_framing_header, &framing);
@@ -485,6 +503,8 @@ dbt_http_actor (zsock_t *pipe, void *args)
         s_failed (pipe);
         return;
     }
+    if (config->auth_token)
+        s_token_digest (config->auth_token, self.token);
     pthread_mutex_init (&self.mutex, NULL);
     rlim_t nofile = s_raise_nofile ();
     unsigned int max_connections = s_connection_limit (config->max_connections, nofile);
@@ -613,11 +633,26 @@ dbt_http_test (bool verbose)
     assert (s_address ("127.0.0.1", &addr, &len, err) == -1 && strstr (err, "host:port"));
     assert (s_address ("127.0.0.1:http", &addr, &len, err) == -1);
 
-    assert (s_token_ok ("s3cret", "Bearer s3cret"));
-    assert (!s_token_ok ("s3cret", "Bearer s3cre"));
-    assert (!s_token_ok ("s3cret", "Bearer s3cret!"));
-    assert (!s_token_ok ("s3cret", "Basic s3cret"));
-    assert (!s_token_ok ("s3cret", NULL));
+    byte token [S_DIGEST_SIZE];
+    s_token_digest ("s3cret", token);
+    assert (s_token_ok (token, "Bearer s3cret"));
+    assert (!s_token_ok (token, "Bearer s3cre"));
+    assert (!s_token_ok (token, "Bearer s3cret!"));
+    assert (!s_token_ok (token, "Bearer "));
+    assert (!s_token_ok (token, "Basic s3cret"));
+    assert (!s_token_ok (token, "Bearer s3cret s3cret"));
+    assert (!s_token_ok (token, NULL));
+    char long_token [300];
+    memset (long_token, 'k', sizeof (long_token) - 1);
+    long_token [sizeof (long_token) - 1] = 0;
+    s_token_digest (long_token, token);
+    char *header = dbt_printf ("Bearer %s", long_token);
+    assert (s_token_ok (token, header));
+    header [strlen (header) - 1] = 'K';         //  differs past any digest's length
+    assert (!s_token_ok (token, header));
+    header [strlen (header) - 1] = 0;           //  one shorter
+    assert (!s_token_ok (token, header));
+    free (header);
 
     struct {
         size_t lengths;
