@@ -722,6 +722,16 @@ dbt_http_test (bool verbose)
     assert (curl_easy_perform (curl) == CURLE_OK);
     curl_easy_getinfo (curl, CURLINFO_RESPONSE_CODE, &code);
     assert (code == 200 && strstr (body.data, "dungbeetle"));
+    size_t get_length = body.len;
+    //  HEAD: GET's status and Content-Length, no body
+    curl_easy_setopt (curl, CURLOPT_NOBODY, 1L);
+    dbt_buf_reset (&body);
+    assert (curl_easy_perform (curl) == CURLE_OK);
+    curl_easy_getinfo (curl, CURLINFO_RESPONSE_CODE, &code);
+    curl_off_t head_length = -1;
+    curl_easy_getinfo (curl, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &head_length);
+    assert (code == 200 && body.len == 0 && head_length == (curl_off_t) get_length);
+    curl_easy_setopt (curl, CURLOPT_NOBODY, 0L);
     char big [2048];
     memset (big, 'x', sizeof (big) - 1);
     big [sizeof (big) - 1] = 0;
