@@ -248,5 +248,14 @@ is "$r" 405 "HEAD on a POST-only route is 405"
 allow=$(curl -s -I "$url/tasks/count_entries/jobs" | tr -d '\r' | sed -n 's/^Allow: //Ip')
 is "$allow" "POST" "with Allow: POST"
 
-ok "the node is still running" kill -0 "$(cat "$NODE_DIR/a.pid")"
+pid=$(cat "$NODE_DIR/a.pid")
+ok "the node is still running" kill -0 "$pid"
+node_stop a TERM
+ok "it stops on SIGTERM" test -n "$pid" -a ! -e "/proc/$pid"
+#  Memory errors and undefined behaviour fail the test. Leaks at exit are
+#  shown as a diagnostic, not judged: this test is about the HTTP front,
+#  and leak stacks that stop inside libczmq cannot be told apart by module.
+report=$(grep -E "ERROR: AddressSanitizer|runtime error" "$NODE_DIR/a.log" | head -3)
+is "$report" "" "and logged no memory error or undefined behaviour (--enable-sanitizers builds)"
+grep -q "LeakSanitizer" "$NODE_DIR/a.log" && diag "leaks at exit: $(grep SUMMARY "$NODE_DIR/a.log")"
 done_testing
