@@ -985,13 +985,16 @@ dbt_api_handle (dbt_api_t *self, const char *method, const char *path,
         if (!s_match (route->pattern, req.segs, nsegs))
             continue;
         path_known = true;
-        if (streq (route->method, method)) {
+        //  HEAD is GET without the body, which libmicrohttpd leaves out.
+        bool get = streq (route->method, "GET");
+        if (streq (route->method, method) || (get && streq (method, "HEAD"))) {
             req.nsegs = (size_t) nsegs;
             response = route->handler (&req);
             break;
         }
         size_t used = strlen (allowed);
-        snprintf (allowed + used, sizeof (allowed) - used, "%s%s", used ? ", " : "", route->method);
+        snprintf (allowed + used, sizeof (allowed) - used, "%s%s%s", used ? ", " : "",
+                  route->method, get ? ", HEAD" : "");
     }
     if (!response && path_known) {
         response = dbt_api_error (405, "method not allowed");
@@ -1137,8 +1140,24 @@ dbt_api_test (bool verbose)
         free (body);
     }
     assert (s_test_call (api, "PUT", "/jobs/j1", NULL, "", &body, &allow) == 405);
-    assert (allow && streq (allow, "GET, DELETE"));
+    assert (allow && streq (allow, "GET, HEAD, DELETE"));
     free (allow);
+    free (body);
+    assert (s_test_call (api, "HEAD", "/tasks/a_task/jobs", NULL, "", &body, &allow) == 405);
+    assert (allow && streq (allow, "POST"));
+    free (allow);
+    free (body);
+    assert (s_test_call (api, "POST", "/groups/g1", NULL, "", &body, &allow) == 405);
+    assert (allow && streq (allow, "GET, HEAD, DELETE"));
+    free (allow);
+    free (body);
+    //  HEAD answers as GET does (libmicrohttpd drops the body).
+    assert (s_test_call (api, "HEAD", "/jobs/j1", NULL, "", &body, NULL) == 200);
+    assert (strstr (body, "{\"job_id\":\"j1\",\"state\":\"SUCCESS\""));
+    free (body);
+    assert (s_test_call (api, "HEAD", "/jobs/nope", NULL, "", &body, NULL) == 404);
+    free (body);
+    assert (s_test_call (api, "HEAD", "/no/such/route", NULL, "", &body, NULL) == 404);
     free (body);
     //  A write no dispatcher answers is 504 (outcome unknown), not a hang.
     assert (s_test_call (api, "POST", "/tasks/a_task/jobs", NULL, "{}", &body, NULL) == 504);

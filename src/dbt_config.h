@@ -48,6 +48,9 @@ typedef struct {
     char *data_dir;             //  data_dir: LMDB state directory (./data)
     int64_t max_body_size;      //  max_body_size: HTTP body limit (1MB)
     int64_t request_timeout_ms; //  request_timeout: HTTP request limit (30s)
+    int max_connections;        //  max_connections: open HTTP connections (4096)
+    int max_connections_per_ip; //  max_connections_per_ip: per client
+                                //  address (256), 0 = unlimited
     char *auth_token;           //  auth_token: bearer token, NULL = no auth
     int64_t state_map_size;     //  state_map_size: LMDB map size at start (1GiB)
     int64_t state_map_max;      //  state_map_max: largest map (max of 8GiB and size)

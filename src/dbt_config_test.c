@@ -101,6 +101,8 @@ dbt_config_test (bool verbose)
     assert (streq (config->data_dir, "./data"));
     assert (config->max_body_size == 1000000);
     assert (config->request_timeout_ms == 30000);
+    assert (config->max_connections == 4096);
+    assert (config->max_connections_per_ip == 256);
     assert (config->auth_token == NULL);
     assert (config->state_map_size == 1073741824);
     assert (config->retry_base_ms == 1000);
@@ -152,6 +154,8 @@ dbt_config_test (bool verbose)
         "[app]\n"
         "max_body_size = 1KB\n"
         "request_timeout = 1m\n"
+        "max_connections = 1000000\n"
+        "max_connections_per_ip = 0\n"
         "auth_token = s3cret#not-a-comment ; this is a comment\n"
         "state_map_size = 64GiB\n"
         "retry_backoff = 250ms\n"
@@ -195,6 +199,7 @@ dbt_config_test (bool verbose)
     assert (streq (config->sql_dirs [2], "c"));
     assert (streq (config->data_dir, "/var/lib/dbt"));
     assert (config->max_body_size == 1000 && config->request_timeout_ms == 60000);
+    assert (config->max_connections == 1000000 && config->max_connections_per_ip == 0);
     assert (streq (config->auth_token, "s3cret#not-a-comment"));
     assert (config->state_map_size == INT64_C (64) * 1024 * 1024 * 1024);
     assert (config->retry_base_ms == 250 && config->retry_max_ms == 3600000);
@@ -252,6 +257,10 @@ dbt_config_test (bool verbose)
         { "max_body_size = 2GB", "must be from 1KB to 1GB" },
         { "max_body_size = lots", "expected a size" },
         { "request_timeout = 10ms", "request_timeout: must be from 100ms to 24h, got '10ms'" },
+        { "max_connections = 0", "max_connections: expected an integer from 1 to 1000000, got '0'" },
+        { "max_connections = 1000001", "expected an integer from 1 to 1000000" },
+        { "max_connections_per_ip = -1", "max_connections_per_ip: expected an integer from 0 to 1000000" },
+        { "max_connections_per_ip = many", "expected an integer from 0 to 1000000" },
         { "state_map_size = 1000", "state_map_size: must be from 1MiB to 64GiB" },
         { "state_map_size = 65GiB", "must be from 1MiB to 64GiB" },
         { "retry_backoff = 2d", "retry_backoff: expected a duration" },

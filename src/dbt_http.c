@@ -1,21 +1,52 @@
 /*  =========================================================================
     dbt_http - the HTTP front actor (GNU libmicrohttpd)
 
-    See dbt_http.h. libmicrohttpd runs its own threads; the actor thread
-    only starts and stops the daemon. Each request keeps a small context
-    (body buffer, size flag, start time) between the handler's calls.
+    See dbt_http.h. libmicrohttpd runs its own threads: one listens, one
+    serves each connection. The actor thread starts and stops the daemon
+    and, every S_SWEEP_MS, ends the connections whose request is over its
+    deadline (see "Request deadline" below). Each connection keeps an
+    s_conn_t in a list that libmicrohttpd's notifications and the sweeper
+    share under one mutex; each request keeps an s_request_t (body buffer,
+    size flag, start time) between the handler's calls.
     =========================================================================
 */
 #include "dbt_classes.h"
 #include <microhttpd.h>
 #include <curl/curl.h>
 #include <netdb.h>
+#include <poll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+
+#define S_SWEEP_MS    250       //  how often request deadlines are checked
+#define S_FD_RESERVE  256       //  descriptors kept for the rest of the node
+#define S_LOG_EVERY_MS 10000    //  at most one deadline log line this often
+#define S_DIGEST_SIZE 20        //  bytes of a zdigest (SHA-1)
+
+typedef struct _s_conn_t s_conn_t;
+
+//  One open connection, from libmicrohttpd's STARTED notification to its
+//  CLOSED one. fd and address are set before it is listed and never
+//  change; the fields after them are guarded by self_t's mutex.
+struct _s_conn_t {
+    int fd;                     //  its socket; open until CLOSED returns
+    char address [INET6_ADDRSTRLEN];  //  client address, for logs
+    s_conn_t *prev, *next;      //  in self_t's list
+    int64_t since;              //  monotonic ms the current request began
+    bool receiving;             //  request not yet received whole: timed
+    bool expired;               //  the sweeper shut its socket down
+};
 
 typedef struct {
     dbt_http_args_t *args;      //  borrowed
     struct MHD_Daemon *daemon;  //  the server
     uint16_t port;              //  bound port
+    pthread_mutex_t mutex;      //  guards conns and their timed fields
+    s_conn_t *conns;            //  open connections, newest first
+    size_t expired;             //  connections ended, not yet logged
+    char expired_from [INET6_ADDRSTRLEN];  //  address of the last one
+    int64_t logged_at;          //  when the last deadline line was logged
+    byte token [S_DIGEST_SIZE]; //  SHA-1 of auth_token, when one is set
 } self_t;
 
 typedef struct {
@@ -50,20 +81,220 @@ s_stream_free (void *cls)
     dbt_response_destroy (&response);
 }
 
-//  Token comparison that takes the same time wherever strings differ.
+//  --------------------------------------------------------------------------
+//  Bearer token. Both tokens are reduced to fixed-size digests and the
+//  digests compared in full, so the time taken depends neither on where
+//  the tokens differ nor on the expected token's length (the given
+//  token's length is the client's own knowledge).
+
+static void
+s_token_digest (const char *token, byte digest [S_DIGEST_SIZE])
+{
+    zdigest_t *hash = zdigest_new ();
+    assert (hash && zdigest_size (hash) == S_DIGEST_SIZE);
+    zdigest_update (hash, (const byte *) token, strlen (token));
+    memcpy (digest, zdigest_data (hash), S_DIGEST_SIZE);
+    zdigest_destroy (&hash);
+}
+
+//  True when header is "Bearer " and a token whose digest is expected.
 static bool
-s_token_ok (const char *expected, const char *header)
+s_token_ok (const byte expected [S_DIGEST_SIZE], const char *header)
 {
     const char *prefix = "Bearer ";
     if (!header || strncmp (header, prefix, strlen (prefix)) != 0)
         return false;
-    const char *given = header + strlen (prefix);
-    size_t a = strlen (expected), b = strlen (given);
-    unsigned char diff = (unsigned char) (a != b);
-    for (size_t i = 0; i < a; i++)
-        diff |= (unsigned char) (expected [i] ^ given [i < b ? i : 0]);
+    byte given [S_DIGEST_SIZE];
+    s_token_digest (header + strlen (prefix), given);
+    byte diff = 0;
+    for (size_t i = 0; i < S_DIGEST_SIZE; i++)
+        diff |= (byte) (expected [i] ^ given [i]);
     return diff == 0;
 }
+
+//  --------------------------------------------------------------------------
+//  Request framing. libmicrohttpd frames the body by the first
+//  Content-Length header and ignores any other, and by Transfer-Encoding
+//  over Content-Length; a proxy in front may frame the same bytes another
+//  way (request smuggling), so both ambiguities are refused.
+
+typedef struct {
+    size_t lengths;             //  Content-Length headers seen
+    const char *length;         //  the first one's value
+    bool encoded;               //  a Transfer-Encoding header was seen
+} s_framing_t;
+
+static enum MHD_Result
+s_framing_header (void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    s_framing_t *framing = (s_framing_t *) cls;
+    if (strcasecmp (key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
+        if (framing->lengths++ == 0)
+            framing->length = value;
+    }
+    else
+    if (strcasecmp (key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0)
+        framing->encoded = true;
+    return MHD_YES;
+}
+
+//  Check a request's framing headers against the body limit. Returns 0, or
+//  the status to answer at once (400, 413) with message set.
+static int
+s_framing_check (const s_framing_t *framing, int64_t max_body, char *message, size_t size)
+{
+    if (framing->lengths > 1) {
+        snprintf (message, size, "more than one Content-Length header");
+        return 400;
+    }
+    if (framing->lengths && framing->encoded) {
+        snprintf (message, size, "both Content-Length and Transfer-Encoding headers");
+        return 400;
+    }
+    if (!framing->lengths)
+        return 0;
+    const char *value = framing->length ? framing->length : "";
+    size_t digits = strspn (value, "0123456789");
+    if (digits == 0 || value [digits] != 0) {
+        snprintf (message, size, "Content-Length is not a decimal number");
+        return 400;
+    }
+    while (digits > 1 && *value == '0') {   //  "007" is 7, as libmicrohttpd reads it
+        value++;
+        digits--;
+    }
+    int64_t declared = 0;
+    if (digits > 18 || dbt_parse_int64 (value, 0, INT64_MAX, &declared) != 0
+    ||  declared > max_body) {
+        snprintf (message, size, "request body too large (limit %" PRId64 " bytes)", max_body);
+        return 413;
+    }
+    return 0;
+}
+
+//  --------------------------------------------------------------------------
+//  Request deadline. libmicrohttpd's MHD_OPTION_CONNECTION_TIMEOUT is an
+//  idle timeout that every byte received resets, so a client sending one
+//  byte every few seconds holds its connection, and its thread, for as
+//  long as it likes. We bound the whole request instead: a connection's
+//  clock starts when it is accepted and again when a response has been
+//  sent (keep-alive), and stops once the request has been received whole
+//  (the handler's last call) or answered early. The sweeper shuts down the
+//  socket of every connection whose clock passed request_timeout; its
+//  thread then reads end-of-file and libmicrohttpd closes and frees the
+//  connection as it does for a client that went away. A response being
+//  sent is not timed (results downloads may be long); the idle timeout
+//  still ends one whose client stopped reading.
+//
+//  Why shutdown() never hits a reused descriptor: in libmicrohttpd 0.9.75
+//  (daemon.c: new_connection_process_ and MHD_cleanup_connections) a
+//  connection's socket is closed only after its CLOSED notification
+//  returned, and that notification comes after the connection's thread was
+//  joined. s_notify removes the connection from the list under the mutex
+//  the sweeper holds while it calls shutdown(), so every descriptor the
+//  sweeper sees is still that connection's open socket. libmicrohttpd
+//  itself calls shutdown() on connection sockets from another thread to
+//  stop their threads (close_all_connections).
+
+static s_conn_t *
+s_conn_of (struct MHD_Connection *connection)
+{
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info (connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return info ? (s_conn_t *) info->socket_context : NULL;
+}
+
+//  Start (receiving = true) or stop the clock of a connection's request.
+static void
+s_conn_timed (self_t *self, struct MHD_Connection *connection, bool receiving)
+{
+    s_conn_t *conn = s_conn_of (connection);
+    if (!conn)
+        return;
+    pthread_mutex_lock (&self->mutex);
+    conn->receiving = receiving;
+    conn->since = dbt_clock_ms ();
+    pthread_mutex_unlock (&self->mutex);
+}
+
+//  STARTED: track the connection (called before its thread starts).
+//  CLOSED: forget it (called before its socket is closed).
+static void
+s_notify (void *cls, struct MHD_Connection *connection, void **socket_context,
+          enum MHD_ConnectionNotificationCode code)
+{
+    self_t *self = (self_t *) cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *fd =
+            MHD_get_connection_info (connection, MHD_CONNECTION_INFO_CONNECTION_FD);
+        const union MHD_ConnectionInfo *addr =
+            MHD_get_connection_info (connection, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        if (!fd)
+            return;
+        s_conn_t *conn = (s_conn_t *) dbt_malloc (sizeof (s_conn_t));
+        conn->fd = fd->connect_fd;
+        if (!addr || !addr->client_addr
+        ||  getnameinfo (addr->client_addr, addr->client_addr->sa_family == AF_INET6
+                         ? sizeof (struct sockaddr_in6) : sizeof (struct sockaddr_in),
+                         conn->address, sizeof (conn->address), NULL, 0, NI_NUMERICHOST) != 0)
+            snprintf (conn->address, sizeof (conn->address), "?");
+        conn->since = dbt_clock_ms ();
+        conn->receiving = true;
+        pthread_mutex_lock (&self->mutex);
+        conn->next = self->conns;
+        if (self->conns)
+            self->conns->prev = conn;
+        self->conns = conn;
+        pthread_mutex_unlock (&self->mutex);
+        *socket_context = conn;
+    }
+    else
+    if (code == MHD_CONNECTION_NOTIFY_CLOSED && *socket_context) {
+        s_conn_t *conn = (s_conn_t *) *socket_context;
+        pthread_mutex_lock (&self->mutex);
+        if (conn->prev)
+            conn->prev->next = conn->next;
+        else
+            self->conns = conn->next;
+        if (conn->next)
+            conn->next->prev = conn->prev;
+        pthread_mutex_unlock (&self->mutex);
+        free (conn);
+        *socket_context = NULL;
+    }
+}
+
+//  End every connection whose request is over the deadline; returns how
+//  many this call ended. Logs a summary at most every S_LOG_EVERY_MS.
+static size_t
+s_sweep (self_t *self)
+{
+    int64_t now = dbt_clock_ms ();
+    int64_t limit = self->args->config->request_timeout_ms;
+    size_t ended = 0;
+    pthread_mutex_lock (&self->mutex);
+    for (s_conn_t *conn = self->conns; conn; conn = conn->next) {
+        if (!conn->receiving || conn->expired || now - conn->since < limit)
+            continue;
+        shutdown (conn->fd, SHUT_RDWR);
+        conn->expired = true;
+        memcpy (self->expired_from, conn->address, sizeof (self->expired_from));
+        ended++;
+    }
+    pthread_mutex_unlock (&self->mutex);
+    self->expired += ended;
+    if (self->expired && now - self->logged_at >= S_LOG_EVERY_MS) {
+        dbt_log (DBT_LOG_WARN, "http: closed %zu connection%s whose request took over %" PRId64
+                 " ms to arrive (last from %s)", self->expired, self->expired == 1 ? "" : "s",
+                 limit, self->expired_from);
+        self->expired = 0;
+        self->logged_at = now;
+    }
+    return ended;
+}
+
+//  --------------------------------------------------------------------------
+//  Requests
 
 static enum MHD_Result
 s_send (struct MHD_Connection *connection, dbt_response_t *response)
@@ -90,6 +321,25 @@ s_send (struct MHD_Connection *connection, dbt_response_t *response)
     return rc;
 }
 
+//  On the handler's first call (headers received, body not yet read): the
+//  answer that needs no body, or NULL to read the body. Answering here
+//  means libmicrohttpd sends no "100 Continue", reads no body and closes
+//  the connection after the answer.
+static dbt_response_t *
+s_early (self_t *self, struct MHD_Connection *connection, const char *url)
+{
+    const dbt_config_t *config = self->args->config;
+    if (config->auth_token && !streq (url, "/health")
+    &&  !s_token_ok (self->token, MHD_lookup_connection_value (connection, MHD_HEADER_KIND,
+                                                               MHD_HTTP_HEADER_AUTHORIZATION)))
+        return dbt_api_error (401, "missing or wrong bearer token");
+    s_framing_t framing = { 0 };
+    MHD_get_connection_values (connection, MHD_HEADER_KIND, s_framing_header, &framing);
+    char message [96];
+    int status = s_framing_check (&framing, config->max_body_size, message, sizeof (message));
+    return status ? dbt_api_error (status, message) : NULL;
+}
+
 static enum MHD_Result
 s_handler (void *cls, struct MHD_Connection *connection, const char *url, const char *method,
            const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls)
@@ -97,18 +347,16 @@ s_handler (void *cls, struct MHD_Connection *connection, const char *url, const 
     self_t *self = (self_t *) cls;
     const dbt_config_t *config = self->args->config;
     s_request_t *request = (s_request_t *) *con_cls;
+    dbt_response_t *response = NULL;
     if (!request) {
         request = (s_request_t *) dbt_malloc (sizeof (s_request_t));
         request->started = dbt_clock_ms ();
-        const char *length = MHD_lookup_connection_value (connection, MHD_HEADER_KIND,
-                                                          MHD_HTTP_HEADER_CONTENT_LENGTH);
-        int64_t declared = 0;
-        if (length && dbt_parse_int64 (length, 0, INT64_MAX, &declared) == 0
-        &&  declared > config->max_body_size)
-            request->too_large = true;
         *con_cls = request;
-        return MHD_YES;
+        response = s_early (self, connection, url);
+        if (!response)
+            return MHD_YES;
     }
+    else
     if (*upload_data_size) {
         if (!request->too_large) {
             if (request->body.len + *upload_data_size > (size_t) config->max_body_size) {
@@ -121,19 +369,14 @@ s_handler (void *cls, struct MHD_Connection *connection, const char *url, const 
         *upload_data_size = 0;
         return MHD_YES;
     }
-    dbt_response_t *response;
-    if (config->auth_token && !streq (url, "/health")
-    &&  !s_token_ok (config->auth_token, MHD_lookup_connection_value (connection, MHD_HEADER_KIND,
-                                                                      MHD_HTTP_HEADER_AUTHORIZATION)))
-        response = dbt_api_error (401, "missing or wrong bearer token");
-    else
-    if (request->too_large) {
+    s_conn_timed (self, connection, false);     //  received whole: no deadline now
+    if (!response && request->too_large) {
         char message [96];
         snprintf (message, sizeof (message), "request body too large (limit %" PRId64 " bytes)",
                   config->max_body_size);
         response = dbt_api_error (413, message);
     }
-    else
+    if (!response)
         response = dbt_api_handle (self->args->api, method, url, s_query, connection,
                                    request->body.data ? request->body.data : "", request->body.len);
     dbt_log (DBT_LOG_DEBUG, "http: %s %s -> %d (%" PRId64 " ms)", method, url,
@@ -141,6 +384,8 @@ s_handler (void *cls, struct MHD_Connection *connection, const char *url, const 
     return s_send (connection, response);
 }
 
+//  A request ended (answered, or its connection failed): free it, and time
+//  the connection's next request from now.
 static void
 s_completed (void *cls, struct MHD_Connection *connection, void **con_cls,
              enum MHD_RequestTerminationCode code)
@@ -151,7 +396,11 @@ s_completed (void *cls, struct MHD_Connection *connection, void **con_cls,
         free (request);
         *con_cls = NULL;
     }
+    s_conn_timed ((self_t *) cls, connection, true);
 }
+
+//  --------------------------------------------------------------------------
+//  Start-up
 
 //  Parse "host:port" or "[v6]:port" into a socket address.
 static int
@@ -185,6 +434,47 @@ done:
     return rc;
 }
 
+//  Raise the soft open-file limit to the hard one (every connection is a
+//  socket) and return the soft limit now in force, or 0 when unknown. The
+//  node's libraries wait on descriptors with poll or epoll (libmicrohttpd
+//  is started with MHD_USE_POLL), never select, so descriptors past
+//  FD_SETSIZE are safe.
+static rlim_t
+s_raise_nofile (void)
+{
+    struct rlimit limit;
+    if (getrlimit (RLIMIT_NOFILE, &limit) != 0) {
+        dbt_log (DBT_LOG_WARN, "http: cannot read the open file limit: %s", strerror (errno));
+        return 0;
+    }
+    rlim_t before = limit.rlim_cur;
+    if (limit.rlim_cur >= limit.rlim_max) {
+        dbt_log (DBT_LOG_INFO, "http: open file limit is %ju (the hard limit)", (uintmax_t) before);
+        return before;
+    }
+    limit.rlim_cur = limit.rlim_max;
+    if (setrlimit (RLIMIT_NOFILE, &limit) != 0) {
+        dbt_log (DBT_LOG_WARN, "http: cannot raise the open file limit from %ju to %ju: %s",
+                 (uintmax_t) before, (uintmax_t) limit.rlim_max, strerror (errno));
+        return before;
+    }
+    dbt_log (DBT_LOG_INFO, "http: open file limit raised from %ju to %ju",
+             (uintmax_t) before, (uintmax_t) limit.rlim_cur);
+    return limit.rlim_cur;
+}
+
+//  The connection limit: max_connections, lowered when it would not leave
+//  S_FD_RESERVE descriptors of the open file limit (0 = unknown) to the
+//  rest of the node; never below 16.
+static unsigned int
+s_connection_limit (int configured, rlim_t nofile)
+{
+    rlim_t limit = (rlim_t) configured;
+    if (nofile > 0 && limit + S_FD_RESERVE > nofile)
+        limit = nofile > S_FD_RESERVE + 16 ? nofile - S_FD_RESERVE : 16;
+    return (unsigned int) limit;
+}
+
 //  After a failed start, answer "" until $TERM so the node can tell.
 static void
 s_failed (zsock_t *pipe)
@@ -213,6 +503,14 @@ dbt_http_actor (zsock_t *pipe, void *args)
         s_failed (pipe);
         return;
     }
+    if (config->auth_token)
+        s_token_digest (config->auth_token, self.token);
+    pthread_mutex_init (&self.mutex, NULL);
+    rlim_t nofile = s_raise_nofile ();
+    unsigned int max_connections = s_connection_limit (config->max_connections, nofile);
+    if (max_connections < (unsigned int) config->max_connections)
+        dbt_log (DBT_LOG_WARN, "http: max_connections %d lowered to %u to fit the open file "
+                 "limit (%ju)", config->max_connections, max_connections, (uintmax_t) nofile);
     unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION
                        | MHD_USE_POLL;
     if (addr.ss_family == AF_INET6)
@@ -221,41 +519,107 @@ dbt_http_actor (zsock_t *pipe, void *args)
     self.daemon = MHD_start_daemon (flags, 0, NULL, NULL, s_handler, &self,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &addr,
         MHD_OPTION_CONNECTION_TIMEOUT, timeout,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned int) 1000,
+        MHD_OPTION_CONNECTION_LIMIT, max_connections,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int) config->max_connections_per_ip,
+        MHD_OPTION_NOTIFY_CONNECTION, s_notify, &self,
         MHD_OPTION_NOTIFY_COMPLETED, s_completed, &self,
         MHD_OPTION_END);
     if (!self.daemon) {
         dbt_log (DBT_LOG_ERROR, "http: cannot listen on %s: %s", config->server, strerror (errno));
+        pthread_mutex_destroy (&self.mutex);
         s_failed (pipe);
         return;
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info (self.daemon, MHD_DAEMON_INFO_BIND_PORT);
     self.port = info ? info->port : 0;
-    dbt_log (DBT_LOG_INFO, "http: listening on %s (port %u)", config->server, self.port);
+    char per_ip [32] = "unlimited";
+    if (config->max_connections_per_ip)
+        snprintf (per_ip, sizeof (per_ip), "%d", config->max_connections_per_ip);
+    dbt_log (DBT_LOG_INFO, "http: listening on %s (port %u; at most %u connections, %s per "
+             "client address; requests must arrive within %" PRId64 " ms)", config->server,
+             self.port, max_connections, per_ip, config->request_timeout_ms);
+    zpoller_t *poller = zpoller_new (pipe, NULL);
     zsock_signal (pipe, 0);
+    int64_t next_sweep = dbt_clock_ms () + S_SWEEP_MS;
     while (true) {
-        char *command = zstr_recv (pipe);
-        if (!command || streq (command, "$TERM")) {
+        int64_t wait = next_sweep - dbt_clock_ms ();
+        if (zpoller_wait (poller, wait > 0 ? (int) wait : 0) == pipe) {
+            char *command = zstr_recv (pipe);
+            if (!command || streq (command, "$TERM")) {
+                free (command);
+                break;
+            }
+            if (streq (command, "PORT"))
+                zstr_sendf (pipe, "%u", self.port);
             free (command);
-            break;
         }
-        if (streq (command, "PORT"))
-            zstr_sendf (pipe, "%u", self.port);
-        free (command);
+        else
+        if (zpoller_terminated (poller))
+            break;
+        if (dbt_clock_ms () >= next_sweep) {
+            s_sweep (&self);
+            next_sweep = dbt_clock_ms () + S_SWEEP_MS;
+        }
     }
+    zpoller_destroy (&poller);
     MHD_stop_daemon (self.daemon);
+    while (self.conns) {        //  none: stopping notifies CLOSED for each
+        s_conn_t *next = self.conns->next;
+        free (self.conns);
+        self.conns = next;
+    }
+    pthread_mutex_destroy (&self.mutex);
     dbt_log (DBT_LOG_DEBUG, "http: stopped");
 }
 
 //  --------------------------------------------------------------------------
-//  Self test: addresses and tokens; then a real daemon on an ephemeral
-//  port serving one request.
+//  Self test: addresses, tokens and framing; then a real daemon on an
+//  ephemeral port: auth, body limits, early answers and the deadline.
 
 static size_t
 s_test_sink (char *data, size_t size, size_t n, void *arg)
 {
     dbt_buf_append ((dbt_buf_t *) arg, data, size * n);
     return size * n;
+}
+
+//  Send request to 127.0.0.1:port, then the bytes of drip one every 100 ms
+//  (drip may be NULL), collecting what the server sends in answer until it
+//  closes. Returns the ms from connecting until the server closed, or -1
+//  when it still had not after limit_ms.
+static int64_t
+s_test_raw (const char *port, const char *request, const char *drip, int64_t limit_ms,
+            dbt_buf_t *answer)
+{
+    int64_t number = 0;
+    assert (dbt_parse_int64 (port, 1, 65535, &number) == 0);
+    struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = htons ((uint16_t) number) };
+    addr.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+    int fd = socket (AF_INET, SOCK_STREAM, 0);
+    assert (fd >= 0);
+    assert (connect (fd, (struct sockaddr *) &addr, sizeof (addr)) == 0);
+    int64_t start = dbt_clock_ms (), next_drip = start + 100, closed = -1;
+    assert (send (fd, request, strlen (request), MSG_NOSIGNAL) == (ssize_t) strlen (request));
+    dbt_buf_reset (answer);
+    while (closed < 0 && dbt_clock_ms () - start < limit_ms) {
+        if (drip && *drip && dbt_clock_ms () >= next_drip) {
+            if (send (fd, drip++, 1, MSG_NOSIGNAL) != 1)
+                drip = NULL;
+            next_drip += 100;
+        }
+        struct pollfd item = { .fd = fd, .events = POLLIN };
+        if (poll (&item, 1, 20) == 1) {
+            char data [4096];
+            ssize_t n = recv (fd, data, sizeof (data), 0);
+            if (n > 0)
+                dbt_buf_append (answer, data, (size_t) n);
+            else
+                closed = dbt_clock_ms () - start;
+        }
+    }
+    close (fd);
+    dbt_buf_putc (answer, 0);
+    return closed;
 }
 
 void
@@ -268,14 +632,69 @@ dbt_http_test (bool verbose)
     assert (s_address ("[::1]:6060", &addr, &len, err) == 0 && addr.ss_family == AF_INET6);
     assert (s_address ("127.0.0.1", &addr, &len, err) == -1 && strstr (err, "host:port"));
     assert (s_address ("127.0.0.1:http", &addr, &len, err) == -1);
-    assert (s_token_ok ("s3cret", "Bearer s3cret"));
-    assert (!s_token_ok ("s3cret", "Bearer s3cre"));
-    assert (!s_token_ok ("s3cret", "Bearer s3cret!"));
-    assert (!s_token_ok ("s3cret", "Basic s3cret"));
-    assert (!s_token_ok ("s3cret", NULL));
+
+    byte token [S_DIGEST_SIZE];
+    s_token_digest ("s3cret", token);
+    assert (s_token_ok (token, "Bearer s3cret"));
+    assert (!s_token_ok (token, "Bearer s3cre"));
+    assert (!s_token_ok (token, "Bearer s3cret!"));
+    assert (!s_token_ok (token, "Bearer "));
+    assert (!s_token_ok (token, "Basic s3cret"));
+    assert (!s_token_ok (token, "Bearer s3cret s3cret"));
+    assert (!s_token_ok (token, NULL));
+    char long_token [300];
+    memset (long_token, 'k', sizeof (long_token) - 1);
+    long_token [sizeof (long_token) - 1] = 0;
+    s_token_digest (long_token, token);
+    char *header = dbt_printf ("Bearer %s", long_token);
+    assert (s_token_ok (token, header));
+    header [strlen (header) - 1] = 'K';         //  differs past any digest's length
+    assert (!s_token_ok (token, header));
+    header [strlen (header) - 1] = 0;           //  one shorter
+    assert (!s_token_ok (token, header));
+    free (header);
+
+    struct {
+        size_t lengths;
+        const char *length;
+        bool encoded;
+        int status;
+    } framing [] = {
+        { 0, NULL, false, 0 },
+        { 0, NULL, true, 0 },
+        { 1, "0", false, 0 },
+        { 1, "1000", false, 0 },
+        { 1, "0000000000000000000000001000", false, 0 },
+        { 1, "1001", false, 413 },
+        { 1, "99999999999999999999999999", false, 413 },
+        { 2, "10", false, 400 },
+        { 3, "10", false, 400 },
+        { 1, "10", true, 400 },
+        { 1, "", false, 400 },
+        { 1, "+10", false, 400 },
+        { 1, "-1", false, 400 },
+        { 1, "0x10", false, 400 },
+        { 1, "10 ", false, 400 },
+        { 1, "10, 10", false, 400 },
+        { 1, "1e3", false, 400 },
+    };
+    for (size_t i = 0; i < sizeof (framing) / sizeof (framing [0]); i++) {
+        s_framing_t check = { framing [i].lengths, framing [i].length, framing [i].encoded };
+        char message [96] = "";
+        int status = s_framing_check (&check, 1000, message, sizeof (message));
+        if (status != framing [i].status)
+            fprintf (stderr, "http framing case %zu: %d %s\n", i, status, message);
+        assert (status == framing [i].status);
+        assert (status ? *message != 0 : *message == 0);
+    }
+    assert (s_connection_limit (4096, 0) == 4096);
+    assert (s_connection_limit (4096, 1048576) == 4096);
+    assert (s_connection_limit (4096, 1024) == 1024 - S_FD_RESERVE);
+    assert (s_connection_limit (4096, 100) == 16);
 
     dbt_config_t *config = dbt_config_from_string (
         "[app]\nserver = 127.0.0.1:0\nauth_token = tok\nmax_body_size = 1KB\n"
+        "request_timeout = 500ms\n"
         "[db.s]\ntype = sqlite\ndsn = /nonexistent/s.db\n"
         "[results.r]\ntype = sqlite\ndsn = /nonexistent/r.db\n", err);
     assert (config);
@@ -303,6 +722,16 @@ dbt_http_test (bool verbose)
     assert (curl_easy_perform (curl) == CURLE_OK);
     curl_easy_getinfo (curl, CURLINFO_RESPONSE_CODE, &code);
     assert (code == 200 && strstr (body.data, "dungbeetle"));
+    size_t get_length = body.len;
+    //  HEAD: GET's status and Content-Length, no body
+    curl_easy_setopt (curl, CURLOPT_NOBODY, 1L);
+    dbt_buf_reset (&body);
+    assert (curl_easy_perform (curl) == CURLE_OK);
+    curl_easy_getinfo (curl, CURLINFO_RESPONSE_CODE, &code);
+    curl_off_t head_length = -1;
+    curl_easy_getinfo (curl, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &head_length);
+    assert (code == 200 && body.len == 0 && head_length == (curl_off_t) get_length);
+    curl_easy_setopt (curl, CURLOPT_NOBODY, 0L);
     char big [2048];
     memset (big, 'x', sizeof (big) - 1);
     big [sizeof (big) - 1] = 0;
@@ -313,6 +742,47 @@ dbt_http_test (bool verbose)
     assert (code == 413 && strstr (body.data, "too large"));
     curl_slist_free_all (headers);
     curl_easy_cleanup (curl);
+
+    //  A declared body over the limit is refused before it is sent: no
+    //  "100 Continue", and the answer comes although no body follows.
+    const char *post = "POST /tasks/x/jobs HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer tok\r\n";
+    char *request = dbt_printf ("%sContent-Length: 5000\r\nExpect: 100-continue\r\n\r\n", post);
+    assert (s_test_raw (port, request, NULL, 2000, &body) >= 0);
+    assert (strncmp (body.data, "HTTP/1.1 413 ", 13) == 0 && !strstr (body.data, "100 Continue"));
+    assert (strstr (body.data, "request body too large"));
+    free (request);
+    request = dbt_printf ("%sContent-Length: 5000\r\n\r\n", post);
+    assert (s_test_raw (port, request, NULL, 2000, &body) >= 0);
+    assert (strncmp (body.data, "HTTP/1.1 413 ", 13) == 0);
+    free (request);
+    //  So is an unauthenticated one, of any size.
+    assert (s_test_raw (port, "POST /tasks/x/jobs HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n"
+                        "Expect: 100-continue\r\n\r\n", NULL, 2000, &body) >= 0);
+    assert (strncmp (body.data, "HTTP/1.1 401 ", 13) == 0 && !strstr (body.data, "100 Continue"));
+    //  Ambiguous framing is 400.
+    request = dbt_printf ("%sContent-Length: 2\r\nContent-Length: 2\r\n\r\n{}", post);
+    assert (s_test_raw (port, request, NULL, 2000, &body) >= 0);
+    assert (strncmp (body.data, "HTTP/1.1 400 ", 13) == 0 && strstr (body.data, "Content-Length"));
+    free (request);
+    request = dbt_printf ("%sContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n", post);
+    assert (s_test_raw (port, request, NULL, 2000, &body) >= 0);
+    assert (strncmp (body.data, "HTTP/1.1 400 ", 13) == 0 && strstr (body.data, "Transfer-Encoding"));
+    free (request);
+
+    //  Deadline: a request trickling in, headers or body, is cut off about
+    //  request_timeout (500 ms) after the connection opened, although each
+    //  byte resets libmicrohttpd's idle timeout.
+    int64_t took = s_test_raw (port, "GET / HTTP/1.1\r\n", "Host: t\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+                               3000, &body);
+    assert (took >= 450 && took < 1500 && body.len == 1);
+    request = dbt_printf ("%sContent-Length: 40\r\n\r\n", post);
+    took = s_test_raw (port, request, "{\"job_id\":\"aaaaaaaaaaaaaaaaaaaaaaaaaa\"}", 3000, &body);
+    assert (took >= 450 && took < 1500 && body.len == 1);
+    free (request);
+    //  A keep-alive connection's next request is timed from the last answer.
+    took = s_test_raw (port, "GET / HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer tok\r\n\r\n",
+                       "GET / HTTP/1.1\r\nHost: t\r\n", 3000, &body);
+    assert (took >= 450 && took < 1500 && strncmp (body.data, "HTTP/1.1 200 ", 13) == 0);
     dbt_buf_free (&body);
     free (url);
     free (port);

@@ -2,10 +2,15 @@
     dbt_http - the HTTP front actor (GNU libmicrohttpd)
 
     Listens on the configured address with a thread per connection (so a
-    slow results download never holds up status polling), reads request
-    bodies up to max_body_size (413 beyond), checks the bearer token when
-    one is configured (401; /health is always open), and hands each request
-    to dbt_api. Pipe commands: "$TERM" stops listening; "PORT" replies with
+    slow results download never holds up status polling), at most
+    max_connections of them and max_connections_per_ip from one client
+    address, after raising the open file limit to the hard limit. Closes a
+    connection whose request has not arrived whole within request_timeout
+    (answers being sent are not timed). Checks the bearer token when one is
+    configured (401; /health is always open) and the body's framing (400
+    for ambiguous Content-Length, 413 over max_body_size) before reading
+    the body, reads bodies up to max_body_size, and hands each request to
+    dbt_api. Pipe commands: "$TERM" stops listening; "PORT" replies with
     the bound port as a string.
     =========================================================================
 */
