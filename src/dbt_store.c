@@ -26,7 +26,17 @@ struct _dbt_store_t {
     pthread_mutex_t latch_lock; //  guards the two fields below
     bool latched;               //  a write found the map full (MDB_MAP_FULL)
     int64_t latched_used;       //  used bytes when it did, -1 = not read yet
+    bool journal;               //  write transactions record their changes
+    bool replica;               //  a copy of another dispatcher's records
 };
+
+//  One changed record of a write transaction (the journal).
+typedef struct {
+    bool group;                 //  a group record, else a job record
+    char *id;                   //  its id
+    char *bytes;                //  its final packed record, NULL when deleted
+    size_t len;                 //  bytes of it
+} s_change_t;
 
 struct _dbt_wtxn_t {
     dbt_store_t *store;         //  parent
@@ -35,7 +45,42 @@ struct _dbt_wtxn_t {
     bool seq_dirty;             //  seq must be written at commit
     int failed;                 //  code of the first failed write, 0 = none
     dbt_mpw_t *writer;          //  scratch encoder
+    zhashx_t *changes;          //  "j"/"g" + id -> s_change_t, when journaling
+    uint64_t pubseq;            //  publication sequence (meta "pubseq")
+    bool pubseq_dirty;          //  pubseq must be written at commit
 };
+
+static void
+s_change_free (void **item_p)
+{
+    s_change_t *change = (s_change_t *) *item_p;
+    if (change) {
+        free (change->id);
+        free (change->bytes);
+        free (change);
+        *item_p = NULL;
+    }
+}
+
+//  Record a change in the journal (bytes NULL for a delete).
+static void
+s_journal (dbt_wtxn_t *self, bool group, const char *id, const char *bytes, size_t len)
+{
+    if (!self->changes)
+        return;
+    char *key = dbt_printf ("%c%s", group ? 'g' : 'j', id);
+    s_change_t *change = (s_change_t *) zhashx_lookup (self->changes, key);
+    if (!change) {
+        change = (s_change_t *) dbt_malloc (sizeof (s_change_t));
+        change->group = group;
+        change->id = dbt_strdup (id);
+        zhashx_insert (self->changes, key, change);
+    }
+    free (change->bytes);
+    change->bytes = bytes ? dbt_strndup (bytes, len) : NULL;
+    change->len = bytes ? len : 0;
+    free (key);
+}
 
 //  Reserve kept free for work that frees space: an eighth of the largest
 //  map, at least 64 KiB, at most 256 MiB.
@@ -113,8 +158,39 @@ s_latch_full (dbt_store_t *self)
 //  --------------------------------------------------------------------------
 //  Open
 
+static dbt_store_t *
+s_open (const char *dir, int64_t map_size, int64_t map_max, unsigned flags, char *err);
+
 dbt_store_t *
 dbt_store_open (const char *dir, int64_t map_size, int64_t map_max, char *err)
+{
+    return s_open (dir, map_size, map_max, 0, err);
+}
+
+dbt_store_t *
+dbt_store_open_replica (const char *dir, int64_t map_size, char *err)
+{
+    if (dbt_mkdirs (dir, err))
+        return NULL;
+    //  A replica starts empty: it is filled from a snapshot.
+    const char *files [] = { "data.mdb", "lock.mdb" };
+    for (size_t i = 0; i < 2; i++) {
+        char *path = dbt_printf ("%s/%s", dir, files [i]);
+        if (unlink (path) && errno != ENOENT) {
+            dbt_err_set (err, "cannot remove '%s': %s", path, strerror (errno));
+            free (path);
+            return NULL;
+        }
+        free (path);
+    }
+    dbt_store_t *self = s_open (dir, map_size, map_size, MDB_NOSYNC | MDB_NOMETASYNC, err);
+    if (self)
+        self->replica = true;
+    return self;
+}
+
+static dbt_store_t *
+s_open (const char *dir, int64_t map_size, int64_t map_max, unsigned flags, char *err)
 {
     if (dbt_mkdirs (dir, err))
         return NULL;
@@ -129,7 +205,7 @@ dbt_store_open (const char *dir, int64_t map_size, int64_t map_max, char *err)
     if (rc == 0)
         rc = mdb_env_set_mapsize (self->env, (size_t) map_size);
     if (rc == 0)
-        rc = mdb_env_open (self->env, dir, MDB_NOTLS, 0640);
+        rc = mdb_env_open (self->env, dir, MDB_NOTLS | flags, 0640);
     if (rc) {
         dbt_err_set (err, "cannot open state store in '%s': %s", dir, mdb_strerror (rc));
         if (self->env)
@@ -515,7 +591,14 @@ dbt_store_begin (dbt_store_t *self, char *err)
     MDB_val key = { 3, (void *) "seq" }, val;
     if (mdb_get (wtxn->txn, self->meta, &key, &val) == 0 && val.mv_size == 8)
         wtxn->seq = s_get_be64 ((const unsigned char *) val.mv_data);
+    key = (MDB_val) { 6, (void *) "pubseq" };
+    if (mdb_get (wtxn->txn, self->meta, &key, &val) == 0 && val.mv_size == 8)
+        wtxn->pubseq = s_get_be64 ((const unsigned char *) val.mv_data);
     wtxn->writer = dbt_mpw_new ();
+    if (self->journal) {
+        wtxn->changes = zhashx_new ();
+        zhashx_set_destructor (wtxn->changes, s_change_free);
+    }
     return wtxn;
 }
 
@@ -690,6 +773,7 @@ s_index_tables (dbt_store_t *self)
     if (rc)
         mdb_txn_abort (txn);
     else
+    if (count)
         dbt_log (DBT_LOG_INFO, "store: indexed %zu results tables", count);
     return rc;
 }
@@ -753,6 +837,7 @@ dbt_wtxn_put_job (dbt_wtxn_t *self, const dbt_job_t *job, char *err)
     rc = mdb_put (self->txn, store->jobs, &idval, &value, 0);
     if (rc)
         return s_wfail (self, rc, "write job", err);
+    s_journal (self, false, job->id, data, len);
     return 0;
 }
 
@@ -774,6 +859,7 @@ dbt_wtxn_del_job (dbt_wtxn_t *self, const char *id, char *err)
     rc = mdb_del (self->txn, self->store->jobs, &key, NULL);
     if (rc && rc != MDB_NOTFOUND)
         return s_wfail (self, rc, "delete job", err);
+    s_journal (self, false, id, NULL, 0);
     return 0;
 }
 
@@ -789,6 +875,7 @@ dbt_wtxn_put_group (dbt_wtxn_t *self, const dbt_group_t *group, char *err)
     int rc = mdb_put (self->txn, self->store->groups, &key, &value, 0);
     if (rc)
         return s_wfail (self, rc, "write group", err);
+    s_journal (self, true, group->id, data, len);
     return 0;
 }
 
@@ -800,6 +887,8 @@ dbt_wtxn_del_group (dbt_wtxn_t *self, const char *id, char *err)
     int rc = mdb_del (self->txn, self->store->groups, &key, NULL);
     if (rc && rc != MDB_NOTFOUND)
         return s_wfail (self, rc, "delete group", err);
+    if (rc == 0)
+        s_journal (self, true, id, NULL, 0);
     return 0;
 }
 
@@ -871,12 +960,23 @@ dbt_wtxn_commit (dbt_wtxn_t **self_p, char *err)
             goto done;
         }
     }
+    if (self->pubseq_dirty) {
+        unsigned char buf [8];
+        s_be64 (buf, self->pubseq);
+        MDB_val key = { 6, (void *) "pubseq" }, val = { 8, buf };
+        rc = mdb_put (self->txn, self->store->meta, &key, &val, 0);
+        if (rc) {
+            mdb_txn_abort (self->txn);
+            goto done;
+        }
+    }
     rc = mdb_txn_commit (self->txn);
 done:
     if (rc == MDB_MAP_FULL)
         s_latch_full (self->store);
     pthread_rwlock_unlock (&self->store->lock);
     dbt_mpw_destroy (&self->writer);
+    zhashx_destroy (&self->changes);
     free (self);
     *self_p = NULL;
     if (rc)
@@ -894,6 +994,7 @@ dbt_wtxn_abort (dbt_wtxn_t **self_p)
     mdb_txn_abort (self->txn);
     pthread_rwlock_unlock (&self->store->lock);
     dbt_mpw_destroy (&self->writer);
+    zhashx_destroy (&self->changes);
     free (self);
     *self_p = NULL;
 }
@@ -905,254 +1006,109 @@ dbt_wtxn_failed (dbt_wtxn_t *self)
 }
 
 //  --------------------------------------------------------------------------
-//  Self test
+//  Journal and publication sequence (a dispatcher's store), snapshots
 
-static int
-s_collect (const dbt_job_t *job, void *arg)
+void
+dbt_store_set_journal (dbt_store_t *self, bool on)
 {
-    zlist_t *ids = (zlist_t *) arg;
-    zlist_append (ids, dbt_strdup (job->id));
+    self->journal = on;
+}
+
+size_t
+dbt_wtxn_changes (dbt_wtxn_t *self)
+{
+    return self->changes ? zhashx_size (self->changes) : 0;
+}
+
+int
+dbt_wtxn_each_change (dbt_wtxn_t *self, dbt_store_record_fn *fn, void *arg)
+{
+    if (!self->changes)
+        return 0;
+    for (s_change_t *change = (s_change_t *) zhashx_first (self->changes); change;
+         change = (s_change_t *) zhashx_next (self->changes)) {
+        int stop = fn (change->group, change->id, change->bytes, change->len, arg);
+        if (stop)
+            return stop;
+    }
     return 0;
 }
 
-static int
-s_collect_drop (uint64_t key, const char *results, const char *table, const char *job_id, void *arg)
+uint64_t
+dbt_wtxn_pubseq (dbt_wtxn_t *self)
 {
-    assert (streq (results, "res") && streq (table, "results_b") && streq (job_id, "b"));
-    *(uint64_t *) arg = key;
-    return 0;
-}
-
-static dbt_job_t *
-s_test_job (const char *id, const char *queue, uint64_t seq, dbt_state_t state)
-{
-    dbt_job_t *job = dbt_job_new ();
-    dbt_job_set (&job->id, id);
-    dbt_job_set (&job->task, "t");
-    dbt_job_set (&job->queue, queue);
-    job->seq = seq;
-    job->state = state;
-    return job;
+    return self->pubseq;
 }
 
 void
-dbt_store_test (bool verbose)
+dbt_wtxn_set_pubseq (dbt_wtxn_t *self, uint64_t seq)
 {
-    char err [DBT_ERRMSG_LEN];
-    char *dir = dbt_testing_tmpdir ("store");
-    dbt_store_t *store = dbt_store_open (dir, 64 << 20, 0, err);
-    assert (store);
+    self->pubseq = seq;
+    self->pubseq_dirty = true;
+}
 
-    dbt_wtxn_t *txn = dbt_store_begin (store, err);
-    assert (txn);
-    uint64_t s1 = dbt_wtxn_next_seq (txn);
-    uint64_t s2 = dbt_wtxn_next_seq (txn);
-    assert (s2 == s1 + 1);
-    dbt_job_t *a = s_test_job ("a", "q1", s1, DBT_STATE_PENDING);
-    dbt_job_t *b = s_test_job ("b", "q1", s2, DBT_STATE_PENDING);
-    dbt_job_t *c = s_test_job ("c", "q10", dbt_wtxn_next_seq (txn), DBT_STATE_PENDING);
-    assert (dbt_wtxn_put_job (txn, b, err) == 0);
-    assert (dbt_wtxn_put_job (txn, a, err) == 0);
-    assert (dbt_wtxn_put_job (txn, c, err) == 0);
-    dbt_job_t *seen = NULL;
-    assert (dbt_wtxn_job (txn, "a", &seen, err) == 0 && seen->seq == s1);
-    dbt_job_destroy (&seen);
-    //  Not visible to readers before commit.
-    assert (dbt_store_job (store, "a", &seen, err) == DBT_ENOTFOUND);
-    assert (dbt_wtxn_commit (&txn, err) == 0 && txn == NULL);
-    assert (dbt_store_job (store, "a", &seen, err) == 0 && streq (seen->queue, "q1"));
-    dbt_job_destroy (&seen);
-
-    //  Waiting index is per queue, in submission order ("q1" is not "q10").
-    zlist_t *ids = zlist_new ();
-    zlist_autofree (ids);
-    assert (dbt_store_each_waiting (store, "q1", s_collect, ids, err) == 0);
-    assert (zlist_size (ids) == 2);
-    assert (streq ((char *) zlist_first (ids), "a") && streq ((char *) zlist_next (ids), "b"));
-    zlist_purge (ids);
-    assert (dbt_store_each_waiting (store, NULL, s_collect, ids, err) == 0 && zlist_size (ids) == 3);
-    zlist_purge (ids);
-
-    //  State changes move index entries.
-    txn = dbt_store_begin (store, err);
-    a->state = DBT_STATE_STARTED;
-    assert (dbt_wtxn_put_job (txn, a, err) == 0);
-    b->state = DBT_STATE_SUCCESS;
-    b->finished_ms = 1000;
-    b->results_ttl_ms = 500;
-    dbt_job_set (&b->table, "results_b");
-    assert (dbt_wtxn_put_job (txn, b, err) == 0);
-    assert (dbt_wtxn_commit (&txn, err) == 0);
-    assert (dbt_store_each_waiting (store, "q1", s_collect, ids, err) == 0 && zlist_size (ids) == 0);
-    assert (dbt_store_each_running (store, s_collect, ids, err) == 0 && zlist_size (ids) == 1);
-    zlist_purge (ids);
-    assert (dbt_store_each_finished (store, 2000, s_collect, ids, err) == 0 && zlist_size (ids) == 1);
-    zlist_purge (ids);
-    assert (dbt_store_each_finished (store, 500, s_collect, ids, err) == 0 && zlist_size (ids) == 0);
-    assert (dbt_store_each_expiring (store, 1501, s_collect, ids, err) == 0 && zlist_size (ids) == 1);
-    zlist_purge (ids);
-    assert (dbt_store_each_expiring (store, 1500, s_collect, ids, err) == 0 && zlist_size (ids) == 0);
-    //  Expired results leave the expiry index, keep the finished one.
-    txn = dbt_store_begin (store, err);
-    b->expired = true;
-    assert (dbt_wtxn_put_job (txn, b, err) == 0);
-    uint64_t drop_key = 0;
-    assert (dbt_wtxn_add_drop (txn, "res", "results_b", "b", &drop_key, err) == 0 && drop_key);
-    assert (dbt_wtxn_commit (&txn, err) == 0);
-    assert (dbt_store_each_expiring (store, 5000, s_collect, ids, err) == 0 && zlist_size (ids) == 0);
-    assert (dbt_store_each_finished (store, 5000, s_collect, ids, err) == 0 && zlist_size (ids) == 1);
-    zlist_purge (ids);
-    uint64_t seen_key = 0;
-    assert (dbt_store_each_drop (store, s_collect_drop, &seen_key, err) == 0 && seen_key == drop_key);
-    txn = dbt_store_begin (store, err);
-    assert (dbt_wtxn_del_drop (txn, drop_key, err) == 0);
-    assert (dbt_wtxn_del_drop (txn, drop_key, err) == DBT_ENOTFOUND);
-    assert (dbt_wtxn_commit (&txn, err) == 0);
-    seen_key = 0;
-    assert (dbt_store_each_drop (store, s_collect_drop, &seen_key, err) == 0 && seen_key == 0);
-
-    //  Aborted transactions leave nothing; deletes clean the indexes.
-    txn = dbt_store_begin (store, err);
-    assert (dbt_wtxn_del_job (txn, "a", err) == 0);
-    dbt_wtxn_abort (&txn);
-    assert (dbt_store_job (store, "a", &seen, err) == 0);
-    dbt_job_destroy (&seen);
-    txn = dbt_store_begin (store, err);
-    assert (dbt_wtxn_del_job (txn, "a", err) == 0);
-    assert (dbt_wtxn_del_job (txn, "nope", err) == 0);
-    dbt_group_t *group = dbt_group_new ();
-    group->id = dbt_strdup ("g1");
-    dbt_group_add (group, "c");
-    assert (dbt_wtxn_put_group (txn, group, err) == 0);
-    assert (dbt_wtxn_commit (&txn, err) == 0);
-    assert (dbt_store_job (store, "a", &seen, err) == DBT_ENOTFOUND);
-    assert (dbt_store_each_running (store, s_collect, ids, err) == 0 && zlist_size (ids) == 0);
-    dbt_group_t *gseen = NULL;
-    assert (dbt_store_group (store, "g1", &gseen, err) == 0 && gseen->njobs == 1);
-    dbt_group_destroy (&gseen);
-    assert (dbt_store_group (store, "g2", &gseen, err) == DBT_ENOTFOUND);
-    dbt_store_space_t space;
-    assert (dbt_store_space (store, &space, err) == 0);
-    assert (space.used_bytes > 0 && space.used_bytes < space.max_bytes && !space.full);
-    assert (space.map_bytes == 64 << 20 && space.max_bytes == 64 << 20);
-
-    //  The tables index: owner by folded name, gone with the record or
-    //  once the results expired.
-    txn = dbt_store_begin (store, err);
-    dbt_job_t *t1 = s_test_job ("CaseA", "q", dbt_wtxn_next_seq (txn), DBT_STATE_PENDING);
-    dbt_job_set (&t1->results, "res");
-    dbt_job_set (&t1->table, "results_CaseA");
-    assert (dbt_wtxn_put_job (txn, t1, err) == 0);
-    char *owner = NULL;
-    assert (dbt_wtxn_table_owner (txn, "res", "RESULTS_casea", &owner, err) == 0 && streq (owner, "CaseA"));
-    free (owner);
-    assert (dbt_wtxn_table_owner (txn, "other", "results_casea", &owner, err) == DBT_ENOTFOUND);
-    t1->state = DBT_STATE_SUCCESS;
-    t1->finished_ms = 10;
-    assert (dbt_wtxn_put_job (txn, t1, err) == 0);
-    assert (dbt_wtxn_table_owner (txn, "res", "results_casea", &owner, err) == 0);
-    free (owner);
-    t1->expired = true;
-    assert (dbt_wtxn_put_job (txn, t1, err) == 0);
-    assert (dbt_wtxn_table_owner (txn, "res", "results_casea", &owner, err) == DBT_ENOTFOUND);
-    t1->expired = false;
-    assert (dbt_wtxn_put_job (txn, t1, err) == 0);
-    assert (dbt_wtxn_del_job (txn, "CaseA", err) == 0);
-    assert (dbt_wtxn_table_owner (txn, "res", "results_casea", &owner, err) == DBT_ENOTFOUND);
-    assert (owner == NULL);
-    dbt_wtxn_abort (&txn);
-    dbt_job_destroy (&t1);
-
-    //  Sequence survives reopen.
-    dbt_store_destroy (&store);
-    store = dbt_store_open (dir, 64 << 20, 0, err);
-    assert (store);
-    txn = dbt_store_begin (store, err);
-    assert (dbt_wtxn_next_seq (txn) == s1 + 4);       //  3 jobs and 1 drop
-    dbt_wtxn_abort (&txn);
-    assert (dbt_store_job (store, "c", &seen, err) == 0);
-    dbt_job_destroy (&seen);
-
-    //  A full map is reported as DBT_EFULL and the transaction is dropped;
-    //  later writes of that transaction do nothing and say so.
-    dbt_store_destroy (&store);
-    dbt_testing_rmtree (&dir);
-    char *small = dbt_testing_tmpdir ("store");
-    store = dbt_store_open (small, 1 << 20, 0, err);
-    assert (store);
-    int rc = 0;
-    dbt_job_t *big = s_test_job ("x", "q", 1, DBT_STATE_PENDING);
-    char *payload = (char *) dbt_malloc (4001);
-    memset (payload, 'p', 4000);
-    dbt_job_set (&big->error, payload);
-    free (payload);
-    int rounds = 0;
-    for (int round = 0; round < 1000 && rc == 0; round++, rounds++) {
-        txn = dbt_store_begin (store, err);
-        for (int i = 0; i < 20 && rc == 0; i++) {
-            char id [32];
-            snprintf (id, sizeof (id), "j%d-%d", round, i);
-            dbt_job_set (&big->id, id);
-            big->seq = dbt_wtxn_next_seq (txn);
-            rc = dbt_wtxn_put_job (txn, big, err);
-        }
-        if (rc == 0)
-            rc = dbt_wtxn_commit (&txn, err);
-        else {
-            assert (dbt_wtxn_failed (txn));
-            assert (dbt_wtxn_put_job (txn, big, err) == DBT_EFULL);
-            assert (dbt_wtxn_del_job (txn, "j0-0", err) == DBT_EFULL);
-            assert (dbt_wtxn_put_group (txn, group, err) == DBT_EFULL);
-            assert (dbt_wtxn_add_drop (txn, "r", "t", "x", NULL, err) == DBT_EFULL);
-            assert (dbt_wtxn_commit (&txn, err) == DBT_EFULL && txn == NULL);
-            assert (strstr (err, "MDB_MAP_FULL"));
-        }
+int
+dbt_store_page (dbt_store_t *self, bool groups, const char *after, size_t limit,
+                dbt_store_record_fn *fn, void *arg, uint64_t *pubseq, char **next_p, char *err)
+{
+    *next_p = NULL;
+    *pubseq = 0;
+    MDB_txn *txn;
+    int rc = s_read_begin (self, &txn);
+    if (rc)
+        return s_fail (rc, "begin read", err);
+    MDB_val key = { 6, (void *) "pubseq" }, val;
+    if (mdb_get (txn, self->meta, &key, &val) == 0 && val.mv_size == 8)
+        *pubseq = s_get_be64 ((const unsigned char *) val.mv_data);
+    MDB_cursor *cursor;
+    rc = mdb_cursor_open (txn, groups ? self->groups : self->jobs, &cursor);
+    if (rc) {
+        s_read_end (self, txn);
+        return s_fail (rc, "open cursor", err);
     }
-    assert (rc == DBT_EFULL);
-    assert (dbt_store_space (store, &space, err) == 0 && space.full);
-    //  Earlier commits are intact and the store still reads.
-    assert (dbt_store_job (store, "j0-0", &seen, err) == 0);
-    dbt_job_destroy (&seen);
-    assert (dbt_store_grow (store, err) == 0);          //  no room to grow
-    dbt_store_destroy (&store);
-    dbt_testing_rmtree (&small);
-
-    //  A store allowed to grow takes the same load without filling up.
-    small = dbt_testing_tmpdir ("store");
-    store = dbt_store_open (small, 1 << 20, 16 << 20, err);
-    assert (store);
-    rc = 0;
-    int grown = 0;
-    for (int round = 0; round < rounds + 5 && rc == 0; round++) {
-        int g = dbt_store_grow (store, err);
-        assert (g >= 0);
-        grown += g;
-        txn = dbt_store_begin (store, err);
-        for (int i = 0; i < 20 && rc == 0; i++) {
-            char id [32];
-            snprintf (id, sizeof (id), "j%d-%d", round, i);
-            dbt_job_set (&big->id, id);
-            rc = dbt_wtxn_put_job (txn, big, err);
-        }
-        rc = rc ? rc : dbt_wtxn_commit (&txn, err);
-        dbt_wtxn_abort (&txn);
+    if (after) {
+        key = (MDB_val) { strlen (after), (void *) after };
+        rc = mdb_cursor_get (cursor, &key, &val, MDB_SET_RANGE);
+        if (rc == 0 && key.mv_size == strlen (after) && memcmp (key.mv_data, after, key.mv_size) == 0)
+            rc = mdb_cursor_get (cursor, &key, &val, MDB_NEXT);
     }
-    assert (rc == 0 && grown >= 1);
-    assert (dbt_store_space (store, &space, err) == 0 && space.map_bytes > 1 << 20 && !space.full);
-    dbt_store_destroy (&store);
-    //  Reopened with the old configured size, it keeps the grown map.
-    store = dbt_store_open (small, 1 << 20, 16 << 20, err);
-    assert (store && dbt_store_space (store, &space, err) == 0 && space.map_bytes > 1 << 20);
-    assert (dbt_store_job (store, "j0-0", &seen, err) == 0);
-    dbt_job_destroy (&seen);
-    dbt_job_destroy (&big);
-    dbt_store_destroy (&store);
-    dbt_testing_rmtree (&small);
-    dbt_job_destroy (&a);
-    dbt_job_destroy (&b);
-    dbt_job_destroy (&c);
-    dbt_group_destroy (&group);
-    zlist_destroy (&ids);
-    if (verbose)
-        printf ("store: ok\n");
+    else
+        rc = mdb_cursor_get (cursor, &key, &val, MDB_FIRST);
+    size_t count = 0;
+    char *last = NULL;
+    while (rc == 0 && count < limit) {
+        free (last);
+        last = dbt_strndup ((const char *) key.mv_data, key.mv_size);
+        fn (groups, last, (const char *) val.mv_data, val.mv_size, arg);
+        count++;
+        rc = mdb_cursor_get (cursor, &key, &val, MDB_NEXT);
+    }
+    int result = 0;
+    if (rc && rc != MDB_NOTFOUND)
+        result = s_fail (rc, "snapshot", err);
+    mdb_cursor_close (cursor);
+    s_read_end (self, txn);
+    //  More to come only when the page is full and something follows.
+    if (result == 0 && rc == 0)
+        *next_p = last;
+    else
+        free (last);
+    return result;
+}
+
+int
+dbt_wtxn_clear (dbt_wtxn_t *self, char *err)
+{
+    S_CHECK_FAILED (self);
+    dbt_store_t *store = self->store;
+    MDB_dbi all [] = { store->jobs, store->groups, store->wait, store->run, store->done,
+                       store->rexp, store->tables, store->drops, store->meta };
+    for (size_t i = 0; i < sizeof (all) / sizeof (all [0]); i++) {
+        int rc = mdb_drop (self->txn, all [i], 0);
+        if (rc)
+            return s_wfail (self, rc, "clear", err);
+    }
+    if (self->changes)
+        zhashx_purge (self->changes);
+    return 0;
 }

@@ -172,6 +172,58 @@ int
 void
     dbt_wtxn_abort (dbt_wtxn_t **self_p);
 
+//  --------------------------------------------------------------------------
+//  Replication. A dispatcher's store keeps a journal: each write
+//  transaction remembers the final bytes of every job and group record it
+//  wrote or deleted, so the dispatcher can publish them once committed,
+//  with a publication sequence number stored in the same commit. A
+//  replica store holds a copy of another dispatcher's records.
+
+//  Open a replica store in dir, emptied first (a replica is filled from a
+//  snapshot), with a map of map_size bytes. Writes are not synced: after
+//  a crash it is rebuilt anyway. Returns NULL with err on failure.
+dbt_store_t *
+    dbt_store_open_replica (const char *dir, int64_t map_size, char *err);
+
+//  Make write transactions begun from now on keep a journal.
+void
+    dbt_store_set_journal (dbt_store_t *self, bool on);
+
+//  Callback over raw records: group or job, its id, its packed record
+//  (NULL when deleted) and length. Return 0 to go on.
+typedef int (dbt_store_record_fn) (bool group, const char *id, const char *record,
+                                   size_t len, void *arg);
+
+//  Number of records the transaction changed (0 without a journal).
+size_t
+    dbt_wtxn_changes (dbt_wtxn_t *self);
+
+//  Call fn for each changed record, in no particular order. Records are
+//  borrowed until the transaction ends. Returns 0 or what fn returned.
+int
+    dbt_wtxn_each_change (dbt_wtxn_t *self, dbt_store_record_fn *fn, void *arg);
+
+//  The publication sequence as of this transaction (the last update
+//  published), and a new value to store with the commit.
+uint64_t
+    dbt_wtxn_pubseq (dbt_wtxn_t *self);
+void
+    dbt_wtxn_set_pubseq (dbt_wtxn_t *self, uint64_t seq);
+
+//  One page of a snapshot, from one read transaction: up to limit job (or
+//  group) records with ids after `after` (NULL: from the first), in id
+//  order, passed to fn; *pubseq gets the publication sequence of the same
+//  read; *next_p the last id passed when more may follow (caller frees),
+//  NULL at the end. Returns 0 or DBT_ERROR with err.
+int
+    dbt_store_page (dbt_store_t *self, bool groups, const char *after, size_t limit,
+                    dbt_store_record_fn *fn, void *arg, uint64_t *pubseq, char **next_p,
+                    char *err);
+
+//  Empty every database of the store (a replica starting over).
+int
+    dbt_wtxn_clear (dbt_wtxn_t *self, char *err);
+
 //  Self test of this module.
 void
     dbt_store_test (bool verbose);
