@@ -68,8 +68,9 @@ s_mixed_block (dbt_buf_t *b, int first, int n)
     for (int i = first; i < first + n; i++)
         dbt_buf_putc (b, i % 3 == 0);
     for (int i = first; i < first + n; i++) {
-        char text [32];
-        snprintf (text, sizeof (text), i % 3 == 0 ? "" : "s\t%d\n", i);
+        char text [32] = "";
+        if (i % 3)
+            snprintf (text, sizeof (text), "s\t%d\n", i);
         s_cstr (b, text);
     }
     s_col (b, "d", "Decimal(12, 2)");
