@@ -607,6 +607,9 @@ dbt_ch_native_test (bool verbose)
     assert (s_decode_all (in.data, in.len, 1024 * 1024, &out) == 0);
     assert (s_decode (in.data, in.len, 4096, 256 * 1024, &out) == DBT_ETOOBIG);
     assert (strstr (out.data, "larger than"));
+    //  ... also when it is fed in one piece (found by tests/fuzz/fuzz_ch_native)
+    assert (s_decode (in.data, in.len, in.len, 256 * 1024, &out) == DBT_ETOOBIG);
+    assert (strstr (out.data, "larger than"));
     dbt_buf_reset (&in);
     s_varint (&in, 1);
     s_varint (&in, 100000);
