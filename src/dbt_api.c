@@ -905,12 +905,15 @@ dbt_api_test (bool verbose)
         { "POST", "/tasks/a_task/jobs", "", 400, "request body is empty" },
         { "POST", "/tasks/a_task/jobs", "{\"job_id\":", 400, "error parsing request JSON" },
         { "POST", "/tasks/a_task/jobs", "[]", 400, "error parsing request JSON" },
+        { "POST", "/tasks/a_task/jobs", "{\"job_id\":\"x\"}garbage", 400, "error parsing request JSON" },
+        { "POST", "/tasks/nope/jobs", "{}garbage", 400, "error parsing request JSON" },
         { "POST", "/tasks/a_task/jobs", "{\"retries\":\"3\"}", 400, "must be an integer" },
         { "POST", "/tasks/a_task/jobs", "{\"args\":[1]}", 400, "array of strings" },
         { "POST", "/tasks/a_task/jobs", "{\"eta\":\"soon\"}", 400, "error parsing ETA" },
         { "POST", "/tasks/nope/jobs", "{}", 404, "unrecognized task: nope" },
         { "POST", "/groups", "", 400, "error parsing JSON body" },
         { "POST", "/groups", "{\"jobs\":[{\"job_id\":\"x\"}]}", 400, "missing task" },
+        { "POST", "/groups", "{\"jobs\":[]} trailing", 400, "error parsing JSON body" },
     };
     for (size_t i = 0; i < sizeof (cases) / sizeof (cases [0]); i++) {
         int status = s_test_call (api, cases [i].method, cases [i].path, NULL, cases [i].body, &body, NULL);

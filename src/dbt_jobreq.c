@@ -1,9 +1,9 @@
 /*  =========================================================================
     dbt_jobreq - job and group requests decoded from JSON
 
-    See dbt_jobreq.h. The body is parsed by jansson (JSON_ALLOW_NUL so that
-    a \u0000 in a string is reported as such rather than as bad JSON; bytes
-    after the first value are not read, as Go's decoder), then each field
+    See dbt_jobreq.h. The body is parsed whole by jansson (trailing bytes
+    other than whitespace are an error; JSON_ALLOW_NUL so that a \u0000 in
+    a string is reported as such rather than as bad JSON), then each field
     is looked up the way Go's encoding/json matches struct fields. A job's
     map is written only once all of its fields are known to be good.
     =========================================================================
@@ -64,13 +64,13 @@ s_int (json_t *obj, const char *key, json_int_t *out, char *err)
     return 0;
 }
 
-//  Parse the body's first value as one JSON object. Returns a new
-//  reference, or NULL when it is not one.
+//  Parse the whole body as one JSON object. Returns a new reference, or
+//  NULL when it is not one (bytes after it included).
 static json_t *
 s_load (const char *body, size_t len)
 {
     json_error_t jerr;
-    json_t *doc = len ? json_loadb (body, len, JSON_DISABLE_EOF_CHECK | JSON_ALLOW_NUL, &jerr) : NULL;
+    json_t *doc = len ? json_loadb (body, len, JSON_ALLOW_NUL, &jerr) : NULL;
     if (doc && !json_is_object (doc)) {
         json_decref (doc);
         doc = NULL;
@@ -384,6 +384,8 @@ dbt_jobreq_test (bool verbose)
     s_test_job_refused ("{\"job_id\":", "error parsing request JSON");
     s_test_job_refused ("[]", "error parsing request JSON");
     s_test_job_refused ("\"x\"", "error parsing request JSON");
+    s_test_job_refused ("{\"job_id\":\"x\"}garbage", "error parsing request JSON");
+    s_test_job_refused ("{\"job_id\":\"x\"} {}", "error parsing request JSON");
     s_test_job_refused ("{\"retries\":\"3\"}", "field 'retries' must be an integer");
     s_test_job_refused ("{\"retries\":1.5}", "must be an integer");
     s_test_job_refused ("{\"retries\":1001}", "retries must be between 0 and 1000");
@@ -400,6 +402,10 @@ dbt_jobreq_test (bool verbose)
     //  A body that is given a length is not read past it
     dbt_mpw_t *one = dbt_mpw_new ();
     assert (dbt_jobreq_job ("{}garbage", 2, "t", one, NULL, err) == 0);
+    //  ... and a NUL after the object is not whitespace
+    dbt_mpw_reset (one);
+    assert (dbt_jobreq_job ("{}\0", 3, "t", one, NULL, err) == DBT_EINVAL);
+    assert (streq (err, "error parsing request JSON"));
     dbt_mpw_destroy (&one);
 
     //  Groups
@@ -437,6 +443,7 @@ dbt_jobreq_test (bool verbose)
 
     s_test_group_refused ("", "error parsing JSON body");
     s_test_group_refused ("[]", "error parsing JSON body");
+    s_test_group_refused ("{\"jobs\":[]}x", "error parsing JSON body");
     s_test_group_refused ("{\"group_id\":1}", "field 'group_id' must be a string");
     s_test_group_refused ("{\"concurrency\":\"2\"}", "field 'concurrency' must be an integer");
     s_test_group_refused ("{\"concurrency\":-1}", "concurrency must not be negative");

@@ -6,7 +6,9 @@
     job maps the dispatcher's SUBMIT takes (dbt_submit_job reads them).
     Keys follow Go's encoding/json for upstream's structs: an exact match
     first, else one that differs only in case; unknown keys are ignored;
-    null is the same as absent; a wrong type is an error. Checks done here: types, no NUL in strings, retries within
+    null is the same as absent; a wrong type is an error. Unlike Go's
+    decoder, the body must be one JSON value with nothing but whitespace
+    after it. Checks done here: types, no NUL in strings, retries within
     DBT_MAX_RETRIES, ttl and results_ttl whole non-negative seconds, the
     eta's format; the task, args count, queue and db are checked by the
     dispatcher (dbt_submit).
@@ -55,8 +57,8 @@ typedef struct {
 //                      May be NULL.
 //  @param[out] err     the reason on failure
 //  @return 0, or DBT_EINVAL: an empty body ("request body is empty"), not
-//          a JSON object ("error parsing request JSON"), or a field that is
-//          wrong.
+//          one JSON object ("error parsing request JSON", also for bytes
+//          after it), or a field that is wrong.
 int
     dbt_jobreq_job (const char *body, size_t len, const char *task, dbt_mpw_t *jobs,
                     dbt_jobreq_route_t *route, char *err);
