@@ -13,6 +13,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "../../src/dbt_classes.h"
 
 //  Feed one input (size bytes at data, exactly; not NUL-terminated) to the
 //  code under test and check its invariants, aborting (assert) when one
@@ -21,5 +22,11 @@
 //  state behind but caches that do not change its results.
 int
     dbt_fuzz_one (const uint8_t *data, size_t size, char *err);
+
+//  A fixed configuration (sqlite db.a, db.b, results.r, results.s) and
+//  task registry (t: no args; two: 2 args, db a or b, queue q) that
+//  requests are checked against. Made on first use, kept for the process.
+void
+    dbt_fuzz_registry (dbt_config_t **config, dbt_tasks_t **tasks);
 
 #endif

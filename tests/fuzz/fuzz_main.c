@@ -29,6 +29,34 @@ LLVMFuzzerInitialize (int *argc, char ***argv)
 }
 
 //  --------------------------------------------------------------------------
+//  The configuration and tasks requests are checked against.
+
+void
+dbt_fuzz_registry (dbt_config_t **config_p, dbt_tasks_t **tasks_p)
+{
+    static dbt_config_t *config;
+    static dbt_tasks_t *tasks;
+    if (!config) {
+        char err [DBT_ERRMSG_LEN];
+        config = dbt_config_from_string (
+            "[db.a]\ntype = sqlite\ndsn = a.db\n"
+            "[db.b]\ntype = sqlite\ndsn = b.db\n"
+            "[results.r]\ntype = sqlite\ndsn = r.db\n"
+            "[results.s]\ntype = sqlite\ndsn = s.db\n", err);
+        assert (config);
+        tasks = dbt_tasks_new ();
+        const char *text = "-- name: t\nSELECT 1;\n"
+                           "-- name: two\n-- db: a, b\n-- queue: q\nSELECT ?, ?;\n";
+        assert (dbt_tasks_parse (tasks, text, strlen (text), "fuzz.sql", err) == 0);
+        assert (dbt_tasks_bind (tasks, config, err) == 0);
+        //  Only a connection counts the ? of SQLite; pin it as prepare would.
+        dbt_tasks_lookup (tasks, "two")->nparams = 2;
+    }
+    *config_p = config;
+    *tasks_p = tasks;
+}
+
+//  --------------------------------------------------------------------------
 //  One input from libFuzzer; refusals are normal outcomes.
 
 int

@@ -24,31 +24,6 @@
 
 #define S_FRAME_SEP "\x1e\x1e"
 
-//  The configuration and tasks submit requests are checked against.
-static dbt_config_t *s_config;
-static dbt_tasks_t *s_tasks;
-
-static void
-s_setup (void)
-{
-    if (s_config)
-        return;
-    char err [DBT_ERRMSG_LEN];
-    s_config = dbt_config_from_string (
-        "[db.a]\ntype = sqlite\ndsn = a.db\n"
-        "[db.b]\ntype = sqlite\ndsn = b.db\n"
-        "[results.r]\ntype = sqlite\ndsn = r.db\n"
-        "[results.s]\ntype = sqlite\ndsn = s.db\n", err);
-    assert (s_config);
-    s_tasks = dbt_tasks_new ();
-    const char *text = "-- name: t\nSELECT 1;\n"
-                       "-- name: two\n-- db: a, b\n-- queue: q\nSELECT ?, ?;\n";
-    assert (dbt_tasks_parse (s_tasks, text, strlen (text), "fuzz.sql", err) == 0);
-    assert (dbt_tasks_bind (s_tasks, s_config, err) == 0);
-    //  The parser cannot count ? for SQLite here; pin it as the driver would.
-    dbt_tasks_lookup (s_tasks, "two")->nparams = 2;
-}
-
 //  Pack obj with msgpack-c's packer into a writer's bytes (caller frees).
 static char *
 s_repack (const msgpack_object *obj, size_t *len)
@@ -133,6 +108,9 @@ static void
 s_decode_map (const msgpack_object *map)
 {
     char err [DBT_ERRMSG_LEN];
+    dbt_config_t *config;
+    dbt_tasks_t *tasks;
+    dbt_fuzz_registry (&config, &tasks);
     dbt_job_t *job = dbt_job_unpack (map, err);
     if (job)
         s_check_job (job);
@@ -141,10 +119,10 @@ s_decode_map (const msgpack_object *map)
     if (group)
         s_check_group (group);
     dbt_group_destroy (&group);
-    int code = dbt_submit_job (s_config, s_tasks, map, 7, &job, err);
+    int code = dbt_submit_job (config, tasks, map, 7, &job, err);
     assert (code == 0 ? job != NULL : job == NULL && code >= 400 && code < 500);
     if (job) {
-        assert (job->task && dbt_tasks_lookup (s_tasks, job->task));
+        assert (job->task && dbt_tasks_lookup (tasks, job->task));
         assert (job->queue && job->results && job->table);
     }
     dbt_job_destroy (&job);
@@ -171,7 +149,6 @@ s_decode_all (const msgpack_object *root)
 int
 dbt_fuzz_one (const uint8_t *data, size_t size, char *err)
 {
-    s_setup ();
     if (size == 0) {
         dbt_err_set (err, "empty input");
         return -1;
