@@ -154,7 +154,7 @@ s_job_spec (json_t *req, const char *task_name, dbt_mpw_t *w, char *err)
 }
 
 //  --------------------------------------------------------------------------
-//  Requests
+//  A job request body: one map appended, the route given back.
 
 int
 dbt_jobreq_job (const char *body, size_t len, const char *task, dbt_mpw_t *jobs,
@@ -188,6 +188,9 @@ dbt_jobreq_job (const char *body, size_t len, const char *task, dbt_mpw_t *jobs,
     json_decref (doc);
     return rc;
 }
+
+//  --------------------------------------------------------------------------
+//  A group request body: one map per member, the group's fields given back.
 
 int
 dbt_jobreq_group (const char *body, size_t len, dbt_mpw_t *jobs,
@@ -250,6 +253,9 @@ dbt_jobreq_group (const char *body, size_t len, dbt_mpw_t *jobs,
     json_decref (doc);
     return rc;
 }
+
+//  --------------------------------------------------------------------------
+//  Free what a decode gave back.
 
 void
 dbt_jobreq_route_free (dbt_jobreq_route_t *route)
