@@ -2,10 +2,8 @@
     dbt_api - the HTTP API's routes, JSON in and JSON out
 
     See dbt_api.h. Routes are a const table of method, pattern and handler;
-    ":name" segments capture one path segment. Request JSON is decoded the
-    way Go's encoding/json does for upstream's structs: keys match without
-    regard to case and unknown keys are ignored, but a wrong type is an
-    error.
+    ":name" segments capture one path segment. Job and group request bodies
+    are decoded by dbt_jobreq (Go encoding/json rules, as upstream).
     =========================================================================
 */
 #include "dbt_classes.h"
@@ -201,130 +199,7 @@ s_call (dbt_api_t *self, const char *endpoint, int command, s_build_fn *build, v
 }
 
 //  --------------------------------------------------------------------------
-//  JSON request decoding (Go encoding/json rules for upstream's structs)
-
-//  Member of obj by key: exact match first, then case-insensitive.
-static json_t *
-s_member (json_t *obj, const char *key)
-{
-    json_t *value = json_object_get (obj, key);
-    if (value)
-        return value;
-    const char *k;
-    json_object_foreach (obj, k, value) {
-        if (strcasecmp (k, key) == 0)
-            return value;
-    }
-    return NULL;
-}
-
-//  A string member (null or absent leaves *out NULL). -1 on a wrong type.
-static int
-s_str (json_t *obj, const char *key, const char **out, char *err)
-{
-    json_t *value = s_member (obj, key);
-    *out = NULL;
-    if (!value || json_is_null (value))
-        return 0;
-    if (!json_is_string (value)) {
-        dbt_err_set (err, "field '%s' must be a string", key);
-        return -1;
-    }
-    *out = json_string_value (value);
-    if (strlen (*out) != json_string_length (value)) {
-        dbt_err_set (err, "field '%s' must not contain NUL characters", key);
-        return -1;
-    }
-    return 0;
-}
-
-//  An integer member. -1 on a wrong type.
-static int
-s_int (json_t *obj, const char *key, json_int_t *out, char *err)
-{
-    json_t *value = s_member (obj, key);
-    if (!value || json_is_null (value))
-        return 0;
-    if (!json_is_integer (value)) {
-        dbt_err_set (err, "field '%s' must be an integer", key);
-        return -1;
-    }
-    *out = json_integer_value (value);
-    return 0;
-}
-
-//  Append one job request (JSON JobReq) to writer as the dispatcher's map.
-//  task_name overrides the body's "task" (as upstream does for the URL).
-static int
-s_job_spec (json_t *req, const char *task_name, dbt_mpw_t *w, char *err)
-{
-    if (!json_is_object (req)) {
-        dbt_err_set (err, "each job must be a JSON object");
-        return -1;
-    }
-    const char *task = NULL, *id = NULL, *queue = NULL, *eta = NULL, *db = NULL;
-    json_int_t retries = 0, ttl = -1, results_ttl = -1;
-    if (s_str (req, "task", &task, err) || s_str (req, "job_id", &id, err)
-    ||  s_str (req, "queue", &queue, err) || s_str (req, "eta", &eta, err)
-    ||  s_str (req, "db", &db, err) || s_int (req, "retries", &retries, err)
-    ||  s_int (req, "ttl", &ttl, err) || s_int (req, "results_ttl", &results_ttl, err))
-        return -1;
-    json_t *args = s_member (req, "args");
-    if (args && !json_is_null (args) && !json_is_array (args)) {
-        dbt_err_set (err, "field 'args' must be an array of strings");
-        return -1;
-    }
-    size_t index;
-    json_t *arg;
-    json_array_foreach (args, index, arg) {
-        if (!json_is_string (arg) && !json_is_null (arg)) {
-            dbt_err_set (err, "field 'args' must be an array of strings (item %zu is not)", index + 1);
-            return -1;
-        }
-        if (json_is_string (arg) && strlen (json_string_value (arg)) != json_string_length (arg)) {
-            dbt_err_set (err, "arg %zu contains a NUL character", index + 1);
-            return -1;
-        }
-    }
-    if (retries < 0 || retries > DBT_MAX_RETRIES) {
-        dbt_err_set (err, "retries must be between 0 and %d", DBT_MAX_RETRIES);
-        return -1;
-    }
-    if (ttl < -1 || ttl > INT64_MAX / 1000 || results_ttl < -1 || results_ttl > INT64_MAX / 1000) {
-        dbt_err_set (err, "ttl and results_ttl must be whole seconds, not negative");
-        return -1;
-    }
-    int64_t eta_ms = 0;
-    if (eta && *eta && dbt_parse_time (eta, &eta_ms)) {
-        dbt_err_set (err, "error parsing ETA: '%s' is not 'YYYY-MM-DD HH:MM:SS' (UTC) or RFC 3339", eta);
-        return -1;
-    }
-    if (eta_ms < 0) {
-        dbt_err_set (err, "error parsing ETA: '%s' is before 1970", eta);
-        return -1;
-    }
-    dbt_mpw_map (w);
-    dbt_mpw_kstr (w, "task", task_name ? task_name : task);
-    if (id)
-        dbt_mpw_kstr (w, "id", id);
-    if (queue)
-        dbt_mpw_kstr (w, "queue", queue);
-    if (db)
-        dbt_mpw_kstr (w, "db", db);
-    dbt_mpw_str (w, "args");
-    dbt_mpw_array (w);
-    json_array_foreach (args, index, arg)
-        dbt_mpw_str (w, json_is_string (arg) ? json_string_value (arg) : NULL);
-    dbt_mpw_end (w);
-    dbt_mpw_ki64 (w, "eta", eta_ms);
-    if (ttl >= 0)
-        dbt_mpw_ki64 (w, "ttl", (int64_t) ttl * 1000);
-    if (results_ttl >= 0)
-        dbt_mpw_ki64 (w, "results_ttl", (int64_t) results_ttl * 1000);
-    dbt_mpw_ku64 (w, "retries", (uint64_t) retries);
-    dbt_mpw_end (w);
-    return 0;
-}
+//  Replies
 
 //  The upstream JobResp of one submitted job from the dispatcher's reply.
 static json_t *
@@ -536,7 +411,7 @@ s_get_group (s_req_t *req)
 typedef struct {
     dbt_mpw_t *jobs;            //  encoded "jobs" array
     const char *group_id;       //  group id or NULL
-    json_int_t concurrency;     //  group concurrency
+    int64_t concurrency;        //  group concurrency
     bool is_group;              //  send a group
 } s_submit_t;
 
@@ -573,21 +448,12 @@ static dbt_response_t *
 s_post_job (s_req_t *req)
 {
     const char *task = req->segs [1];
-    if (req->len == 0)
-        return dbt_api_error (400, "request body is empty");
-    json_error_t jerr;
-    json_t *doc = json_loadb (req->body, req->len, JSON_DISABLE_EOF_CHECK | JSON_ALLOW_NUL, &jerr);
-    if (!doc || !json_is_object (doc)) {
-        json_decref (doc);
-        return dbt_api_error (400, "error parsing request JSON");
-    }
     char err [DBT_ERRMSG_LEN];
     s_submit_t submit = { dbt_mpw_new (), NULL, 0, false };
+    dbt_jobreq_route_t route;
     dbt_mpw_array (submit.jobs);
-    int rc = s_job_spec (doc, task, submit.jobs, err);
+    int rc = dbt_jobreq_job (req->body, req->len, task, submit.jobs, &route, err);
     dbt_mpw_end (submit.jobs);
-    const char *queue = NULL;
-    s_str (doc, "queue", &queue, NULL);
     dbt_response_t *response = NULL;
     if (rc)
         response = dbt_api_error (400, err);
@@ -599,7 +465,7 @@ s_post_job (s_req_t *req)
     }
     else {
         dbt_reply_t *reply = NULL;
-        response = s_call (req->api, s_route (req->api, task, queue), DBT_C_SUBMIT,
+        response = s_call (req->api, s_route (req->api, task, route.queue), DBT_C_SUBMIT,
                            s_build_submit, &submit, &reply);
         if (!response) {
             const msgpack_object *jobs = dbt_mp_get (reply->data, "jobs");
@@ -610,69 +476,30 @@ s_post_job (s_req_t *req)
             dbt_reply_destroy (&reply);
         }
     }
+    dbt_jobreq_route_free (&route);
     dbt_mpw_destroy (&submit.jobs);
-    json_decref (doc);
     return response;
 }
 
 static dbt_response_t *
 s_post_group (s_req_t *req)
 {
-    json_error_t jerr;
-    json_t *doc = req->len ? json_loadb (req->body, req->len, JSON_DISABLE_EOF_CHECK | JSON_ALLOW_NUL, &jerr)
-                           : NULL;
-    if (!doc || !json_is_object (doc)) {
-        json_decref (doc);
-        return dbt_api_error (400, "error parsing JSON body");
-    }
     char err [DBT_ERRMSG_LEN] = "";
     s_submit_t submit = { dbt_mpw_new (), NULL, 0, true };
-    json_t *jobs = s_member (doc, "jobs");
-    int rc = 0;
-    if (s_str (doc, "group_id", &submit.group_id, err) || s_int (doc, "concurrency", &submit.concurrency, err))
-        rc = -1;
-    else
-    if (jobs && !json_is_null (jobs) && !json_is_array (jobs)) {
-        dbt_err_set (err, "field 'jobs' must be an array");
-        rc = -1;
-    }
-    else
-    if (submit.concurrency < 0) {
-        dbt_err_set (err, "concurrency must not be negative");
-        rc = -1;
-    }
-    const char *first_task = NULL, *first_queue = NULL;
+    dbt_jobreq_group_t group;
     dbt_mpw_array (submit.jobs);
-    size_t index;
-    json_t *job;
-    json_array_foreach (jobs, index, job) {
-        if (rc)
-            break;
-        const char *task = NULL;
-        if (json_is_object (job) && s_str (job, "task", &task, err) == 0 && (!task || !*task)) {
-            dbt_err_set (err, "job %zu: missing task", index + 1);
-            rc = -1;
-            break;
-        }
-        char inner [DBT_ERRMSG_LEN];
-        if (s_job_spec (job, NULL, submit.jobs, inner)) {
-            dbt_err_set (err, "job %zu: %s", index + 1, inner);
-            rc = -1;
-        }
-        else
-        if (index == 0) {
-            first_task = task;
-            s_str (job, "queue", &first_queue, NULL);
-        }
-    }
+    int rc = dbt_jobreq_group (req->body, req->len, submit.jobs, &group, err);
     dbt_mpw_end (submit.jobs);
     dbt_response_t *response = NULL;
     if (rc)
-        response = dbt_api_error (rc > 0 ? rc : 400, err);
+        response = dbt_api_error (400, err);
     else {
+        submit.group_id = group.id;
+        submit.concurrency = group.concurrency;
         dbt_reply_t *reply = NULL;
-        const char *endpoint = first_task ? s_route (req->api, first_task, first_queue)
-                                          : req->api->args.config->mesh_dispatcher;
+        const char *endpoint = group.first.task
+                             ? s_route (req->api, group.first.task, group.first.queue)
+                             : req->api->args.config->mesh_dispatcher;
         response = s_call (req->api, endpoint, DBT_C_SUBMIT, s_build_submit, &submit, &reply);
         if (!response) {
             char *group_id = NULL;
@@ -689,8 +516,8 @@ s_post_group (s_req_t *req)
             dbt_reply_destroy (&reply);
         }
     }
+    dbt_jobreq_group_free (&group);
     dbt_mpw_destroy (&submit.jobs);
-    json_decref (doc);
     return response;
 }
 
@@ -1120,12 +947,15 @@ dbt_api_test (bool verbose)
         { "POST", "/tasks/a_task/jobs", "", 400, "request body is empty" },
         { "POST", "/tasks/a_task/jobs", "{\"job_id\":", 400, "error parsing request JSON" },
         { "POST", "/tasks/a_task/jobs", "[]", 400, "error parsing request JSON" },
+        { "POST", "/tasks/a_task/jobs", "{\"job_id\":\"x\"}garbage", 400, "error parsing request JSON" },
+        { "POST", "/tasks/nope/jobs", "{}garbage", 400, "error parsing request JSON" },
         { "POST", "/tasks/a_task/jobs", "{\"retries\":\"3\"}", 400, "must be an integer" },
         { "POST", "/tasks/a_task/jobs", "{\"args\":[1]}", 400, "array of strings" },
         { "POST", "/tasks/a_task/jobs", "{\"eta\":\"soon\"}", 400, "error parsing ETA" },
         { "POST", "/tasks/nope/jobs", "{}", 404, "unrecognized task: nope" },
         { "POST", "/groups", "", 400, "error parsing JSON body" },
         { "POST", "/groups", "{\"jobs\":[{\"job_id\":\"x\"}]}", 400, "missing task" },
+        { "POST", "/groups", "{\"jobs\":[]} trailing", 400, "error parsing JSON body" },
     };
     for (size_t i = 0; i < sizeof (cases) / sizeof (cases [0]); i++) {
         int status = s_test_call (api, cases [i].method, cases [i].path, NULL, cases [i].body, &body, NULL);
@@ -1161,6 +991,10 @@ dbt_api_test (bool verbose)
     free (body);
     //  A write no dispatcher answers is 504 (outcome unknown), not a hang.
     assert (s_test_call (api, "POST", "/tasks/a_task/jobs", NULL, "{}", &body, NULL) == 504);
+    free (body);
+    //  Trailing whitespace is part of a good body.
+    assert (s_test_call (api, "POST", "/tasks/a_task/jobs", NULL, "{\"job_id\":\"x\"} \r\n", &body,
+                         NULL) == 504);
     free (body);
     assert (s_test_call (api, "GET", "/jobs/queue/default", NULL, "", &body, NULL) == 200);
     assert (streq (body, "{\"status\":\"success\",\"data\":[]}"));

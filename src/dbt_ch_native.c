@@ -1334,6 +1334,12 @@ s_block (dbt_ch_native_t *self, bool eof, char *err)
         self->col++;
         self->stage = 1;
     }
+    //  Fed in one piece, a block over the limit never waited for bytes
+    if (self->pos > self->max_block) {
+        dbt_err_set (err, "clickhouse: a result block is larger than %zu MB "
+                     "(lower max_block_size)", self->max_block >> 20);
+        return DBT_ETOOBIG;
+    }
     if (!self->have_header)
         s_header_done (self);
     self->ready = true;

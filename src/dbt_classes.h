@@ -50,6 +50,7 @@
 #include "dbt_store.h"
 #include "dbt_queue.h"
 #include "dbt_submit.h"
+#include "dbt_jobreq.h"
 #include "dbt_dispatcher.h"
 #include "dbt_pool.h"
 #include "dbt_runner.h"

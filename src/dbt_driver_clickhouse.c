@@ -1086,6 +1086,33 @@ const dbt_driver_t dbt_driver_clickhouse = {
 };
 
 //  --------------------------------------------------------------------------
+//  The DSN parser on its own
+
+int
+dbt_driver_clickhouse_dsn (const char *dsn, char **url, char **user, char **password,
+                           char *err)
+{
+    assert (dsn && url && user && password);
+    pthread_once (&s_curl_once, s_curl_init);
+    s_ch_t self = { 0 };
+    self.easy = curl_easy_init ();
+    int rc = self.easy ? s_parse_dsn (&self, dsn, err) : DBT_EINVAL;
+    if (!self.easy)
+        dbt_err_set (err, "clickhouse: out of memory");
+    curl_easy_cleanup (self.easy);
+    if (rc) {
+        free (self.url);
+        free (self.user);
+        free (self.password);
+        self.url = self.user = self.password = NULL;
+    }
+    *url = self.url;
+    *user = self.user;
+    *password = self.password;
+    return rc;
+}
+
+//  --------------------------------------------------------------------------
 //  Self test (offline; tests/dbt_drivertest runs the live checks)
 
 //  Read the ClickHouse string literal at sql [*pos] the way the server's
@@ -1356,6 +1383,17 @@ dbt_driver_clickhouse_test (bool verbose)
     assert (s_test_dsn ("postgres://h/db", NULL, NULL, NULL) == DBT_EINVAL);
     assert (s_test_dsn ("not a url", NULL, NULL, NULL) == DBT_EINVAL);
     assert (s_test_dsn ("http://", NULL, NULL, NULL) == DBT_EINVAL);
+    char *dsn_url = NULL, *dsn_user = NULL, *dsn_password = NULL;
+    assert (dbt_driver_clickhouse_dsn ("clickhouse://bob:pw@ch.example/reports", &dsn_url,
+                                       &dsn_user, &dsn_password, err) == 0);
+    assert (streq (dsn_url, "http://ch.example:8123/?database=reports"));
+    assert (streq (dsn_user, "bob") && streq (dsn_password, "pw"));
+    free (dsn_url);
+    free (dsn_user);
+    free (dsn_password);
+    assert (dbt_driver_clickhouse_dsn ("http://u:p@h/?user=x&query_id=1", &dsn_url, &dsn_user,
+                                       &dsn_password, err) == DBT_EINVAL);
+    assert (!dsn_url && !dsn_user && !dsn_password && strstr (err, "query_id"));
 
     //  Request URLs: the query id is encoded, limits round up to seconds
     s_ch_t req = { .url = "http://h:8123/?database=d" };

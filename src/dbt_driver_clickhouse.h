@@ -62,6 +62,16 @@ int
 int
     dbt_driver_clickhouse_bind (const char *sql, const dbt_args_t *args, char **out, char *err);
 
+//  Parse a DSN as connect does (see above), without connecting: *url is
+//  the base URL every request starts from (http:// or https://, user info
+//  and fragment removed, database then the settings in its query string),
+//  *user and *password the basic-auth credentials, NULL when not given.
+//  All three are new strings (caller frees). Returns 0, or DBT_EINVAL with
+//  err set and the three NULL. For tests and the DSN fuzz target.
+int
+    dbt_driver_clickhouse_dsn (const char *dsn, char **url, char **user, char **password,
+                               char *err);
+
 //  Self test of this module (offline; tests/dbt_drivertest runs the live
 //  checks).
 void

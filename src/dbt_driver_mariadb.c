@@ -252,6 +252,27 @@ s_dsn_parse (const char *text, dbt_mariadb_dsn_t *dsn, char *err)
     return rc;
 }
 
+int
+dbt_driver_mariadb_dsn (const char *text, char **desc, char *err)
+{
+    assert (desc);
+    dbt_mariadb_dsn_t dsn;
+    *desc = NULL;
+    int rc = s_dsn_parse (text, &dsn, err);
+    if (rc)
+        return rc;
+    static const char *ssl [] = { "off", "on", "verify" };
+    *desc = dbt_printf ("host=%s port=%u user=%s password=%s db=%s socket=%s ssl=%s "
+                        "ssl_ca=%s ssl_capath=%s ssl_cert=%s ssl_key=%s",
+                        dsn.host ? dsn.host : "", dsn.port, dsn.user ? dsn.user : "",
+                        dsn.password ? "set" : "none", dsn.db ? dsn.db : "",
+                        dsn.socket ? dsn.socket : "", ssl [dsn.ssl],
+                        dsn.ssl_ca ? dsn.ssl_ca : "", dsn.ssl_capath ? dsn.ssl_capath : "",
+                        dsn.ssl_cert ? dsn.ssl_cert : "", dsn.ssl_key ? dsn.ssl_key : "");
+    s_dsn_free (&dsn);
+    return 0;
+}
+
 //  --------------------------------------------------------------------------
 //  Errors
 
@@ -545,6 +566,13 @@ dbt_driver_mariadb_test (bool verbose)
     s_dsn_free (&dsn);
     assert (s_dsn_check ("mysql://u:secret@h/db?ssl=maybe", &dsn, err) == DBT_EINVAL);
     assert (strstr (err, "ssl must be") && !strstr (err, "secret"));
+    char *desc = NULL;
+    assert (dbt_driver_mariadb_dsn ("mysql://u:secret@[::1]:3307/db?ssl_ca=%2Fca", &desc, err) == 0);
+    assert (streq (desc, "host=::1 port=3307 user=u password=set db=db socket= ssl=on "
+                         "ssl_ca=/ca ssl_capath= ssl_cert= ssl_key="));
+    free (desc);
+    assert (dbt_driver_mariadb_dsn ("mysql://u:secret@h:0/db", &desc, err) == DBT_EINVAL);
+    assert (!desc && strstr (err, "port") && !strstr (err, "secret"));
     assert (s_dsn_check ("mysql://u:secret@h/db?bogus=1", &dsn, err) == DBT_EINVAL);
     assert (strstr (err, "unknown option 'bogus'") && !strstr (err, "secret"));
     assert (s_dsn_check ("mysql://h/db?socket", &dsn, err) == DBT_EINVAL);

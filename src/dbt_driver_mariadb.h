@@ -100,6 +100,16 @@
 //  The driver's vtable.
 extern const dbt_driver_t dbt_driver_mariadb;
 
+//  Parse a DSN as connect does (see above), without connecting, and
+//  describe what it sets as one line of "name=value" words: host, port
+//  (0 = Connector/C's default), user, password ("set" or "none", never
+//  the password), db, socket, ssl (off, on or verify), ssl_ca, ssl_capath,
+//  ssl_cert, ssl_key; an absent value is empty. *desc is a new string
+//  (caller frees). Returns 0, or DBT_EINVAL with err set (never holding
+//  the password) and *desc NULL. For tests and the DSN fuzz target.
+int
+    dbt_driver_mariadb_dsn (const char *dsn, char **desc, char *err);
+
 //  Self test of this module (offline checks; the live checks run from
 //  tests/dbt_drivertest against a real server).
 void

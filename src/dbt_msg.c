@@ -657,6 +657,17 @@ dbt_msg_recv (zsock_t *sock, bool router, char *err)
     zmsg_t *msg = zmsg_recv (sock);
     if (!msg)
         return NULL;
+    return dbt_msg_parse (&msg, router, err);
+}
+
+dbt_msg_t *
+dbt_msg_parse (zmsg_t **msg_p, bool router, char *err)
+{
+    assert (msg_p && *msg_p);
+    zmsg_t *msg = *msg_p;
+    *msg_p = NULL;
+    if (err)
+        err [0] = 0;
     dbt_msg_t *self = (dbt_msg_t *) dbt_malloc (sizeof (dbt_msg_t));
     size_t expected = router ? 4 : 3;
     if (zmsg_size (msg) != expected) {
@@ -872,6 +883,20 @@ dbt_msg_test (bool verbose)
     assert (dbt_msg_recv (router, true, err) == NULL && strstr (err, "bad body"));
     zstr_sendx (dealer, DBT_PROTO_CLIENT, "x", "\x91\x01", NULL);  //  not a map
     assert (dbt_msg_recv (router, true, err) == NULL && strstr (err, "map"));
+
+    //  The same checks without a socket: the message is consumed.
+    zmsg_t *raw = zmsg_new ();
+    zmsg_addstr (raw, DBT_PROTO_CLIENT);
+    zmsg_addmem (raw, "\x06", 1);
+    zmsg_addmem (raw, "\x80", 1);
+    msg = dbt_msg_parse (&raw, false, err);
+    assert (msg && !raw && msg->command == DBT_C_PING && msg->map->via.map.size == 0);
+    dbt_msg_destroy (&msg);
+    raw = zmsg_new ();
+    zmsg_addstr (raw, DBT_PROTO_CLIENT);
+    zmsg_addmem (raw, "\x06", 1);
+    zmsg_addmem (raw, "\x80", 1);
+    assert (dbt_msg_parse (&raw, true, err) == NULL && !raw && strstr (err, "frames"));
 
     zsock_destroy (&dealer);
     zsock_destroy (&router);

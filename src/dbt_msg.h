@@ -224,6 +224,13 @@ int
 dbt_msg_t *
     dbt_msg_recv (zsock_t *sock, bool router, char *err);
 
+//  Check and decode a received message (the frame checks of dbt_msg_recv:
+//  frame count, signature, one-byte command, body size, a msgpack map as
+//  body). Consumes *msg_p and nulls it. Returns the message (caller
+//  destroys), or NULL with err set when it is malformed.
+dbt_msg_t *
+    dbt_msg_parse (zmsg_t **msg_p, bool router, char *err);
+
 //  Destroy; nulls the pointer.
 void
     dbt_msg_destroy (dbt_msg_t **self_p);

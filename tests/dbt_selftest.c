@@ -32,6 +32,7 @@ static test_item_t s_tests [] = {
     { "ch_native", dbt_ch_native_test },
     { "driver_clickhouse", dbt_driver_clickhouse_test },
     { "submit", dbt_submit_test },
+    { "jobreq", dbt_jobreq_test },
     { "pool", dbt_pool_test },
     { "runner", dbt_runner_test },
     { "dispatcher", dbt_dispatcher_test },

@@ -46,6 +46,15 @@ post entries_of '{"job_id": "x", "args": ["user1"'
 is "$STATUS" 400 "malformed JSON is 400"
 is "$(jfield .message)" "error parsing request JSON" "malformed JSON message"
 is "$(jfield .status)" "error" "malformed JSON gets the error envelope"
+post entries_of '{"job_id":"tg1","args":["user1"]}garbage'
+is "$STATUS" 400 "trailing garbage after the JSON body is 400"
+is "$(jfield .message)" "error parsing request JSON" "trailing garbage message"
+api POST /groups '{"jobs":[{"task":"count_entries","job_id":"tg2"}]} {}'
+is "$STATUS" 400 "trailing garbage after a group body is 400"
+is "$(jfield .message)" "error parsing JSON body" "group trailing garbage message"
+#  Trailing whitespace is fine: the body is decoded and the task looked up.
+post no_such_task "$(printf '{"job_id":"tg3"} \r\n\t')"
+is "$STATUS" 404 "trailing whitespace after the JSON body is decoded"
 post entries_of ''
 is "$STATUS" 400 "empty body is 400"
 is "$(jfield .message)" "request body is empty" "empty body message"

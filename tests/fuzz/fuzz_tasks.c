@@ -6,26 +6,17 @@
     again (every name must now be a duplicate and change nothing), and the
     tasks are bound to a small fixed configuration.
 
-    Standalone (built by `make check`): fuzz_tasks FILE... parses each file
-    and prints "FILE: ok" or "FILE: <error>"; tests/fuzz_tasks.t runs it
-    over the seed corpus in tests/fixtures/tasks/.
-
-    libFuzzer build, from the source tree after an out-of-tree configure in
-    build/ (config.h comes from there); needs libclang-rt-14-dev:
-
-      clang -g -O1 -fsanitize=fuzzer,address,undefined -DDBT_LIBFUZZER \
-          -Ibuild -Isrc -Iinclude tests/fuzz_tasks.c src/dbt_tasks.c \
-          src/dbt_config.c src/dbt_util.c src/dbt_log.c src/dbt_sample.c \
-          $(pkg-config --cflags --libs libczmq inih uuid) -lm -o fuzz_tasks_lf
-      mkdir -p corpus && ./fuzz_tasks_lf -max_total_time=120 corpus tests/fixtures/tasks
+    Seed corpus: tests/fixtures/tasks/ (valid_*.sql parse, broken_*.sql
+    fail with a file:line error). Build and run: see tests/README.md.
     =========================================================================
 */
-#include "../src/dbt_classes.h"
+#include "../../src/dbt_classes.h"
+#include "fuzz.h"
 
 //  Parse one input and check what can be checked. Aborts on a broken
 //  invariant; parse errors are normal. Returns 0 when the input parsed.
-static int
-s_run (const uint8_t *data, size_t size, char *err)
+int
+dbt_fuzz_one (const uint8_t *data, size_t size, char *err)
 {
     static dbt_config_t *config = NULL;
     if (!config) {
@@ -63,47 +54,3 @@ s_run (const uint8_t *data, size_t size, char *err)
     dbt_tasks_destroy (&tasks);
     return rc;
 }
-
-int
-LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
-
-int
-LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
-{
-    char err [DBT_ERRMSG_LEN];
-    s_run (data, size, err);
-    return 0;
-}
-
-#ifndef DBT_LIBFUZZER
-int
-main (int argc, char **argv)
-{
-    setenv ("ZSYS_SIGHANDLER", "false", 1);
-    for (int i = 1; i < argc; i++) {
-        FILE *file = fopen (argv [i], "rb");
-        if (!file) {
-            fprintf (stderr, "fuzz_tasks: cannot open '%s': %s\n", argv [i], strerror (errno));
-            return 2;
-        }
-        dbt_buf_t buf = { 0 };
-        char chunk [4096];
-        size_t n;
-        while ((n = fread (chunk, 1, sizeof (chunk), file)) > 0)
-            dbt_buf_append (&buf, chunk, n);
-        fclose (file);
-        //  An exact-size copy, so ASan sees reads past the end.
-        uint8_t *data = (uint8_t *) dbt_malloc (buf.len);
-        if (buf.len)
-            memcpy (data, buf.data, buf.len);
-        char err [DBT_ERRMSG_LEN];
-        if (s_run (data, buf.len, err) == 0)
-            printf ("%s: ok\n", argv [i]);
-        else
-            printf ("%s: %s\n", argv [i], err);
-        free (data);
-        dbt_buf_free (&buf);
-    }
-    return 0;
-}
-#endif

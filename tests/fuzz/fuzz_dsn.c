@@ -1,0 +1,134 @@
+/*  =========================================================================
+    fuzz_dsn - fuzz target for the ClickHouse and MariaDB DSN parsers
+
+    Input: one selector byte, then the DSN (up to its first NUL, as a
+    config value is). Bit 2 of the selector ('m' has it, 'c' has not, so
+    seeds read as text) picks the MariaDB parser (dbt_driver_mariadb_dsn),
+    else the ClickHouse one (dbt_driver_clickhouse_dsn).
+
+    ClickHouse: a DSN that parses gives an http:// or https:// URL with a
+    host and no user info, which parses again as a DSN to the same URL and
+    no credentials (the driver's URL is stable), and which curl accepts.
+    MariaDB: a DSN that parses is described with its port in range and no
+    password; and whether it parses or not, the password of the URL (as
+    curl reads it, when it is long enough to be told from the rest) never
+    appears in the error message.
+
+    PostgreSQL DSNs are not parsed by project code: libpq reads them whole
+    (PQconnectdbParams with expand_dbname), so there is no target for them.
+
+    Seed corpus: tests/fixtures/dsn/ (valid_* parse, broken_* are refused).
+    Build and run: see tests/README.md.
+    =========================================================================
+*/
+#include "../../src/dbt_classes.h"
+#include "fuzz.h"
+#include <curl/curl.h>
+
+static int
+s_clickhouse (const char *dsn, char *err)
+{
+    char *url = NULL, *user = NULL, *password = NULL;
+    int rc = dbt_driver_clickhouse_dsn (dsn, &url, &user, &password, err);
+    if (rc) {
+        assert (rc == DBT_EINVAL && err [0] && !url && !user && !password);
+        return -1;
+    }
+    assert (url && (strncmp (url, "http://", 7) == 0 || strncmp (url, "https://", 8) == 0));
+    CURLU *parsed = curl_url ();
+    assert (curl_url_set (parsed, CURLUPART_URL, url, 0) == CURLUE_OK);
+    char *part = NULL;
+    assert (curl_url_get (parsed, CURLUPART_HOST, &part, 0) == CURLUE_OK && *part);
+    curl_free (part);
+    part = NULL;
+    assert (curl_url_get (parsed, CURLUPART_USER, &part, 0) != CURLUE_OK);
+    assert (curl_url_get (parsed, CURLUPART_PASSWORD, &part, 0) != CURLUE_OK);
+    assert (curl_url_get (parsed, CURLUPART_FRAGMENT, &part, 0) != CURLUE_OK);
+    curl_url_cleanup (parsed);
+    char again_err [DBT_ERRMSG_LEN];
+    char *url2 = NULL, *user2 = NULL, *password2 = NULL;
+    int rc2 = dbt_driver_clickhouse_dsn (url, &url2, &user2, &password2, again_err);
+    if (rc2 || !streq (url2, url) || user2 || password2) {
+        fprintf (stderr, "fuzz_dsn: '%s' gave '%s', which gave %d '%s' user %s password %s\n",
+                 dsn, url, rc2, rc2 ? again_err : url2, user2 ? user2 : "(none)",
+                 password2 ? password2 : "(none)");
+        assert (false);
+    }
+    free (url2);
+    free (url);
+    free (user);
+    free (password);
+    return 0;
+}
+
+//  The password curl sees in dsn (decoded and raw), when it is at least
+//  six bytes and its raw text occurs once in dsn; else NULLs.
+static void
+s_password (const char *dsn, char **decoded, char **raw)
+{
+    *decoded = *raw = NULL;
+    CURLU *url = curl_url ();
+    if (curl_url_set (url, CURLUPART_URL, dsn, CURLU_NON_SUPPORT_SCHEME) == CURLUE_OK) {
+        char *part = NULL;
+        if (curl_url_get (url, CURLUPART_PASSWORD, &part, 0) == CURLUE_OK) {
+            const char *first = strstr (dsn, part);
+            if (strlen (part) >= 6 && first && !strstr (first + 1, part))
+                *raw = dbt_strdup (part);
+            curl_free (part);
+            part = NULL;
+        }
+        if (*raw && curl_url_get (url, CURLUPART_PASSWORD, &part, CURLU_URLDECODE) == CURLUE_OK) {
+            if (strlen (part) >= 6)
+                *decoded = dbt_strdup (part);
+            curl_free (part);
+        }
+    }
+    curl_url_cleanup (url);
+}
+
+static int
+s_mariadb (const char *dsn, char *err)
+{
+    char *desc = NULL;
+    err [0] = 0;
+    int rc = dbt_driver_mariadb_dsn (dsn, &desc, err);
+    char *decoded, *raw;
+    s_password (dsn, &decoded, &raw);
+    if (decoded && strstr (err, decoded)) {
+        fprintf (stderr, "fuzz_dsn: password '%s' of '%s' is in the error: %s\n", decoded, dsn, err);
+        assert (false);
+    }
+    if (raw && strstr (err, raw)) {
+        fprintf (stderr, "fuzz_dsn: password '%s' of '%s' is in the error: %s\n", raw, dsn, err);
+        assert (false);
+    }
+    free (decoded);
+    free (raw);
+    if (rc) {
+        assert (rc == DBT_EINVAL && err [0] && !desc);
+        return -1;
+    }
+    assert (desc && strncmp (desc, "host=", 5) == 0);
+    const char *port = strstr (desc, " port=");
+    assert (port);
+    int64_t value = -1;
+    char *end = NULL;
+    value = strtoll (port + 6, &end, 10);
+    assert (end && *end == ' ' && value >= 0 && value <= 65535);
+    assert (strstr (desc, " password=set ") || strstr (desc, " password=none "));
+    free (desc);
+    return 0;
+}
+
+int
+dbt_fuzz_one (const uint8_t *data, size_t size, char *err)
+{
+    if (size == 0) {
+        dbt_err_set (err, "input needs a selector byte");
+        return -1;
+    }
+    char *dsn = dbt_strndup ((const char *) data + 1, size - 1);
+    int rc = (data [0] & 4) ? s_mariadb (dsn, err) : s_clickhouse (dsn, err);
+    free (dsn);
+    return rc;
+}
