@@ -262,6 +262,15 @@ s_get_tasks (s_req_t *req)
     return s_success (map);
 }
 
+//  Where an answer came from: the dispatcher's node, and how stale it may
+//  be (0 when this node's own dispatcher answered).
+static void
+s_freshness (json_t *doc, const dbt_origin_t *origin)
+{
+    json_object_set_new (doc, "dispatcher", json_string (origin->node));
+    json_object_set_new (doc, "replica_lag_ms", json_integer (origin->lag_ms));
+}
+
 //  Upstream JobStatusResp, plus fields of our own after them.
 static json_t *
 s_job_status (const dbt_job_t *job)
@@ -291,7 +300,8 @@ s_get_job (s_req_t *req)
     const char *id = req->segs [1];
     dbt_job_t *job = NULL;
     char err [DBT_ERRMSG_LEN];
-    int rc = dbt_id_valid (id) ? dbt_store_job (req->api->args.store, id, &job, err) : DBT_ENOTFOUND;
+    dbt_origin_t origin;
+    int rc = dbt_id_valid (id) ? dbt_view_job (req->api->args.view, id, &job, &origin, err) : DBT_ENOTFOUND;
     if (rc == DBT_ENOTFOUND)
         return dbt_api_error (404, "job not found");
     if (rc) {
@@ -299,6 +309,7 @@ s_get_job (s_req_t *req)
         return dbt_api_error (500, "could not read job status");
     }
     json_t *status = s_job_status (job);
+    s_freshness (status, &origin);
     dbt_job_destroy (&job);
     return s_success (status);
 }
@@ -364,7 +375,7 @@ s_get_pending (s_req_t *req)
     json_t *list = json_array ();
     char err [DBT_ERRMSG_LEN];
     if (dbt_id_valid (queue)
-    &&  dbt_store_each_waiting (req->api->args.store, queue, s_pending_one, list, err)) {
+    &&  dbt_view_each_waiting (req->api->args.view, queue, s_pending_one, list, err)) {
         json_decref (list);
         dbt_log (DBT_LOG_ERROR, "http: %s", err);
         return dbt_api_error (500, "error fetching pending tasks");
@@ -378,7 +389,8 @@ s_get_group (s_req_t *req)
     const char *id = req->segs [1];
     dbt_group_t *group = NULL;
     char err [DBT_ERRMSG_LEN];
-    int rc = dbt_id_valid (id) ? dbt_store_group (req->api->args.store, id, &group, err) : DBT_ENOTFOUND;
+    dbt_origin_t origin;
+    int rc = dbt_id_valid (id) ? dbt_view_group (req->api->args.view, id, &group, &origin, err) : DBT_ENOTFOUND;
     if (rc == DBT_ENOTFOUND)
         return dbt_api_error (404, "group not found");
     if (rc) {
@@ -389,7 +401,7 @@ s_get_group (s_req_t *req)
     bool done = true, failed = false;
     for (size_t i = 0; i < group->njobs; i++) {
         dbt_job_t *job = NULL;
-        if (dbt_store_job (req->api->args.store, group->job_ids [i], &job, err) == 0) {
+        if (dbt_view_job_at (req->api->args.view, origin.node, group->job_ids [i], &job, err) == 0) {
             done = done && dbt_state_final (job->state);
             failed = failed || job->state == DBT_STATE_FAILURE;
             json_array_append_new (jobs, s_job_status (job));
@@ -401,6 +413,7 @@ s_get_group (s_req_t *req)
     json_object_set_new (data, "state", json_string (!done ? "STARTED" : failed ? "FAILURE" : "SUCCESS"));
     json_object_set_new (data, "concurrency", json_integer (group->concurrency));
     json_object_set_new (data, "jobs", jobs);
+    s_freshness (data, &origin);
     dbt_group_destroy (&group);
     return s_success (data);
 }
@@ -413,6 +426,7 @@ typedef struct {
     const char *group_id;       //  group id or NULL
     int64_t concurrency;        //  group concurrency
     bool is_group;              //  send a group
+    bool records;               //  ask for the records written (a remote dispatcher)
 } s_submit_t;
 
 static void
@@ -423,6 +437,8 @@ s_build_submit (dbt_mpw_t *w, void *arg)
     const char *data = dbt_mpw_data (submit->jobs, &len);
     dbt_mpw_str (w, "jobs");
     dbt_mpw_raw (w, data, len);
+    if (submit->records)
+        dbt_mpw_kbool (w, "records", true);
     if (submit->is_group) {
         dbt_mpw_str (w, "group");
         dbt_mpw_map (w);
@@ -433,15 +449,78 @@ s_build_submit (dbt_mpw_t *w, void *arg)
     }
 }
 
-//  Route a submission to the dispatcher of its (first) job's queue.
-static const char *
-s_route (dbt_api_t *self, const char *task, const char *queue)
+//  The dispatcher of a submission's (first) job's queue: its endpoint
+//  (caller frees), or NULL with *response set when none is known yet.
+static char *
+s_route (dbt_api_t *self, const char *task, const char *queue, dbt_response_t **response)
 {
-    char *resolved = dbt_submit_queue (self->args.config, self->args.tasks, task, queue);
-    const char *endpoint = dbt_config_queue_dispatcher (self->args.config,
-                                                        resolved ? resolved : self->args.config->queue);
+    char *resolved = task ? dbt_submit_queue (self->args.config, self->args.tasks, task, queue) : NULL;
+    const char *name = resolved ? resolved : queue ? queue : self->args.config->queue;
+    char *endpoint = dbt_routes_dispatcher (self->args.routes, name);
+    if (!endpoint) {
+        char *message = dbt_printf ("no dispatcher is known for queue '%s' (yet): none of this "
+                                    "node's peers answered as its owner", name);
+        *response = dbt_api_error (503, message);
+        free (message);
+    }
     free (resolved);
     return endpoint;
+}
+
+//  True when endpoint is not this node's own dispatcher: its records
+//  reach this node's view only through the replica.
+static bool
+s_remote (dbt_api_t *self, const char *endpoint)
+{
+    return !self->args.local || !streq (endpoint, self->args.local);
+}
+
+//  Read-your-writes: record what a remote dispatcher's acknowledgement
+//  says it wrote, until this node's replica of it has caught up.
+static void
+s_remember (dbt_api_t *self, dbt_reply_t *reply)
+{
+    char err [DBT_ERRMSG_LEN];
+    const msgpack_object *root = dbt_mpr_root (reply->doc);
+    char *node = NULL;
+    uint64_t seq = 0;
+    if (dbt_mp_field_str (root, "node", true, &node, err) || dbt_mp_field_u64 (root, "seq", true, &seq, err)) {
+        free (node);
+        return;
+    }
+    const msgpack_object *records = dbt_mp_get (root, "records");
+    for (uint32_t i = 0; records && records->type == MSGPACK_OBJECT_ARRAY && i < records->via.array.size; i++) {
+        dbt_job_t *job = dbt_job_unpack (&records->via.array.ptr [i], err);
+        if (job)
+            dbt_view_wrote (self->args.view, node, seq, job->id, job);
+        dbt_job_destroy (&job);
+    }
+    const msgpack_object *gone = dbt_mp_get (root, "gone");
+    for (uint32_t i = 0; gone && gone->type == MSGPACK_OBJECT_ARRAY && i < gone->via.array.size; i++) {
+        const char *str;
+        size_t len;
+        if (dbt_mp_str (&gone->via.array.ptr [i], &str, &len) == 0 && len <= DBT_ID_MAX) {
+            char *id = dbt_strndup (str, len);
+            dbt_view_wrote (self->args.view, node, seq, id, NULL);
+            free (id);
+        }
+    }
+    free (node);
+}
+
+//  A 504 for a submission also says which job or group to look for.
+static dbt_response_t *
+s_unknown_outcome (dbt_response_t *response, const char *key, const char *id)
+{
+    if (!response || response->status != 504 || !id)
+        return response;
+    json_t *doc = json_loads (response->body, 0, NULL);
+    dbt_response_destroy (&response);
+    json_t *data = json_object ();
+    json_object_set_new (data, key, json_string (id));
+    json_object_set (doc, "data", data);
+    json_decref (data);
+    return s_response (504, doc);
 }
 
 static dbt_response_t *
@@ -449,7 +528,7 @@ s_post_job (s_req_t *req)
 {
     const char *task = req->segs [1];
     char err [DBT_ERRMSG_LEN];
-    s_submit_t submit = { dbt_mpw_new (), NULL, 0, false };
+    s_submit_t submit = { dbt_mpw_new (), NULL, 0, false, false };
     dbt_jobreq_route_t route;
     dbt_mpw_array (submit.jobs);
     int rc = dbt_jobreq_job (req->body, req->len, task, submit.jobs, &route, err);
@@ -465,9 +544,16 @@ s_post_job (s_req_t *req)
     }
     else {
         dbt_reply_t *reply = NULL;
-        response = s_call (req->api, s_route (req->api, task, route.queue), DBT_C_SUBMIT,
-                           s_build_submit, &submit, &reply);
+        char *endpoint = s_route (req->api, task, route.queue, &response);
+        if (endpoint) {
+            submit.records = s_remote (req->api, endpoint);
+            response = s_call (req->api, endpoint, DBT_C_SUBMIT, s_build_submit, &submit, &reply);
+            response = s_unknown_outcome (response, "job_id", route.id);
+        }
+        free (endpoint);
         if (!response) {
+            if (submit.records)
+                s_remember (req->api, reply);
             const msgpack_object *jobs = dbt_mp_get (reply->data, "jobs");
             if (jobs && jobs->type == MSGPACK_OBJECT_ARRAY && jobs->via.array.size == 1)
                 response = s_success (s_job_resp (&jobs->via.array.ptr [0]));
@@ -485,7 +571,7 @@ static dbt_response_t *
 s_post_group (s_req_t *req)
 {
     char err [DBT_ERRMSG_LEN] = "";
-    s_submit_t submit = { dbt_mpw_new (), NULL, 0, true };
+    s_submit_t submit = { dbt_mpw_new (), NULL, 0, true, false };
     dbt_jobreq_group_t group;
     dbt_mpw_array (submit.jobs);
     int rc = dbt_jobreq_group (req->body, req->len, submit.jobs, &group, err);
@@ -497,11 +583,16 @@ s_post_group (s_req_t *req)
         submit.group_id = group.id;
         submit.concurrency = group.concurrency;
         dbt_reply_t *reply = NULL;
-        const char *endpoint = group.first.task
-                             ? s_route (req->api, group.first.task, group.first.queue)
-                             : req->api->args.config->mesh_dispatcher;
-        response = s_call (req->api, endpoint, DBT_C_SUBMIT, s_build_submit, &submit, &reply);
+        char *endpoint = s_route (req->api, group.first.task, group.first.queue, &response);
+        if (endpoint) {
+            submit.records = s_remote (req->api, endpoint);
+            response = s_call (req->api, endpoint, DBT_C_SUBMIT, s_build_submit, &submit, &reply);
+            response = s_unknown_outcome (response, "group_id", group.id);
+        }
+        free (endpoint);
         if (!response) {
+            if (submit.records)
+                s_remember (req->api, reply);
             char *group_id = NULL;
             dbt_mp_field_str (reply->data, "group_id", false, &group_id, err);
             const msgpack_object *list = dbt_mp_get (reply->data, "jobs");
@@ -525,6 +616,7 @@ typedef struct {
     const char *key;            //  "job_id" or "group_id"
     const char *id;             //  the id
     bool purge;                 //  purge flag
+    bool records;               //  ask for the records written (a remote dispatcher)
 } s_cancel_t;
 
 static void
@@ -533,17 +625,20 @@ s_build_cancel (dbt_mpw_t *w, void *arg)
     s_cancel_t *cancel = (s_cancel_t *) arg;
     dbt_mpw_kstr (w, cancel->key, cancel->id);
     dbt_mpw_kbool (w, "purge", cancel->purge);
+    if (cancel->records)
+        dbt_mpw_kbool (w, "records", true);
 }
 
-//  The dispatcher that owns a stored job (its queue's), or the default.
-static const char *
+//  The dispatcher of a job this node knows of (its queue's); NULL when
+//  the job is unknown here or its dispatcher is. Caller frees.
+static char *
 s_owner (dbt_api_t *self, const char *job_id)
 {
     dbt_job_t *job = NULL;
     char err [DBT_ERRMSG_LEN];
-    const char *endpoint = self->args.config->mesh_dispatcher;
-    if (dbt_id_valid (job_id) && dbt_store_job (self->args.store, job_id, &job, err) == 0)
-        endpoint = dbt_config_queue_dispatcher (self->args.config, job->queue);
+    char *endpoint = NULL;
+    if (dbt_view_job (self->args.view, job_id, &job, NULL, err) == 0)
+        endpoint = dbt_routes_dispatcher (self->args.routes, job->queue);
     dbt_job_destroy (&job);
     return endpoint;
 }
@@ -551,28 +646,54 @@ s_owner (dbt_api_t *self, const char *job_id)
 static dbt_response_t *
 s_delete (s_req_t *req, bool group)
 {
-    s_cancel_t cancel = { group ? "group_id" : "job_id", req->segs [1], false };
+    dbt_api_t *self = req->api;
+    s_cancel_t cancel = { group ? "group_id" : "job_id", req->segs [1], false, false };
     const char *purge = req->query (req->query_arg, "purge");
     if (purge && dbt_parse_bool (purge, &cancel.purge))
         cancel.purge = false;               //  as upstream: anything else is false
     if (!dbt_id_valid (cancel.id))
         return dbt_api_error (404, group ? "group not found" : "job not found");
-    const char *endpoint = req->api->args.config->mesh_dispatcher;
+    char *endpoint = NULL;
     if (!group)
-        endpoint = s_owner (req->api, cancel.id);
+        endpoint = s_owner (self, cancel.id);
     else {
         dbt_group_t *stored = NULL;
         char err [DBT_ERRMSG_LEN];
-        if (dbt_store_group (req->api->args.store, cancel.id, &stored, err) == 0 && stored->njobs)
-            endpoint = s_owner (req->api, stored->job_ids [0]);
+        if (dbt_view_group (self->args.view, cancel.id, &stored, NULL, err) == 0 && stored->njobs)
+            endpoint = s_owner (self, stored->job_ids [0]);
         dbt_group_destroy (&stored);
     }
-    dbt_reply_t *reply = NULL;
-    dbt_response_t *response = s_call (req->api, endpoint, DBT_C_CANCEL, s_build_cancel, &cancel, &reply);
-    if (!response) {
-        response = s_success (json_true ());
-        dbt_reply_destroy (&reply);
+    //  Known here: ask its dispatcher. Not known (a replica behind, or a
+    //  job of a dispatcher this node does not replicate): ask them all,
+    //  the first that has it answers.
+    zlist_t *candidates = NULL;
+    if (endpoint) {
+        candidates = zlist_new ();
+        zlist_autofree (candidates);
+        zlist_append (candidates, endpoint);
+        free (endpoint);
     }
+    else
+        candidates = dbt_routes_dispatchers (self->args.routes);
+    dbt_response_t *response = NULL;
+    for (char *candidate = (char *) zlist_first (candidates); candidate;
+         candidate = (char *) zlist_next (candidates)) {
+        dbt_response_destroy (&response);
+        dbt_reply_t *reply = NULL;
+        cancel.records = s_remote (self, candidate);
+        response = s_call (self, candidate, DBT_C_CANCEL, s_build_cancel, &cancel, &reply);
+        if (!response) {
+            if (cancel.records)
+                s_remember (self, reply);
+            response = s_success (json_true ());
+            dbt_reply_destroy (&reply);
+        }
+        if (response->status != 404)
+            break;
+    }
+    zlist_destroy (&candidates);
+    if (!response)
+        response = dbt_api_error (404, group ? "group not found" : "job not found");
     return response;
 }
 
@@ -630,7 +751,8 @@ s_get_results (s_req_t *req)
     if (s_query_count (req, "limit", &limit, err) || s_query_count (req, "offset", &offset, err))
         return dbt_api_error (400, err);
     dbt_job_t *job = NULL;
-    int rc = dbt_id_valid (id) ? dbt_store_job (req->api->args.store, id, &job, err) : DBT_ENOTFOUND;
+    dbt_origin_t origin;
+    int rc = dbt_id_valid (id) ? dbt_view_job (req->api->args.view, id, &job, &origin, err) : DBT_ENOTFOUND;
     if (rc == DBT_ENOTFOUND)
         return dbt_api_error (404, "job not found");
     if (rc)
@@ -683,24 +805,62 @@ s_build_empty (dbt_mpw_t *w, void *arg)
 {
 }
 
+//  /health: each peer as the routes know it, with its replica's freshness.
+typedef struct {
+    json_t *list;               //  peers
+    dbt_view_t *view;           //  for the replicas
+} s_peers_t;
+
+static void
+s_replica_of (const char *node, bool own, dbt_store_t *store, int64_t lag_ms, uint64_t seq,
+              const dbt_view_delay_t *delay, void *arg)
+{
+    json_t *peer = (json_t *) arg;
+    const char *name = json_string_value (json_object_get (peer, "node"));
+    if (!own && name && streq (name, node)) {
+        json_object_set_new (peer, "replica_seq", json_integer ((json_int_t) seq));
+        json_object_set_new (peer, "replica_lag_ms", json_integer (lag_ms));
+    }
+}
+
+static void
+s_peer_json (const dbt_peer_t *peer, void *arg)
+{
+    s_peers_t *peers = (s_peers_t *) arg;
+    if (peer->self)
+        return;
+    json_t *item = json_object ();
+    json_object_set_new (item, "endpoint", json_string (peer->endpoint));
+    json_object_set_new (item, "node", peer->node ? json_string (peer->node) : json_null ());
+    json_object_set_new (item, "up", json_boolean (peer->up));
+    json_object_set_new (item, "last_seen", s_time (peer->last_seen));
+    json_object_set_new (item, "replica_seq", json_integer (0));
+    json_object_set_new (item, "replica_lag_ms", json_integer (-1));
+    dbt_view_each_source (peers->view, s_replica_of, item);
+    json_array_append_new (peers->list, item);
+}
+
 static dbt_response_t *
 s_get_health (s_req_t *req)
 {
-    dbt_reply_t *reply = NULL;
-    dbt_response_t *response = s_call_within (req->api, req->api->args.config->mesh_bind, DBT_C_PING,
-                                              s_build_empty, NULL, 2000, &reply);
-    if (response) {
-        dbt_response_destroy (&response);
-        return dbt_api_error (503, "dispatcher is not answering");
+    dbt_api_t *self = req->api;
+    if (self->args.local) {
+        dbt_reply_t *reply = NULL;
+        dbt_response_t *response = s_call_within (self, self->args.local, DBT_C_PING,
+                                                  s_build_empty, NULL, 2000, &reply);
+        if (response) {
+            dbt_response_destroy (&response);
+            return dbt_api_error (503, "dispatcher is not answering");
+        }
+        dbt_reply_destroy (&reply);
     }
-    dbt_reply_destroy (&reply);
     json_t *data = json_object ();
     json_object_set_new (data, "status", json_string ("ok"));
-    json_object_set_new (data, "node", json_string (req->api->args.config->worker_name));
+    json_object_set_new (data, "node", json_string (self->args.config->worker_name));
     json_object_set_new (data, "version", json_string (DBT_VERSION_STRING));
     dbt_store_space_t space;
     char err [DBT_ERRMSG_LEN];
-    if (dbt_store_space (req->api->args.store, &space, err) == 0) {
+    if (self->args.store && dbt_store_space (self->args.store, &space, err) == 0) {
         json_object_set_new (data, "state_store_usage",
                              json_real ((double) space.used_bytes / (double) space.max_bytes));
         json_t *store = json_object ();
@@ -711,6 +871,12 @@ s_get_health (s_req_t *req)
         json_object_set_new (store, "full", json_boolean (space.full));
         json_object_set_new (data, "state_store", store);
     }
+    s_peers_t peers = { json_array (), self->args.view };
+    dbt_routes_each_peer (self->args.routes, s_peer_json, &peers);
+    if (json_array_size (peers.list))
+        json_object_set_new (data, "peers", peers.list);
+    else
+        json_decref (peers.list);
     return s_success (data);
 }
 
@@ -718,11 +884,14 @@ static dbt_response_t *
 s_get_metrics (s_req_t *req)
 {
     dbt_reply_t *reply = NULL;
-    dbt_response_t *failed = s_call_within (req->api, req->api->args.config->mesh_bind, DBT_C_STATS,
-                                            s_build_empty, NULL, 5000, &reply);
-    dbt_response_destroy (&failed);
+    if (req->api->args.local) {
+        dbt_response_t *failed = s_call_within (req->api, req->api->args.local, DBT_C_STATS,
+                                                s_build_empty, NULL, 5000, &reply);
+        dbt_response_destroy (&failed);
+    }
     dbt_buf_t text = { 0 };
-    dbt_metrics_render (reply ? reply->data : NULL, req->api->args.store, req->api->args.pools, &text);
+    dbt_metrics_render (reply ? reply->data : NULL, req->api->args.store, req->api->args.view,
+                        req->api->args.pools, &text);
     dbt_reply_destroy (&reply);
     dbt_response_t *response = (dbt_response_t *) dbt_malloc (sizeof (dbt_response_t));
     response->status = 200;
@@ -914,7 +1083,9 @@ dbt_api_test (bool verbose)
     dbt_wtxn_t *txn = dbt_store_begin (store, err);
     assert (dbt_wtxn_put_job (txn, job, err) == 0 && dbt_wtxn_commit (&txn, err) == 0);
     dbt_job_destroy (&job);
-    dbt_api_args_t args = { config, tasks, store, NULL, NULL };
+    dbt_routes_t *routes = dbt_routes_new (config);
+    dbt_view_t *view = dbt_view_new (store, "test");
+    dbt_api_args_t args = { config, tasks, store, NULL, routes, view, NULL };
     dbt_api_t *api = dbt_api_new (&args);
     char *body = NULL, *allow = NULL;
 
@@ -1001,6 +1172,8 @@ dbt_api_test (bool verbose)
     free (body);
 
     dbt_api_destroy (&api);
+    dbt_view_destroy (&view);
+    dbt_routes_destroy (&routes);
     dbt_store_destroy (&store);
     dbt_tasks_destroy (&tasks);
     dbt_config_destroy (&config);

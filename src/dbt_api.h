@@ -23,6 +23,8 @@
 #include "dbt_tasks.h"
 #include "dbt_store.h"
 #include "dbt_pool.h"
+#include "dbt_routes.h"
+#include "dbt_view.h"
 
 typedef struct _dbt_api_t dbt_api_t;
 
@@ -30,9 +32,11 @@ typedef struct _dbt_api_t dbt_api_t;
 typedef struct {
     const dbt_config_t *config; //  node configuration
     dbt_tasks_t *tasks;         //  task registry
-    dbt_store_t *store;         //  state (read side)
+    dbt_store_t *store;         //  this node's dispatcher store, or NULL (for /health)
     dbt_pools_t *pools;         //  results read-back connections (may be NULL)
-    void *metrics;              //  zactor_t * of the dispatcher for STATS, or NULL
+    dbt_routes_t *routes;       //  where each queue's dispatcher is
+    dbt_view_t *view;           //  reads across the mesh
+    const char *local;          //  this node's dispatcher (inproc endpoint), or NULL
 } dbt_api_args_t;
 
 //  A response. Either body/len, or a streamed body produced by reader.

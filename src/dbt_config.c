@@ -43,6 +43,7 @@ typedef enum {
     S_LEVEL,                    //  dbt_log_level_t, DEBUG INFO WARN ERROR
     S_DIRS,                     //  sql_directory: comma-separated list
     S_ENDPOINT,                 //  char *, tcp:// ipc:// or inproc://
+    S_PEERS,                    //  [mesh] peers: comma-separated endpoints
     S_ADDRESS,                  //  char *, host:port
     S_QUEUENAME,                //  char *, [A-Za-z0-9_:-]{1,64}
     S_DBTYPE,                   //  char *, a known database type
@@ -119,6 +120,12 @@ static const s_key_t s_keys [] = {
     //  [mesh]
     { S_MESH, "bind", S_ENDPOINT, "tcp://127.0.0.1:6070", 0, 0, S_CFG (mesh_bind),
       "this node's dispatcher endpoint (tcp://, ipc:// or inproc://)" },
+    { S_MESH, "publish", S_ENDPOINT, NULL, 0, 0, S_CFG (mesh_publish),
+      "where this node's dispatcher publishes state updates, default: bind's port + 1" },
+    { S_MESH, "peers", S_PEERS, NULL, 0, 0, 0,
+      "other nodes' dispatcher endpoints (their bind), comma-separated" },
+    { S_MESH, "dispatch", S_BOOL, "true", 0, 0, S_CFG (mesh_dispatch),
+      "run a dispatcher on this node (false: HTTP front and workers only)" },
     { S_MESH, "dispatcher", S_ENDPOINT, NULL, 0, 0, S_CFG (mesh_dispatcher),
       "dispatcher of queues without their own, default: bind" },
     { S_MESH, "insecure", S_BOOL, "false", 0, 0, S_CFG (mesh_insecure),
@@ -293,11 +300,30 @@ s_address_valid (const char *value)
 }
 
 //  Set sql_dirs from a comma-separated list; returns -1 when it names none.
+static size_t s_split_list (const char *value, char ***items_p);
+
 static int
 s_set_dirs (dbt_config_t *config, const char *value)
 {
     char **dirs = NULL;
-    size_t ndirs = 0;
+    size_t ndirs = s_split_list (value, &dirs);
+    if (ndirs == 0)
+        return -1;
+    for (size_t i = 0; i < config->nsql_dirs; i++)
+        free (config->sql_dirs [i]);
+    free (config->sql_dirs);
+    config->sql_dirs = dirs;
+    config->nsql_dirs = ndirs;
+    return 0;
+}
+
+//  Split a comma-separated list (spaces around items trimmed, empty items
+//  dropped) into a new array. Returns the count.
+static size_t
+s_split_list (const char *value, char ***items_p)
+{
+    char **items = NULL;
+    size_t count = 0;
     const char *p = value;
     while (true) {
         const char *comma = strchr (p, ',');
@@ -308,20 +334,46 @@ s_set_dirs (dbt_config_t *config, const char *value)
         while (end > start && isspace ((unsigned char) end [-1]))
             end--;
         if (end > start) {
-            dirs = (char **) dbt_realloc (dirs, (ndirs + 1) * sizeof (char *));
-            dirs [ndirs++] = dbt_strndup (start, (size_t) (end - start));
+            items = (char **) dbt_realloc (items, (count + 1) * sizeof (char *));
+            items [count++] = dbt_strndup (start, (size_t) (end - start));
         }
         if (!comma)
             break;
         p = comma + 1;
     }
-    if (ndirs == 0)
-        return -1;
-    for (size_t i = 0; i < config->nsql_dirs; i++)
-        free (config->sql_dirs [i]);
-    free (config->sql_dirs);
-    config->sql_dirs = dirs;
-    config->nsql_dirs = ndirs;
+    *items_p = items;
+    return count;
+}
+
+static bool
+s_endpoint_valid (const char *value)
+{
+    return (strncmp (value, "tcp://", 6) == 0 && value [6])
+        || (strncmp (value, "ipc://", 6) == 0 && value [6])
+        || (strncmp (value, "inproc://", 9) == 0 && value [9]);
+}
+
+//  Set the mesh peers from a comma-separated list of endpoints.
+static int
+s_set_peers (dbt_config_t *config, const char *value, char *msg)
+{
+    char **peers = NULL;
+    size_t count = s_split_list (value, &peers);
+    for (size_t i = 0; i < count; i++) {
+        if (!s_endpoint_valid (peers [i])) {
+            dbt_err_set (msg, "expected endpoints starting with tcp://, ipc:// or inproc://, got '%s'",
+                         peers [i]);
+            for (size_t j = 0; j < count; j++)
+                free (peers [j]);
+            free (peers);
+            return -1;
+        }
+    }
+    for (size_t i = 0; i < config->nmesh_peers; i++)
+        free (config->mesh_peers [i]);
+    free (config->mesh_peers);
+    config->mesh_peers = peers;
+    config->nmesh_peers = count;
     return 0;
 }
 
@@ -406,10 +458,10 @@ s_set (void *obj, const s_key_t *key, int scope, const char *value, char *msg)
                 return -1;
             }
             return 0;
+        case S_PEERS:
+            return s_set_peers ((dbt_config_t *) obj, value, msg);
         case S_ENDPOINT:
-            if (!((strncmp (value, "tcp://", 6) == 0 && value [6])
-               || (strncmp (value, "ipc://", 6) == 0 && value [6])
-               || (strncmp (value, "inproc://", 9) == 0 && value [9]))) {
+            if (!s_endpoint_valid (value)) {
                 dbt_err_set (msg, "expected an endpoint starting with tcp://, ipc:// or inproc://, got '%s'",
                              value);
                 return -1;
@@ -508,6 +560,10 @@ dbt_config_destroy (dbt_config_t **self_p)
     for (size_t i = 0; i < self->nsql_dirs; i++)
         free (self->sql_dirs [i]);
     free (self->sql_dirs);
+    for (size_t i = 0; i < self->nmesh_peers; i++)
+        free (self->mesh_peers [i]);
+    free (self->mesh_peers);
+    free (self->mesh_publish);
     free (self->data_dir);
     free (self->auth_token);
     free (self->mesh_bind);
@@ -982,6 +1038,22 @@ s_load_env (dbt_config_t *config, char *err)
 //  --------------------------------------------------------------------------
 //  Checks across keys, and computed defaults, once every source is read.
 
+//  The publish endpoint next to a bind: tcp port + 1 (or any port when
+//  the bind takes any), ipc and inproc names with a ".pub" suffix.
+static char *
+s_derive_publish (const char *bind)
+{
+    if (strncmp (bind, "tcp://", 6) == 0) {
+        const char *colon = strrchr (bind, ':');
+        int64_t port = 0;
+        if (colon && colon > bind + 5 && dbt_parse_int64 (colon + 1, 1, 65534, &port) == 0)
+            return dbt_printf ("%.*s:%" PRId64, (int) (colon - bind), bind, port + 1);
+        if (colon && streq (colon + 1, "*"))
+            return dbt_strdup (bind);
+    }
+    return dbt_printf ("%s.pub", bind);
+}
+
 //  True for endpoints only this host can reach: inproc, ipc, and tcp on a
 //  loopback address.
 static bool
@@ -1005,8 +1077,14 @@ s_finish (dbt_config_t *config, const char *source, char *err)
             snprintf (host, sizeof (host), "localhost");
         config->worker_name = dbt_strdup (host);
     }
-    if (!config->mesh_dispatcher)
+    if (config->worker_only)
+        config->mesh_dispatch = false;
+    //  A node without a dispatcher learns the default one from its peers
+    //  (or is told by [mesh] dispatcher).
+    if (!config->mesh_dispatcher && config->mesh_dispatch)
         config->mesh_dispatcher = dbt_strdup (config->mesh_bind);
+    if (!config->mesh_publish)
+        config->mesh_publish = s_derive_publish (config->mesh_bind);
     if (config->state_map_max == 0)
         config->state_map_max = config->state_map_size > 8 * S_GIB ? config->state_map_size : 8 * S_GIB;
     if (config->state_map_max < config->state_map_size) {
@@ -1014,11 +1092,13 @@ s_finish (dbt_config_t *config, const char *source, char *err)
                      PRId64 " bytes)", source, config->state_map_max, config->state_map_size);
         return -1;
     }
-    if (!config->worker_only && !config->mesh_insecure && !s_endpoint_local (config->mesh_bind)) {
-        dbt_err_set (err, "%s: [mesh] bind '%s' is not a loopback address and no CURVE keys are "
-                     "configured: anyone who can reach it could submit and cancel jobs and take "
-                     "jobs as a worker; bind to 127.0.0.1, or set [mesh] insecure = true to accept "
-                     "that (see docs/config.md)", source, config->mesh_bind);
+    const char *open_endpoint = !s_endpoint_local (config->mesh_bind) ? config->mesh_bind
+                              : !s_endpoint_local (config->mesh_publish) ? config->mesh_publish : NULL;
+    if (config->mesh_dispatch && !config->mesh_insecure && open_endpoint) {
+        dbt_err_set (err, "%s: [mesh] endpoint '%s' is not a loopback address and no CURVE keys are "
+                     "configured: anyone who can reach it could submit and cancel jobs, read job "
+                     "state and take jobs as a worker; bind to 127.0.0.1, or set [mesh] insecure = "
+                     "true to accept that (see docs/config.md)", source, open_endpoint);
         return -1;
     }
     if (config->retry_max_ms < config->retry_base_ms) {
@@ -1367,7 +1447,7 @@ dbt_config_dispatches (const dbt_config_t *self, const char *queue)
 {
     assert (self);
     const char *endpoint = dbt_config_queue_dispatcher (self, queue);
-    return endpoint && self->mesh_bind && streq (endpoint, self->mesh_bind);
+    return self->mesh_dispatch && endpoint && self->mesh_bind && streq (endpoint, self->mesh_bind);
 }
 
 //  --------------------------------------------------------------------------

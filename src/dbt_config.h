@@ -64,7 +64,12 @@ typedef struct {
     char *mesh_bind;            //  bind: this node's dispatcher endpoint
                                 //  (tcp://127.0.0.1:6070)
     char *mesh_dispatcher;      //  dispatcher: default dispatcher endpoint for
-                                //  queues not configured (= bind)
+                                //  queues not configured (= bind; NULL on a node
+                                //  without a dispatcher: learned from peers)
+    char *mesh_publish;         //  publish: state updates endpoint (bind's port + 1)
+    char **mesh_peers;          //  peers: other nodes' dispatcher endpoints
+    size_t nmesh_peers;         //  number of peers
+    bool mesh_dispatch;         //  dispatch: run a dispatcher (false when worker_only)
     bool mesh_insecure;         //  insecure: allow a non-loopback bind without keys
     int64_t heartbeat_ms;       //  heartbeat_interval (1s)
     int heartbeat_liveness;     //  heartbeat_liveness (3)
@@ -114,8 +119,9 @@ const dbt_queueconf_t *
 int
     dbt_config_queue_concurrency (const dbt_config_t *self, const char *queue, int task_conc);
 
-//  Endpoint of the dispatcher of a queue: [queue.NAME] dispatcher, else the
-//  default dispatcher. Borrowed.
+//  Endpoint of the dispatcher of a queue by this node's config alone:
+//  [queue.NAME] dispatcher, else the default dispatcher (NULL when the
+//  node has neither: peers tell, see dbt_routes). Borrowed.
 const char *
     dbt_config_queue_dispatcher (const dbt_config_t *self, const char *queue);
 

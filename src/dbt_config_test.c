@@ -148,7 +148,7 @@ dbt_config_test (bool verbose)
         "queue = reports:daily\n"
         "worker_name = node-1\n"
         "worker_concurrency = 1000\n"
-        "worker_only = true\n"
+        "worker_only = false\n"
         "sql_directory = a, b ,,c\n"
         "data_dir = /var/lib/dbt\n"
         "[app]\n"
@@ -169,6 +169,8 @@ dbt_config_test (bool verbose)
         "dispatcher = tcp://10.0.0.1:6070\n"
         "heartbeat_interval = 100ms\n"
         "heartbeat_liveness = 20\n"
+        "peers = tcp://a:1 , tcp://b:2,\n"
+        "dispatch = true\n"
         "[queue.fast]\n"
         "concurrency = 4\n"
         "dispatcher = ipc:///tmp/dbt.ipc\n"
@@ -193,7 +195,7 @@ dbt_config_test (bool verbose)
     assert (streq (config->server, ":8080"));
     assert (streq (config->queue, "reports:daily"));
     assert (streq (config->worker_name, "node-1"));
-    assert (config->worker_concurrency == 1000 && config->worker_only);
+    assert (config->worker_concurrency == 1000 && !config->worker_only);
     assert (config->nsql_dirs == 3);
     assert (streq (config->sql_dirs [0], "a") && streq (config->sql_dirs [1], "b"));
     assert (streq (config->sql_dirs [2], "c"));
@@ -208,6 +210,8 @@ dbt_config_test (bool verbose)
     assert (streq (config->mesh_bind, "ipc:///tmp/dbt.ipc"));
     assert (streq (config->mesh_dispatcher, "tcp://10.0.0.1:6070"));
     assert (config->heartbeat_ms == 100 && config->heartbeat_liveness == 20);
+    assert (config->nmesh_peers == 2 && streq (config->mesh_peers [1], "tcp://b:2"));
+    assert (config->mesh_dispatch && streq (config->mesh_publish, "ipc:///tmp/dbt.ipc.pub"));
     assert (config->nqueues == 2);
     const dbt_queueconf_t *queue = dbt_config_queue (config, "fast");
     assert (queue && queue->concurrency == 4 && streq (queue->dispatcher, "ipc:///tmp/dbt.ipc"));
@@ -309,6 +313,8 @@ dbt_config_test (bool verbose)
         { "[APP]", "unknown section [APP]" },
         //  a mesh others can reach, without keys, needs an explicit choice
         { "[mesh]\nbind = tcp://0.0.0.0:6070", "not a loopback address and no CURVE keys" },
+        { "[mesh]\npublish = tcp://0.0.0.0:6071", "'tcp://0.0.0.0:6071' is not a loopback address" },
+        { "[mesh]\npeers = tcp://a:1, udp://b:2", "expected endpoints starting with tcp://" },
         { "[mesh]\nbind = tcp://10.1.2.3:6070", "set [mesh] insecure = true" },
         { "state_map_size = 2GiB\nstate_map_max = 1GiB", "state_map_max (1073741824 bytes) is less than" },
         { "default_job_ttl = 87600h1s", "default_job_ttl" },
@@ -346,6 +352,7 @@ dbt_config_test (bool verbose)
                          "[mesh] ; the mesh\n  bind = tcp://h:1\n[db.src]\nmax_active = 3\n"
                          "[mesh]\nheartbeat_liveness = 4\ninsecure = true\n", NULL);
     assert (streq (config->queue, "q1") && streq (config->mesh_bind, "tcp://h:1"));
+    assert (streq (config->mesh_publish, "tcp://h:2"));
     assert (config->heartbeat_liveness == 4);
     assert (dbt_config_db (config, "src")->conf.max_active == 3);
     assert (dbt_config_db (config, "src")->line == 6);

@@ -823,8 +823,10 @@ s_flush (dbt_disp_t *self)
     char err [DBT_ERRMSG_LEN] = "";
     int rc = 0;
     if (self->txn) {
+        dbt_disp__state_prepare (self);
         rc = dbt_wtxn_commit (&self->txn, err);
         self->stats [ST_COMMITS]++;
+        dbt_disp__state_publish (self, rc == 0);
     }
     if (rc) {
         dbt_log (DBT_LOG_ERROR, "dispatcher: commit failed, turn undone: %s", err);
@@ -857,6 +859,14 @@ s_flush (dbt_disp_t *self)
         }
         else
         if (!(rc && out->kind == OUT_JOB)) {
+            if (out->kind == OUT_ACK) {
+                //  Where the change can be seen: the update sequence that
+                //  carries it, and which dispatcher run made it.
+                dbt_mpw_ku64 (self->writer, "seq", self->pubseq);
+                dbt_mpw_kstr (self->writer, "node", self->config->worker_name);
+                dbt_mpw_kstr (self->writer, "instance", self->instance);
+                dbt_msg_extend (out->msg, self->writer, 3);
+            }
             if (zmsg_send (&out->msg, self->router)) {
                 if (out->kind == OUT_JOB) {
                     //  The worker vanished between turns: expire it now.
@@ -892,6 +902,9 @@ s_handle_pipe (dbt_disp_t *self)
     if (streq (command, "LOCAL"))
         zstr_send (self->pipe, self->local);
     else
+    if (streq (command, "INSTANCE"))
+        zstr_send (self->pipe, self->instance);
+    else
         dbt_log (DBT_LOG_WARN, "dispatcher: unknown pipe command '%s'", command);
     free (command);
     zmsg_destroy (&msg);
@@ -909,6 +922,8 @@ dbt_dispatcher_actor (zsock_t *pipe, void *args)
     self->config = a->config;
     self->tasks = a->tasks;
     self->store = a->store;
+    self->routes = a->routes;
+    self->view = a->view;
     self->queue = dbt_queue_new ();
     self->workers = zhashx_new ();
     zhashx_set_destructor (self->workers, s_worker_free);
@@ -942,6 +957,8 @@ dbt_dispatcher_actor (zsock_t *pipe, void *args)
             dbt_log (DBT_LOG_ERROR, "dispatcher: cannot bind '%s': %s", self->local, zmq_strerror (errno));
             status = 1;
         }
+        if (!status && dbt_disp__state_start (self))
+            status = 1;
         int loaded = status ? -1 : s_rebuild (self);
         if (loaded < 0)
             status = 1;
@@ -950,6 +967,8 @@ dbt_dispatcher_actor (zsock_t *pipe, void *args)
                      self->endpoint, loaded);
     }
     self->poller = zpoller_new (pipe, self->router, NULL);
+    if (self->publisher)
+        zpoller_add (self->poller, self->publisher);
     zsock_signal (pipe, (byte) status);
     while (status == 0 && !self->terminated) {
         //  Sleep until input, the next eta, or the next heartbeat.
@@ -958,11 +977,15 @@ dbt_dispatcher_actor (zsock_t *pipe, void *args)
         int64_t timeout = self->config->heartbeat_ms / 2;
         if (next_eta && next_eta - now < timeout)
             timeout = next_eta - now;
+        if (self->publisher && self->hugz_due - dbt_clock_ms () < timeout)
+            timeout = self->hugz_due - dbt_clock_ms ();
         if (timeout < 1)
             timeout = 1;
         void *which = zpoller_wait (self->poller, (int) timeout);
         if (which == pipe)
             s_handle_pipe (self);
+        if (self->publisher && (zsock_events (self->publisher) & ZMQ_POLLIN))
+            dbt_disp__state_subscription (self);
         if (self->terminated || zpoller_terminated (self->poller))
             break;
         s_check_space (self);
@@ -986,6 +1009,7 @@ dbt_dispatcher_actor (zsock_t *pipe, void *args)
         s_check_workers (self);
         s_dispatch (self);
         s_flush (self);
+        dbt_disp__state_tick (self);
     }
     if (self->txn)
         s_flush (self);
@@ -1000,6 +1024,7 @@ dbt_dispatcher_actor (zsock_t *pipe, void *args)
     }
     dbt_log (DBT_LOG_DEBUG, "dispatcher: stopped");
     zpoller_destroy (&self->poller);
+    dbt_disp__state_stop (self);
     zsock_destroy (&self->router);
     zlistx_destroy (&self->outbox);
     zhashx_destroy (&self->workers);

@@ -15,7 +15,8 @@
     Pipe commands: "$TERM" stops the actor; "ENDPOINT" replies with the
     endpoint actually bound (useful with port 0); "LOCAL" with the inproc
     endpoint the same socket also binds for this node's own actors (the
-    janitor's commands, which delete state, are only taken from there).
+    janitor's commands, which delete state, are only taken from there);
+    "INSTANCE" with the id of this run (replicas start over when it changes).
     Counters for /metrics are a client request (STATS), like everything
     else.
     =========================================================================
@@ -26,12 +27,16 @@
 #include "dbt_config.h"
 #include "dbt_tasks.h"
 #include "dbt_store.h"
+#include "dbt_routes.h"
+#include "dbt_view.h"
 
 //  What the actor needs; everything is borrowed and outlives the actor.
 typedef struct {
     const dbt_config_t *config; //  node configuration
     dbt_tasks_t *tasks;         //  task registry (read-only)
     dbt_store_t *store;         //  state store (the actor is its writer)
+    dbt_routes_t *routes;       //  mesh routes, for messages naming owners (may be NULL)
+    dbt_view_t *view;           //  other dispatchers' records, for id checks (may be NULL)
 } dbt_dispatcher_args_t;
 
 //  The actor; start with zactor_new (dbt_dispatcher_actor, &args). It

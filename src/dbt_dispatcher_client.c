@@ -38,7 +38,7 @@ s_handle_submit (dbt_disp_t *self, dbt_msg_t *msg, uint64_t rid)
         code = dbt_submit_group (group_spec, &group, err);
     dbt_job_t **subs = (dbt_job_t **) dbt_malloc ((count ? count : 1) * sizeof (dbt_job_t *));
     for (size_t i = 0; i < count && !code; i++) {
-        code = dbt_submit_job (self->config, self->tasks, &jobs->via.array.ptr [i],
+        code = dbt_submit_job (self->config, self->tasks, self->routes, &jobs->via.array.ptr [i],
                                dbt_disp__random (self), &subs [i], err);
         if (code && count > 1) {
             char inner [DBT_ERRMSG_LEN];
@@ -93,6 +93,18 @@ s_handle_submit (dbt_disp_t *self, dbt_msg_t *msg, uint64_t rid)
         if (rc != 0 && rc != DBT_ENOTFOUND)
             code = dbt_disp__fail_code (self);
         dbt_job_destroy (&old);
+        //  The same id unfinished on another dispatcher (as far as its
+        //  replica here knows: the mesh cannot make this check atomic).
+        dbt_job_t *elsewhere = NULL;
+        dbt_origin_t origin;
+        if (!code && self->view
+        &&  dbt_view_job (self->view, subs [i]->id, &elsewhere, &origin, err) == 0
+        &&  !origin.own && !dbt_state_final (elsewhere->state)) {
+            dbt_err_set (err, "job '%s' is already %s on node '%s'", subs [i]->id,
+                         elsewhere->state == DBT_STATE_STARTED ? "running" : "queued", origin.node);
+            code = 409;
+        }
+        dbt_job_destroy (&elsewhere);
         //  A table another job keeps (same name but for letter case).
         char *owner = NULL;
         if (!code && subs [i]->table
@@ -180,6 +192,15 @@ s_handle_submit (dbt_disp_t *self, dbt_msg_t *msg, uint64_t rid)
         }
         dbt_mpw_end (self->writer);
         dbt_mpw_end (self->writer);
+        bool records = false;
+        if (dbt_mp_field_bool (msg->map, "records", false, &records, err) == 0 && records) {
+            //  A front on another node shows these until its replica has them.
+            dbt_mpw_str (self->writer, "records");
+            dbt_mpw_array (self->writer);
+            for (size_t i = 0; i < count; i++)
+                dbt_job_pack (subs [i], self->writer);
+            dbt_mpw_end (self->writer);
+        }
         dbt_disp__reply_end (self, msg->identity, rid, true);
     }
     for (size_t i = 0; i < count; i++)
@@ -192,8 +213,20 @@ s_handle_submit (dbt_disp_t *self, dbt_msg_t *msg, uint64_t rid)
 //  --------------------------------------------------------------------------
 //  Client: CANCEL
 
+//  What a CANCEL that asked for "records" changed: a job's new record, or
+//  (job NULL) its id when it was purged.
+static void
+s_captured (dbt_disp_t *self, const dbt_job_t *job, const char *id)
+{
+    if (!self->captured)
+        return;
+    if (job)
+        dbt_job_pack (job, self->captured);
+    else
+        dbt_mpw_str (self->captured_gone, id);
+}
+
 //  Cancel (and with purge, forget) one job. Returns 0 or a code with err.
-//  Sets *touched when something changed.
 static int
 s_cancel_job (dbt_disp_t *self, dbt_wtxn_t *txn, const char *id, bool purge, bool in_group, char *err)
 {
@@ -217,6 +250,8 @@ s_cancel_job (dbt_disp_t *self, dbt_wtxn_t *txn, const char *id, bool purge, boo
         else
         if ((!job->expired && dbt_disp__add_drop (self, txn, job, err)) || dbt_wtxn_del_job (txn, id, err))
             code = dbt_disp__fail_code (self);
+        else
+            s_captured (self, NULL, id);
     }
     else
     if (job->state == DBT_STATE_STARTED && entry) {
@@ -231,11 +266,15 @@ s_cancel_job (dbt_disp_t *self, dbt_wtxn_t *txn, const char *id, bool purge, boo
             dbt_queue_remove (self->queue, id);
             if (dbt_disp__add_drop (self, txn, job, err) || dbt_wtxn_del_job (txn, id, err))
                 code = dbt_disp__fail_code (self);
+            else
+                s_captured (self, NULL, id);
         }
         else {
             job->cancelled = true;
             if (dbt_wtxn_put_job (txn, job, err))
                 code = dbt_disp__fail_code (self);
+            else
+                s_captured (self, job, id);
         }
         self->stats [ST_CANCELLED]++;
     }
@@ -245,6 +284,8 @@ s_cancel_job (dbt_disp_t *self, dbt_wtxn_t *txn, const char *id, bool purge, boo
             //  A queued job may still have the table of an earlier run.
             if (dbt_disp__add_drop (self, txn, job, err) || dbt_wtxn_del_job (txn, id, err))
                 code = dbt_disp__fail_code (self);
+            else
+                s_captured (self, NULL, id);
         }
         else {
             job->state = DBT_STATE_FAILURE;
@@ -253,6 +294,8 @@ s_cancel_job (dbt_disp_t *self, dbt_wtxn_t *txn, const char *id, bool purge, boo
             dbt_job_set (&job->error, "the job was canceled");
             if (dbt_wtxn_put_job (txn, job, err))
                 code = dbt_disp__fail_code (self);
+            else
+                s_captured (self, job, id);
         }
         self->stats [ST_CANCELLED]++;
     }
@@ -275,6 +318,15 @@ s_handle_cancel (dbt_disp_t *self, dbt_msg_t *msg, uint64_t rid)
     if (!job_id == !group_id) {
         dbt_err_set (err, "give exactly one of job_id and group_id");
         code = 400;
+    }
+    bool records = false;
+    if (!code && dbt_mp_field_bool (msg->map, "records", false, &records, err))
+        code = 400;
+    if (records) {
+        self->captured = dbt_mpw_new ();
+        self->captured_gone = dbt_mpw_new ();
+        dbt_mpw_array (self->captured);
+        dbt_mpw_array (self->captured_gone);
     }
     dbt_wtxn_t *txn = code ? NULL : dbt_disp__txn (self, err);
     if (!code && !txn)
@@ -325,8 +377,21 @@ s_handle_cancel (dbt_disp_t *self, dbt_msg_t *msg, uint64_t rid)
     else {
         dbt_disp__reply_begin (self, rid, 200, NULL);
         dbt_mpw_bool (self->writer, true);
+        if (self->captured) {
+            dbt_mpw_end (self->captured);
+            dbt_mpw_end (self->captured_gone);
+            size_t len;
+            const char *data = dbt_mpw_data (self->captured, &len);
+            dbt_mpw_str (self->writer, "records");
+            dbt_mpw_raw (self->writer, data, len);
+            data = dbt_mpw_data (self->captured_gone, &len);
+            dbt_mpw_str (self->writer, "gone");
+            dbt_mpw_raw (self->writer, data, len);
+        }
         dbt_disp__reply_end (self, msg->identity, rid, true);
     }
+    dbt_mpw_destroy (&self->captured);
+    dbt_mpw_destroy (&self->captured_gone);
     free (job_id);
     free (group_id);
 }
@@ -432,6 +497,8 @@ s_handle_ping (dbt_disp_t *self, dbt_msg_t *msg, uint64_t rid)
     dbt_mpw_kstr (self->writer, "instance", self->instance);
     dbt_mpw_kstr (self->writer, "node", self->config->worker_name);
     dbt_mpw_kstr (self->writer, "version", DBT_VERSION_STRING);
+    dbt_mpw_ku64 (self->writer, "seq", self->pubseq);
+    dbt_routes_announce (self->config, self->writer);
     dbt_mpw_end (self->writer);
     dbt_disp__reply_end (self, msg->identity, rid, false);
 }
@@ -674,6 +741,7 @@ dbt_disp__handle_client (dbt_disp_t *self, dbt_msg_t *msg)
         case DBT_C_DROPPED: s_handle_dropped (self, msg, rid); break;
         case DBT_C_FORGET:  s_handle_forget (self, msg, rid); break;
         case DBT_C_STATS:   s_handle_stats (self, msg, rid); break;
+        case DBT_C_SNAPSHOT: dbt_disp__handle_snapshot (self, msg, rid); break;
         default:
             dbt_disp__reply_error (self, msg->identity, rid, 400, "unknown command");
     }

@@ -62,6 +62,16 @@ typedef struct {
     uint64_t stats [DBT_DISP_NSTATS];  //  counters (see dbt_disp__stat_names)
     zhashx_t *qstats;           //  queue -> dbt_disp_qstats_t (since start)
     zhashx_t *dropping;         //  "results/table" -> drop count pending
+    dbt_routes_t *routes;       //  borrowed: who dispatches other queues
+    dbt_view_t *view;           //  borrowed: other dispatchers' records
+    zsock_t *publisher;         //  XPUB of state updates
+    zlist_t *updates;           //  this turn's UPDATE messages, sent after the commit
+    uint64_t pubseq;            //  sequence of the last update published
+    uint64_t pubseq_next;       //  ... once this turn commits
+    int64_t hugz_ms;            //  HUGZ period when idle
+    int64_t hugz_due;           //  monotonic ms of the next HUGZ
+    dbt_mpw_t *captured;        //  CANCEL with "records": the records it wrote
+    dbt_mpw_t *captured_gone;   //  ... and the ids it purged
     bool full;                  //  the state store is full: refuse new jobs
     int64_t space_due;          //  monotonic ms of the next space check
     int64_t warn_due;           //  monotonic ms before which malformed messages are not logged
@@ -123,5 +133,25 @@ int
 //  Handle one client request (in dbt_dispatcher_client.c).
 void
     dbt_disp__handle_client (dbt_disp_t *self, dbt_msg_t *msg);
+
+//  State publication (in dbt_dispatcher_state.c): bind the XPUB and read
+//  the stored sequence (-1 on failure); turn the turn's journal into
+//  numbered UPDATEs before the commit; send them (or drop them when the
+//  commit failed) after it; HUGZ when due; read subscriptions (HUGZ to
+//  newcomers); answer SNAPSHOT; close.
+int
+    dbt_disp__state_start (dbt_disp_t *self);
+void
+    dbt_disp__state_prepare (dbt_disp_t *self);
+void
+    dbt_disp__state_publish (dbt_disp_t *self, bool committed);
+void
+    dbt_disp__state_tick (dbt_disp_t *self);
+void
+    dbt_disp__state_subscription (dbt_disp_t *self);
+void
+    dbt_disp__handle_snapshot (dbt_disp_t *self, dbt_msg_t *msg, uint64_t rid);
+void
+    dbt_disp__state_stop (dbt_disp_t *self);
 
 #endif

@@ -199,7 +199,7 @@ dbt_dispatcher_test (bool verbose)
     dbt_tasks_lookup (tasks, "t0")->nparams = 0;
     dbt_store_t *store = dbt_store_open (dir, 64 << 20, 0, err);
     assert (store);
-    dbt_dispatcher_args_t args = { config, tasks, store };
+    dbt_dispatcher_args_t args = { config, tasks, store, NULL, NULL };
     zactor_t *dispatcher = zactor_new (dbt_dispatcher_actor, &args);
     assert (dispatcher);
     dbt_client_t *client = dbt_client_new (endpoint, err);

@@ -699,7 +699,9 @@ dbt_http_test (bool verbose)
         "[results.r]\ntype = sqlite\ndsn = /nonexistent/r.db\n", err);
     assert (config);
     dbt_tasks_t *tasks = dbt_tasks_new ();
-    dbt_api_args_t api_args = { config, tasks, NULL, NULL, NULL };
+    dbt_routes_t *routes = dbt_routes_new (config);
+    dbt_view_t *view = dbt_view_new (NULL, "test");
+    dbt_api_args_t api_args = { config, tasks, NULL, NULL, routes, view, NULL };
     dbt_api_t *api = dbt_api_new (&api_args);
     dbt_http_args_t args = { config, api };
     zactor_t *http = zactor_new (dbt_http_actor, &args);
@@ -788,6 +790,8 @@ dbt_http_test (bool verbose)
     free (port);
     zactor_destroy (&http);
     dbt_api_destroy (&api);
+    dbt_view_destroy (&view);
+    dbt_routes_destroy (&routes);
     dbt_tasks_destroy (&tasks);
     dbt_config_destroy (&config);
     if (verbose)

@@ -83,7 +83,7 @@ s_load (const char *body, size_t len)
 //  overrides the object's "task". Writes nothing on failure.
 
 static int
-s_job_spec (json_t *req, const char *task_name, dbt_mpw_t *w, char *err)
+s_job_spec (json_t *req, const char *task_name, dbt_mpw_t *w, char **id_p, char *err)
 {
     if (!json_is_object (req)) {
         dbt_err_set (err, "each job must be a JSON object");
@@ -117,8 +117,9 @@ s_job_spec (json_t *req, const char *task_name, dbt_mpw_t *w, char *err)
         dbt_err_set (err, "retries must be between 0 and %d", DBT_MAX_RETRIES);
         return DBT_EINVAL;
     }
-    if (ttl < -1 || ttl > INT64_MAX / 1000 || results_ttl < -1 || results_ttl > INT64_MAX / 1000) {
-        dbt_err_set (err, "ttl and results_ttl must be whole seconds, not negative");
+    if (ttl < -1 || ttl > DBT_MAX_TTL_MS / 1000 || results_ttl < -1 || results_ttl > DBT_MAX_TTL_MS / 1000) {
+        dbt_err_set (err, "ttl and results_ttl must be whole seconds from 0 to %" PRId64 " (10 years)",
+                     DBT_MAX_TTL_MS / 1000);
         return DBT_EINVAL;
     }
     int64_t eta_ms = 0;
@@ -130,10 +131,19 @@ s_job_spec (json_t *req, const char *task_name, dbt_mpw_t *w, char *err)
         dbt_err_set (err, "error parsing ETA: '%s' is before 1970", eta);
         return DBT_EINVAL;
     }
+    //  A job without an id gets one here, so that a client told "outcome
+    //  unknown" (504) knows which job to look for.
+    char uuid [37] = "";
+    if (!id || !*id)
+        dbt_uuid (uuid);
+    char *named = *uuid ? dbt_printf ("job_%s", uuid) : dbt_strdup (id);
     dbt_mpw_map (w);
     dbt_mpw_kstr (w, "task", task_name ? task_name : task);
-    if (id)
-        dbt_mpw_kstr (w, "id", id);
+    dbt_mpw_kstr (w, "id", named);
+    if (id_p)
+        *id_p = named;
+    else
+        free (named);
     if (queue)
         dbt_mpw_kstr (w, "queue", queue);
     if (db)
@@ -172,8 +182,11 @@ dbt_jobreq_job (const char *body, size_t len, const char *task, dbt_mpw_t *jobs,
         dbt_err_set (err, "error parsing request JSON");
         return DBT_EINVAL;
     }
-    int rc = s_job_spec (doc, task, jobs, err);
+    char *id = NULL;
+    int rc = s_job_spec (doc, task, jobs, &id, err);
     if (rc == 0 && route) {
+        route->id = id;
+        id = NULL;
         const char *queue = NULL;
         s_str (doc, "queue", &queue, NULL);
         route->queue = dbt_strdup (queue);
@@ -185,6 +198,7 @@ dbt_jobreq_job (const char *body, size_t len, const char *task, dbt_mpw_t *jobs,
             route->task = dbt_strdup (own);
         }
     }
+    free (id);
     json_decref (doc);
     return rc;
 }
@@ -231,7 +245,8 @@ dbt_jobreq_group (const char *body, size_t len, dbt_mpw_t *jobs,
             break;
         }
         char inner [DBT_ERRMSG_LEN];
-        if (s_job_spec (job, NULL, jobs, inner)) {
+        char *member_id = NULL;
+        if (s_job_spec (job, NULL, jobs, index == 0 ? &member_id : NULL, inner)) {
             dbt_err_set (err, "job %zu: %s", index + 1, inner);
             rc = DBT_EINVAL;
             break;
@@ -241,11 +256,15 @@ dbt_jobreq_group (const char *body, size_t len, dbt_mpw_t *jobs,
             s_str (job, "queue", &queue, NULL);
             group->first.task = dbt_strdup (task);
             group->first.queue = dbt_strdup (queue);
+            group->first.id = member_id;
         }
         group->njobs++;
     }
     if (rc == 0) {
-        group->id = id && *id ? dbt_strdup (id) : NULL;
+        //  Named here when absent, like jobs, so a 504 can say which.
+        char uuid [37];
+        dbt_uuid (uuid);
+        group->id = dbt_strdup (id && *id ? id : uuid);
         group->concurrency = (int64_t) concurrency;
     }
     else
@@ -263,6 +282,7 @@ dbt_jobreq_route_free (dbt_jobreq_route_t *route)
     assert (route);
     free (route->task);
     free (route->queue);
+    free (route->id);
     memset (route, 0, sizeof (*route));
 }
 
@@ -375,7 +395,12 @@ dbt_jobreq_test (bool verbose)
     //  The minimum: no id, queue, db or ttl; eta 0, no args
     reader = s_test_job ("{}", &route, err);
     map = &dbt_mpr_root (reader)->via.array.ptr [0];
-    assert (!dbt_mp_get (map, "id") && !dbt_mp_get (map, "queue") && !dbt_mp_get (map, "ttl"));
+    text = NULL;
+    assert (dbt_mp_field_str (map, "id", true, &text, err) == 0 && strncmp (text, "job_", 4) == 0);
+    assert (route.id && streq (route.id, text));
+    free (text);
+    text = NULL;
+    assert (!dbt_mp_get (map, "queue") && !dbt_mp_get (map, "ttl"));
     assert (dbt_mp_field_i64 (map, "eta", true, &value, err) == 0 && value == 0);
     assert (dbt_mp_get (map, "args")->via.array.size == 0);
     assert (streq (route.task, "t") && route.queue == NULL);
@@ -438,12 +463,13 @@ dbt_jobreq_test (bool verbose)
     assert (!group.id && !group.first.task);
     dbt_mpw_reset (w);
 
-    //  No jobs, empty id: nothing to route by, no id
+    //  No jobs, empty id: nothing to route by, an id made here
     body = "{\"group_id\":\"\",\"jobs\":null}";
     dbt_mpw_array (w);
     assert (dbt_jobreq_group (body, strlen (body), w, &group, err) == 0);
     dbt_mpw_end (w);
-    assert (!group.id && group.njobs == 0 && !group.first.task && group.concurrency == 0);
+    assert (group.id && strlen (group.id) == 36 && dbt_id_valid (group.id));
+    assert (group.njobs == 0 && !group.first.task && group.concurrency == 0);
     dbt_jobreq_group_free (&group);
     dbt_mpw_destroy (&w);
 

@@ -9,7 +9,7 @@
     null is the same as absent; a wrong type is an error. Unlike Go's
     decoder, the body must be one JSON value with nothing but whitespace
     after it. Checks done here: types, no NUL in strings, retries within
-    DBT_MAX_RETRIES, ttl and results_ttl whole non-negative seconds, the
+    DBT_MAX_RETRIES, ttl and results_ttl whole seconds within DBT_MAX_TTL_MS, the
     eta's format; the task, args count, queue and db are checked by the
     dispatcher (dbt_submit).
 
@@ -32,12 +32,13 @@
 typedef struct {
     char *task;                 //  task name
     char *queue;                //  queue field of the request, NULL = task's
+    char *id;                   //  the job's id (given, or made here: job_<uuid>)
 } dbt_jobreq_route_t;
 
 //  What a group request says besides its jobs. Strings owned by the
 //  struct (dbt_jobreq_group_free).
 typedef struct {
-    char *id;                   //  group_id, NULL when absent, null or ""
+    char *id;                   //  group_id, a new uuid when absent, null or ""
     int64_t concurrency;        //  jobs running at once, 0 = unlimited
     size_t njobs;               //  job maps appended
     dbt_jobreq_route_t first;   //  the first job's task and queue (NULL
@@ -45,8 +46,10 @@ typedef struct {
 } dbt_jobreq_group_t;
 
 //  Decode one job request body (JSON object) and append its job map to
-//  jobs: {task, id?, queue?, db?, args: [str|nil...], eta, ttl?,
-//  results_ttl?, retries} with eta, ttl and results_ttl in ms.
+//  jobs: {task, id, queue?, db?, args: [str|nil...], eta, ttl?,
+//  results_ttl?, retries} with eta, ttl and results_ttl in ms. A job
+//  without an id is given one (job_<uuid>), so that a client told the
+//  outcome is unknown can be told which job to look for.
 //  @param[in] body     the request body, len bytes, need not end in NUL
 //  @param[in] task     the task name from the URL; it overrides the
 //                      body's "task", as upstream does

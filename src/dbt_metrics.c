@@ -55,17 +55,93 @@ s_pool_line (const char *name, bool results, size_t open, size_t taken, void *ar
                     a->taken ? taken : open);
 }
 
-void
-dbt_metrics_render (const msgpack_object *stats, dbt_store_t *store, dbt_pools_t *pools,
-                    dbt_buf_t *out)
+//  Unfinished jobs of a replica, by queue and state.
+typedef struct {
+    zhashx_t *counts;           //  "queue\tSTATE" -> count
+} s_tally_t;
+
+static int
+s_tally_one (const dbt_job_t *job, void *arg)
 {
-    s_head (out, "dungbeetle_up", "gauge", "1 when the dispatcher answered this scrape.");
-    dbt_buf_printf (out, "dungbeetle_up %d\n", stats ? 1 : 0);
+    s_tally_t *tally = (s_tally_t *) arg;
+    char *key = dbt_printf ("%s\t%s", job->queue, dbt_state_name (job->state));
+    uintptr_t count = (uintptr_t) zhashx_lookup (tally->counts, key);
+    zhashx_update (tally->counts, key, (void *) (count + 1));
+    free (key);
+    return 0;
+}
+
+static void
+s_replica_jobs (const char *node, bool own, dbt_store_t *store, int64_t lag_ms, uint64_t seq,
+                const dbt_view_delay_t *delay, void *arg)
+{
+    if (own)
+        return;
+    char err [DBT_ERRMSG_LEN];
+    s_tally_t tally = { zhashx_new () };
+    dbt_store_each_waiting (store, NULL, s_tally_one, &tally, err);
+    dbt_store_each_running (store, s_tally_one, &tally, err);
+    zlist_t *keys = zlist_new ();
+    for (void *item = zhashx_first (tally.counts); item; item = zhashx_next (tally.counts))
+        zlist_append (keys, (void *) zhashx_cursor (tally.counts));
+    zlist_sort (keys, (zlist_compare_fn *) strcmp);
+    for (char *key = (char *) zlist_first (keys); key; key = (char *) zlist_next (keys)) {
+        const char *tab = strchr (key, '\t');
+        dbt_buf_printf ((dbt_buf_t *) arg, "dungbeetle_jobs{queue=\"%.*s\",state=\"%s\"} %" PRIuPTR "\n",
+                        (int) (tab - key), key, tab + 1, (uintptr_t) zhashx_lookup (tally.counts, key));
+    }
+    zlist_destroy (&keys);
+    zhashx_destroy (&tally.counts);
+}
+
+static void
+s_replica_lines (const char *node, bool own, dbt_store_t *store, int64_t lag_ms, uint64_t seq,
+                 const dbt_view_delay_t *delay, void *arg)
+{
+    dbt_buf_t *out = (dbt_buf_t *) arg;
+    if (own)
+        return;
+    dbt_buf_printf (out, "dungbeetle_replica_lag_seconds{node=\"%s\"} %.3f\n", node,
+                    lag_ms < 0 ? -1.0 : (double) lag_ms / 1000.0);
+    dbt_buf_printf (out, "dungbeetle_replica_seq{node=\"%s\"} %" PRIu64 "\n", node, seq);
+    uint64_t cumulative = 0;
+    for (size_t b = 0; b <= DBT_VIEW_DELAY_BUCKETS; b++) {
+        cumulative += delay->buckets [b];
+        if (b < DBT_VIEW_DELAY_BUCKETS)
+            dbt_buf_printf (out, "dungbeetle_replica_delay_seconds_bucket{node=\"%s\",le=\"%g\"} %"
+                            PRIu64 "\n", node, dbt_view_delay_bounds [b], cumulative);
+        else
+            dbt_buf_printf (out, "dungbeetle_replica_delay_seconds_bucket{node=\"%s\",le=\"+Inf\"} %"
+                            PRIu64 "\n", node, cumulative);
+    }
+    dbt_buf_printf (out, "dungbeetle_replica_delay_seconds_sum{node=\"%s\"} %.6f\n", node, delay->sum);
+    dbt_buf_printf (out, "dungbeetle_replica_delay_seconds_count{node=\"%s\"} %" PRIu64 "\n", node,
+                    delay->count);
+}
+
+void
+dbt_metrics_render (const msgpack_object *stats, dbt_store_t *store, dbt_view_t *view,
+                    dbt_pools_t *pools, dbt_buf_t *out)
+{
+    s_head (out, "dungbeetle_up", "gauge",
+            "1 when this node's dispatcher answered this scrape (or it has none).");
+    dbt_buf_printf (out, "dungbeetle_up %d\n", stats || !store ? 1 : 0);
+    s_head (out, "dungbeetle_jobs", "gauge",
+            "Unfinished jobs by queue and state (other dispatchers' from their replicas here).");
+    if (view)
+        dbt_view_each_source (view, s_replica_jobs, out);
+    if (view) {
+        s_head (out, "dungbeetle_replica_lag_seconds", "gauge",
+                "How stale each replica may be: seconds since it was last known current (-1 never).");
+        s_head (out, "dungbeetle_replica_seq", "gauge", "Last update applied to each replica.");
+        s_head (out, "dungbeetle_replica_delay_seconds", "histogram",
+                "From a dispatcher's commit to the update applied here (both hosts' clocks).");
+        dbt_view_each_source (view, s_replica_lines, out);
+    }
     if (stats) {
         const msgpack_object *queues = dbt_mp_get (stats, "queues");
         if (queues && queues->type != MSGPACK_OBJECT_ARRAY)
             queues = NULL;
-        s_head (out, "dungbeetle_jobs", "gauge", "Unfinished jobs by queue and state.");
         s_per_queue (out, queues, "dungbeetle_jobs", ",state=\"PENDING\"", "PENDING");
         s_per_queue (out, queues, "dungbeetle_jobs", ",state=\"RETRY\"", "RETRY");
         s_per_queue (out, queues, "dungbeetle_jobs", ",state=\"STARTED\"", "STARTED");
@@ -186,7 +262,7 @@ dbt_metrics_test (bool verbose)
     char err [DBT_ERRMSG_LEN];
     dbt_mpr_t *doc = dbt_mpr_new (data, len, err);
     dbt_buf_t out = { 0 };
-    dbt_metrics_render (dbt_mpr_root (doc), NULL, NULL, &out);
+    dbt_metrics_render (dbt_mpr_root (doc), NULL, NULL, NULL, &out);
     assert (strstr (out.data, "dungbeetle_up 1\n"));
     assert (strstr (out.data, "dungbeetle_jobs{queue=\"q1\",state=\"PENDING\"} 2\n"));
     assert (strstr (out.data, "dungbeetle_jobs_finished_total{queue=\"q1\",state=\"SUCCESS\"} 3\n"));
@@ -197,9 +273,10 @@ dbt_metrics_test (bool verbose)
     assert (strstr (out.data, "dungbeetle_worker_slots{state=\"idle\"} 3\n"));
     assert (strstr (out.data, "dungbeetle_jobs_submitted_total 7\n"));
     dbt_buf_reset (&out);
-    dbt_metrics_render (NULL, NULL, NULL, &out);
-    assert (streq (out.data, "# HELP dungbeetle_up 1 when the dispatcher answered this scrape.\n"
-                             "# TYPE dungbeetle_up gauge\ndungbeetle_up 0\n"));
+    //  A node without a dispatcher has nothing to be down.
+    dbt_metrics_render (NULL, NULL, NULL, NULL, &out);
+    assert (strstr (out.data, "# TYPE dungbeetle_up gauge\ndungbeetle_up 1\n"));
+    assert (!strstr (out.data, "dungbeetle_jobs{"));
     dbt_buf_free (&out);
     dbt_mpr_destroy (&doc);
     dbt_mpw_destroy (&w);

@@ -649,6 +649,34 @@ dbt_msg_worker_display (const char *id, size_t len, char out [DBT_WORKER_DISPLAY
     zdigest_destroy (&digest);
 }
 
+int
+dbt_msg_extend (zmsg_t *msg, dbt_mpw_t *extra, uint32_t npairs)
+{
+    zframe_t *body = zmsg_last (msg);
+    size_t len = body ? zframe_size (body) : 0;
+    const unsigned char *old = body ? zframe_data (body) : NULL;
+    if (len < 5 || old [0] != 0xdf) {
+        dbt_mpw_reset (extra);
+        return -1;
+    }
+    uint32_t count = (uint32_t) s_be (old + 1, 4) + npairs;
+    size_t add;
+    const char *bytes = dbt_mpw_data (extra, &add);
+    zframe_t *grown = zframe_new (NULL, len + add);
+    unsigned char *out = zframe_data (grown);
+    memcpy (out, old, len);
+    out [1] = (unsigned char) (count >> 24);
+    out [2] = (unsigned char) (count >> 16);
+    out [3] = (unsigned char) (count >> 8);
+    out [4] = (unsigned char) count;
+    memcpy (out + len, bytes, add);
+    zmsg_remove (msg, body);
+    zframe_destroy (&body);
+    zmsg_append (msg, &grown);
+    dbt_mpw_reset (extra);
+    return 0;
+}
+
 dbt_msg_t *
 dbt_msg_recv (zsock_t *sock, bool router, char *err)
 {
@@ -683,7 +711,8 @@ dbt_msg_parse (zmsg_t **msg_p, bool router, char *err)
     self->local = zframe_meta (sig, "Peer-Address") == NULL;
     if (zframe_size (sig) != strlen (DBT_PROTO_CLIENT)
     || (memcmp (zframe_data (sig), DBT_PROTO_CLIENT, zframe_size (sig)) != 0
-    &&  memcmp (zframe_data (sig), DBT_PROTO_WORKER, zframe_size (sig)) != 0)) {
+    &&  memcmp (zframe_data (sig), DBT_PROTO_WORKER, zframe_size (sig)) != 0
+    &&  memcmp (zframe_data (sig), DBT_PROTO_STATE, zframe_size (sig)) != 0)) {
         dbt_err_set (err, "unknown protocol signature");
         goto fail;
     }

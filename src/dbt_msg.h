@@ -22,6 +22,7 @@
 //  Protocol signatures (first frame after the ROUTER identity).
 #define DBT_PROTO_CLIENT "DBTC01"       //  client <-> dispatcher
 #define DBT_PROTO_WORKER "DBTW01"       //  worker <-> dispatcher
+#define DBT_PROTO_STATE  "DBTS01"       //  dispatcher -> replicas (PUB/SUB)
 
 //  Largest body accepted on the mesh, and the largest frame libzmq takes
 //  from a TCP peer (ZMQ_MAXMSGSIZE on every mesh socket: a bigger frame
@@ -47,6 +48,7 @@ void
 #define DBT_C_DROPPED    0x08           //  janitor: these tables are gone
 #define DBT_C_FORGET     0x09           //  janitor: forget these old records
 #define DBT_C_STATS      0x0a           //  counters for /metrics
+#define DBT_C_SNAPSHOT   0x0b           //  a page of the dispatcher's records
 #define DBT_C_REPLY      0x80           //  dispatcher -> client
 
 //  Worker commands.
@@ -58,6 +60,10 @@ void
 #define DBT_W_JOB        0x20           //  dispatcher -> worker: run this
 #define DBT_W_CANCEL     0x21           //  dispatcher -> worker: stop this
 #define DBT_W_DISCONNECT 0x23           //  dispatcher -> worker: re-register
+
+//  State commands (dispatcher PUB -> replica SUB).
+#define DBT_S_UPDATE     0x30           //  records changed by one commit
+#define DBT_S_HUGZ       0x31           //  heartbeat: instance and sequence
 
 //  -------------------------------------------------------------------------
 //  Writer
@@ -217,6 +223,13 @@ zmsg_t *
 int
     dbt_msg_send (zsock_t *sock, zframe_t *identity, const char *signature,
                   int command, dbt_mpw_t *body);
+
+//  Add npairs key/value pairs, written to extra at its top level (no
+//  enclosing map), to the map in the last frame of msg (a body written by
+//  dbt_mpw, whose maps have 32-bit headers); extra is reset. Returns 0,
+//  or -1 when the last frame is not such a map.
+int
+    dbt_msg_extend (zmsg_t *msg, dbt_mpw_t *extra, uint32_t npairs);
 
 //  Receive one message. With router set the first frame is the identity.
 //  Returns NULL with err set when the message is malformed (it is read

@@ -24,7 +24,11 @@ struct _dbt_node_t {
     const dbt_config_t *config; //  borrowed
     dbt_tasks_t *tasks;         //  task registry
     dbt_pools_t *pools;         //  connection pools
-    dbt_store_t *store;         //  state (NULL on worker-only nodes)
+    dbt_store_t *store;         //  state (NULL without a dispatcher)
+    dbt_routes_t *routes;       //  where each queue's dispatcher is
+    dbt_view_t *view;           //  reads over the own store and the replicas
+    dbt_replica_args_t replica_args;
+    zactor_t *replica;          //  replica actor, or NULL without peers
     dbt_dispatcher_args_t dispatcher_args;
     zactor_t *dispatcher;       //  dispatcher actor, or NULL
     dbt_janitor_args_t janitor_args;
@@ -182,7 +186,8 @@ s_start_workers (dbt_node_t *self, char *err)
         served->args.runner.config = self->config;
         served->args.runner.tasks = self->tasks;
         served->args.runner.pools = self->pools;
-        served->args.endpoint = dbt_config_queue_dispatcher (self->config, served->queue);
+        served->args.endpoint = NULL;
+        served->args.routes = self->routes;
         served->args.queues = (const char *const *) &served->queue;
         served->args.nqueues = 1;
         served->args.capacity = served->concurrency;
@@ -193,6 +198,13 @@ s_start_workers (dbt_node_t *self, char *err)
         }
     }
     return 0;
+}
+
+static void
+s_any_peer (const dbt_peer_t *peer, void *arg)
+{
+    if (!peer->self)
+        *(bool *) arg = true;
 }
 
 //  --------------------------------------------------------------------------
@@ -212,25 +224,43 @@ dbt_node_new (const dbt_config_t *config, char *err)
     if (config->mesh_insecure)
         dbt_log (DBT_LOG_WARN, "node: [mesh] insecure = true: the mesh endpoint %s accepts "
                  "anyone who can reach it (submit, cancel, run jobs as a worker)", config->mesh_bind);
-    if (!config->worker_only) {
+    self->routes = dbt_routes_new (config);
+    if (config->mesh_dispatch) {
         self->store = dbt_store_open (config->data_dir, config->state_map_size, config->state_map_max, err);
         if (!self->store)
             goto fail;
-        self->dispatcher_args = (dbt_dispatcher_args_t) { config, self->tasks, self->store };
+    }
+    self->view = dbt_view_new (self->store, config->worker_name);
+    if (config->mesh_dispatch) {
+        self->dispatcher_args = (dbt_dispatcher_args_t) { config, self->tasks, self->store,
+                                                          self->routes, self->view };
         self->dispatcher = zactor_new (dbt_dispatcher_actor, &self->dispatcher_args);
         zstr_send (self->dispatcher, "LOCAL");
         self->local = zstr_recv (self->dispatcher);
+        zstr_send (self->dispatcher, "INSTANCE");
+        char *instance = zstr_recv (self->dispatcher);
         if (!self->local || !*self->local) {
+            free (instance);
             dbt_err_set (err, "cannot start the dispatcher on %s (see the log)", config->mesh_bind);
             goto fail;
         }
+        dbt_routes_set_own (self->routes, self->local, instance);
+        free (instance);
         self->janitor_args = (dbt_janitor_args_t) { config, self->store, self->pools, self->local };
         self->janitor = zactor_new (dbt_janitor_actor, &self->janitor_args);
+    }
+    //  Every other dispatcher the node knows of is replicated here.
+    bool peers = false;
+    dbt_routes_each_peer (self->routes, s_any_peer, &peers);
+    if (peers) {
+        self->replica_args = (dbt_replica_args_t) { config, self->routes, self->view };
+        self->replica = zactor_new (dbt_replica_actor, &self->replica_args);
     }
     if (s_start_workers (self, err))
         goto fail;
     if (!config->worker_only) {
-        dbt_api_args_t api_args = { config, self->tasks, self->store, self->pools, self->dispatcher };
+        dbt_api_args_t api_args = { config, self->tasks, self->store, self->pools, self->routes,
+                                    self->view, self->local };
         self->api = dbt_api_new (&api_args);
         self->http_args = (dbt_http_args_t) { config, self->api };
         self->http = zactor_new (dbt_http_actor, &self->http_args);
@@ -289,7 +319,10 @@ dbt_node_destroy (dbt_node_t **self_p, bool drain)
     free (self->served);
     zactor_destroy (&self->janitor);
     zactor_destroy (&self->dispatcher);
+    zactor_destroy (&self->replica);
     dbt_api_destroy (&self->api);
+    dbt_view_destroy (&self->view);
+    dbt_routes_destroy (&self->routes);
     dbt_store_destroy (&self->store);
     dbt_pools_destroy (&self->pools);
     dbt_tasks_destroy (&self->tasks);

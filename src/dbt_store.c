@@ -189,6 +189,18 @@ dbt_store_open_replica (const char *dir, int64_t map_size, char *err)
     return self;
 }
 
+void
+dbt_store_remove_replica (const char *dir)
+{
+    const char *files [] = { "data.mdb", "lock.mdb" };
+    for (size_t i = 0; i < 2; i++) {
+        char *path = dbt_printf ("%s/%s", dir, files [i]);
+        unlink (path);
+        free (path);
+    }
+    rmdir (dir);
+}
+
 static dbt_store_t *
 s_open (const char *dir, int64_t map_size, int64_t map_max, unsigned flags, char *err)
 {

@@ -185,6 +185,10 @@ void
 dbt_store_t *
     dbt_store_open_replica (const char *dir, int64_t map_size, char *err);
 
+//  Remove a replica store's files and directory (the store is closed).
+void
+    dbt_store_remove_replica (const char *dir);
+
 //  Make write transactions begun from now on keep a journal.
 void
     dbt_store_set_journal (dbt_store_t *self, bool on);

@@ -103,8 +103,8 @@ s_results (const dbt_config_t *config, const dbt_task_t *task, uint64_t random,
 }
 
 int
-dbt_submit_job (const dbt_config_t *config, dbt_tasks_t *tasks, const msgpack_object *spec,
-                uint64_t random, dbt_job_t **job_p, char *err)
+dbt_submit_job (const dbt_config_t *config, dbt_tasks_t *tasks, dbt_routes_t *routes,
+                const msgpack_object *spec, uint64_t random, dbt_job_t **job_p, char *err)
 {
     *job_p = NULL;
     if (!spec || spec->type != MSGPACK_OBJECT_MAP) {
@@ -183,8 +183,13 @@ dbt_submit_job (const dbt_config_t *config, dbt_tasks_t *tasks, const msgpack_ob
         goto done;
     }
     if (!dbt_config_dispatches (config, job->queue)) {
-        dbt_err_set (err, "queue '%s' is dispatched by %s, not by this node", job->queue,
-                     dbt_config_queue_dispatcher (config, job->queue));
+        char *owner = routes ? dbt_routes_describe (routes, job->queue) : NULL;
+        const char *configured = dbt_config_queue_dispatcher (config, job->queue);
+        dbt_err_set (err, "queue '%s' is dispatched by %s, not by this node ('%s'): send its jobs "
+                     "there (any node's HTTP front routes them), and keep a group's jobs on queues "
+                     "of one dispatcher", job->queue, owner ? owner : configured ? configured : "another node",
+                     config->worker_name);
+        free (owner);
         code = 421;
         goto done;
     }
@@ -257,7 +262,7 @@ s_try (const dbt_config_t *config, dbt_tasks_t *tasks, dbt_mpw_t *w, dbt_job_t *
     const char *data = dbt_mpw_data (w, &len);
     dbt_mpr_t *reader = dbt_mpr_new (data, len, err);
     assert (reader);
-    int code = dbt_submit_job (config, tasks, dbt_mpr_root (reader), 7, job_p, err);
+    int code = dbt_submit_job (config, tasks, NULL, dbt_mpr_root (reader), 7, job_p, err);
     dbt_mpr_destroy (&reader);
     dbt_mpw_reset (w);
     return code;

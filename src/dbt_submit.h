@@ -18,17 +18,19 @@
 #include "dbt_config.h"
 #include "dbt_tasks.h"
 #include "dbt_job.h"
+#include "dbt_routes.h"
 
 //  Most retries a job may ask for.
 #define DBT_MAX_RETRIES 1000
 
 //  Check and resolve one job request. random picks among several results
-//  backends. Returns 0 with *job_p (state PENDING, seq and times unset;
-//  caller destroys), or a status code (400, 404, 421) with err set and
-//  *job_p NULL.
+//  backends; routes (may be NULL) names the node that owns a queue this
+//  node does not dispatch. Returns 0 with *job_p (state PENDING, seq and
+//  times unset; caller destroys), or a status code (400, 404, 421) with
+//  err set and *job_p NULL.
 int
-    dbt_submit_job (const dbt_config_t *config, dbt_tasks_t *tasks, const msgpack_object *spec,
-                    uint64_t random, dbt_job_t **job_p, char *err);
+    dbt_submit_job (const dbt_config_t *config, dbt_tasks_t *tasks, dbt_routes_t *routes,
+                    const msgpack_object *spec, uint64_t random, dbt_job_t **job_p, char *err);
 
 //  Check a group request map ({id, concurrency}); generates the id when
 //  absent. Returns 0 with *group_p (no members yet) or 400 with err.

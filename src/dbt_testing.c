@@ -106,11 +106,11 @@ dbt_testing_rig_new (const char *name, const char *app_ini, const char *tasks, i
     self->store = dbt_store_open (self->dir, 64 << 20, 0, err);
     assert (self->store);
     self->pools = dbt_pools_new (self->config);
-    self->dargs = (dbt_dispatcher_args_t) { self->config, self->tasks, self->store };
+    self->dargs = (dbt_dispatcher_args_t) { self->config, self->tasks, self->store, NULL, NULL };
     self->dispatcher = zactor_new (dbt_dispatcher_actor, &self->dargs);
     self->queues [0] = "default";
     self->wargs = (dbt_worker_args_t) { { self->config, self->tasks, self->pools },
-                                        self->config->mesh_bind, self->queues, 1, runners };
+                                        self->config->mesh_bind, NULL, self->queues, 1, runners };
     self->worker = zactor_new (dbt_worker_actor, &self->wargs);
     self->client = dbt_client_new (self->config->mesh_bind, err);
     assert (self->dispatcher && self->worker && self->client);

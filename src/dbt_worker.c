@@ -38,6 +38,7 @@ typedef struct {
     zsock_t *dealer;            //  to the dispatcher
     zpoller_t *poller;          //  pipe, dealer, runners
     dbt_worker_args_t *args;    //  borrowed
+    char *endpoint;             //  dispatcher endpoint connected to, or NULL
     char *identity;             //  stable routing id (secret: never logged)
     char display [DBT_WORKER_DISPLAY_MAX];  //  the id shown in records and logs
     s_slot_t *slots;            //  one per runner
@@ -45,6 +46,7 @@ typedef struct {
     int64_t last_heard;         //  monotonic ms of the dispatcher's last message
     int64_t next_heartbeat;     //  monotonic ms of our next heartbeat
     dbt_mpw_t *writer;          //  scratch encoder
+    bool waiting;               //  no dispatcher known for the queue yet
     bool draining;              //  take no more jobs
     bool drain_reply;           //  owe "DRAINED" on the pipe
     bool terminated;            //  $TERM received
@@ -93,6 +95,10 @@ s_runner_actor (zsock_t *pipe, void *args)
 static void
 s_send (self_t *self, int command)
 {
+    if (self->waiting) {
+        dbt_mpw_reset (self->writer);       //  connected to nobody yet
+        return;
+    }
     if (dbt_msg_send (self->dealer, NULL, DBT_PROTO_WORKER, command, self->writer))
         dbt_log (DBT_LOG_DEBUG, "worker: send failed: %s", zmq_strerror (errno));
 }
@@ -162,8 +168,25 @@ s_connect (self_t *self)
     zsock_set_linger (self->dealer, 500);
     zsock_set_sndhwm (self->dealer, 100000);
     zsock_set_sndtimeo (self->dealer, 1000);    //  never hang on a vanished peer
-    if (zsock_connect (self->dealer, "%s", self->args->endpoint))
-        dbt_log (DBT_LOG_ERROR, "worker: cannot connect to '%s'", self->args->endpoint);
+    char *endpoint = self->args->endpoint ? dbt_strdup (self->args->endpoint)
+                   : dbt_routes_dispatcher (self->args->routes, self->args->queues [0]);
+    if (!endpoint) {
+        if (self->endpoint || !self->waiting)
+            dbt_log (DBT_LOG_INFO, "worker: no dispatcher known yet for queue '%s', waiting",
+                     self->args->queues [0]);
+        self->waiting = true;
+    }
+    else
+    if (!self->endpoint || !streq (endpoint, self->endpoint))
+        dbt_log (DBT_LOG_INFO, "worker: '%s' connecting to %s for queue '%s'", self->display,
+                 endpoint, self->args->queues [0]);
+    free (self->endpoint);
+    self->endpoint = endpoint;
+    if (endpoint) {
+        self->waiting = false;
+        if (zsock_connect (self->dealer, "%s", endpoint))
+            dbt_log (DBT_LOG_ERROR, "worker: cannot connect to '%s'", endpoint);
+    }
     zpoller_add (self->poller, self->dealer);
     self->last_heard = dbt_clock_ms ();
     s_send_ready (self);
@@ -384,9 +407,12 @@ s_timers (self_t *self)
     }
     int64_t liveness = self->args->runner.config->heartbeat_ms
                      * self->args->runner.config->heartbeat_liveness;
+    if (self->waiting && now - self->last_heard > 1000)
+        s_connect (self);                   //  ask the routes again
+    else
     if (now - self->last_heard > liveness) {
         dbt_log (DBT_LOG_WARN, "worker: dispatcher %s silent for %" PRId64 " ms, reconnecting",
-                 self->args->endpoint, now - self->last_heard);
+                 self->endpoint ? self->endpoint : "(none known)", now - self->last_heard);
         s_connect (self);
     }
 }
@@ -431,7 +457,8 @@ dbt_worker_actor (zsock_t *pipe, void *args)
     }
     s_connect (self);
     dbt_log (DBT_LOG_INFO, "worker: '%s' serving %zu queue(s) with %d runners from %s",
-             self->display, self->args->nqueues, self->nslots, self->args->endpoint);
+             self->display, self->args->nqueues, self->nslots,
+             self->endpoint ? self->endpoint : "(waiting for the mesh)");
     zsock_signal (pipe, 0);
 
     while (!self->terminated) {
@@ -472,6 +499,7 @@ dbt_worker_actor (zsock_t *pipe, void *args)
     dbt_mpw_destroy (&self->writer);
     free (self->slots);
     free (self->identity);
+    free (self->endpoint);
     free (self);
 }
 

@@ -9,7 +9,9 @@
     run-time limit, and passes cancel requests to the running query. It
     heartbeats the dispatcher and, when the dispatcher goes silent or
     restarts, reconnects with a new socket and re-announces the jobs it is
-    still running. Runner threads are czmq actors owned by the worker.
+    still running. Without a fixed endpoint it asks the mesh's routes where
+    its queue's dispatcher is at every (re)connect, and waits while nobody
+    knows yet. Runner threads are czmq actors owned by the worker.
 
     Pipe commands: "$TERM" cancels running jobs and stops; "DRAIN" stops
     taking jobs and replies "DRAINED" once no job runs.
@@ -19,11 +21,13 @@
 #define DBT_WORKER_H_INCLUDED
 
 #include "dbt_runner.h"
+#include "dbt_routes.h"
 
 //  What the actor needs; everything borrowed and outlives the actor.
 typedef struct {
     dbt_runner_ctx_t runner;    //  config, tasks, pools
-    const char *endpoint;       //  dispatcher endpoint
+    const char *endpoint;       //  dispatcher endpoint, or NULL: ask routes
+    dbt_routes_t *routes;       //  where the first queue's dispatcher is (when no endpoint)
     const char *const *queues;  //  queue names served
     size_t nqueues;             //  number of queues
     int capacity;               //  runner threads
