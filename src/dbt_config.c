@@ -1079,9 +1079,11 @@ s_finish (dbt_config_t *config, const char *source, char *err)
     }
     if (config->worker_only)
         config->mesh_dispatch = false;
-    //  A node without a dispatcher learns the default one from its peers
-    //  (or is told by [mesh] dispatcher).
-    if (!config->mesh_dispatcher && config->mesh_dispatch)
+    //  The default dispatcher: this node's own; for a node without one,
+    //  the dispatcher at [mesh] bind (one config for a full node and its
+    //  worker-only helpers, as upstream's example runs them) unless it has
+    //  peers, which say who the default is.
+    if (!config->mesh_dispatcher && (config->mesh_dispatch || config->nmesh_peers == 0))
         config->mesh_dispatcher = dbt_strdup (config->mesh_bind);
     if (!config->mesh_publish)
         config->mesh_publish = s_derive_publish (config->mesh_bind);

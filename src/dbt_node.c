@@ -45,7 +45,8 @@ struct _dbt_node_t {
 
 //  --------------------------------------------------------------------------
 //  The data directory belongs to one node at a time: a second node on it
-//  would load the first one's running jobs and run them again.
+//  would load the first one's running jobs and run them again, or wipe
+//  its replicas. (Worker-only nodes keep no state there.)
 
 static int
 s_lock_data_dir (dbt_node_t *self, char *err)
@@ -218,7 +219,9 @@ dbt_node_new (const dbt_config_t *config, char *err)
     self->lock_fd = -1;
     self->pools = dbt_pools_new (config);
     //  The data directory first: the default SQLite files live in it.
-    if (dbt_mkdirs (config->data_dir, err) || s_lock_data_dir (self, err)
+    //  A worker-only node keeps no state of its own there (the upstream
+    //  example runs one beside a full node in the same directory).
+    if (dbt_mkdirs (config->data_dir, err) || (!config->worker_only && s_lock_data_dir (self, err))
     ||  s_load_tasks (self, err) || s_prepare_tasks (self, err))
         goto fail;
     if (config->mesh_insecure)

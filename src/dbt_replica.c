@@ -161,8 +161,8 @@ s_subscribe (s_origin_t *origin, const char *publish)
     dbt_msg_limit (origin->sub);
     zsock_set_rcvhwm (origin->sub, 100000);
     zsock_set_subscribe (origin->sub, DBT_PROTO_STATE);
-    if (zsock_connect (origin->sub, "%s", publish))
-        dbt_log (DBT_LOG_ERROR, "replica: cannot subscribe to '%s'", publish);
+    if (zsock_connect (origin->sub, "%s", origin->publish))
+        dbt_log (DBT_LOG_ERROR, "replica: cannot subscribe to '%s'", origin->publish);
     origin->state = S_SUBSCRIBING;
     origin->sub_heard = dbt_clock_ms ();
     s_buffer_clear (origin);
@@ -268,6 +268,12 @@ s_finish_snapshot (self_t *self, s_origin_t *origin)
         return;
     }
     dbt_store_t *old = dbt_view_swap (self->args->view, origin->node, origin->fresh);
+    if (old == origin->fresh) {
+        //  The view refused it (the name is this node's own source).
+        s_drop_fresh (origin);
+        origin->state = S_WAITING;
+        return;
+    }
     if (old) {
         dbt_store_destroy (&old);
         dbt_store_remove_replica (origin->live_dir);
@@ -389,7 +395,13 @@ s_handle_ping (self_t *self, s_origin_t *origin, dbt_reply_t *reply)
     origin->self = dbt_routes_peer_up (self->args->routes, origin->endpoint, reply->data);
     if (origin->self)
         goto done;
-    //  Two peers may not claim one node name: their replicas would mix.
+    //  Node names name the replicas: no peer may share this node's, and
+    //  two peers may not share one.
+    if (streq (node, self->args->config->worker_name)) {
+        dbt_log (DBT_LOG_ERROR, "replica: peer %s says it is node '%s', as this node does; "
+                 "not replicating it (give each node its own worker_name)", origin->endpoint, node);
+        goto done;
+    }
     for (size_t i = 0; i < self->norigins; i++) {
         s_origin_t *other = &self->origins [i];
         if (other != origin && other->node && streq (other->node, node)) {

@@ -151,6 +151,19 @@ dbt_routes_dispatcher (dbt_routes_t *self, const char *queue)
     return result;
 }
 
+bool
+dbt_routes_owns (dbt_routes_t *self, const char *queue)
+{
+    if (!self->config->mesh_dispatch)
+        return false;
+    pthread_mutex_lock (&self->mutex);
+    s_peer_t *peer;
+    const char *endpoint = s_resolve (self, queue, &peer);
+    bool owns = endpoint && streq (endpoint, self->config->mesh_bind);
+    pthread_mutex_unlock (&self->mutex);
+    return owns;
+}
+
 char *
 dbt_routes_describe (dbt_routes_t *self, const char *queue)
 {

@@ -57,6 +57,11 @@ void
 char *
     dbt_routes_dispatcher (dbt_routes_t *self, const char *queue);
 
+//  True when this node's own dispatcher is queue's, as far as the mesh
+//  says (its config, then what peers claim, then the default).
+bool
+    dbt_routes_owns (dbt_routes_t *self, const char *queue);
+
 //  The mesh endpoint and node name of queue's dispatcher as the mesh
 //  knows it, for messages ("node 'b' (tcp://...)"); NULL when unknown.
 //  Caller frees the string.

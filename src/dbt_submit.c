@@ -182,7 +182,7 @@ dbt_submit_job (const dbt_config_t *config, dbt_tasks_t *tasks, dbt_routes_t *ro
         code = 400;
         goto done;
     }
-    if (!dbt_config_dispatches (config, job->queue)) {
+    if (routes ? !dbt_routes_owns (routes, job->queue) : !dbt_config_dispatches (config, job->queue)) {
         char *owner = routes ? dbt_routes_describe (routes, job->queue) : NULL;
         const char *configured = dbt_config_queue_dispatcher (config, job->queue);
         dbt_err_set (err, "queue '%s' is dispatched by %s, not by this node ('%s'): send its jobs "

@@ -119,7 +119,7 @@ s_decode_map (const msgpack_object *map)
     if (group)
         s_check_group (group);
     dbt_group_destroy (&group);
-    int code = dbt_submit_job (config, tasks, map, 7, &job, err);
+    int code = dbt_submit_job (config, tasks, NULL, map, 7, &job, err);
     assert (code == 0 ? job != NULL : job == NULL && code >= 400 && code < 500);
     if (job) {
         assert (job->task && dbt_tasks_lookup (tasks, job->task));

@@ -139,6 +139,7 @@ like "$out" "in use by another dungbeetle node \\(pid $pid\\)" "it names the hol
 #  stopped meanwhile.
 node_config front <<INI
 [app]
+worker_name = front
 server = 127.0.0.1:@HTTP@
 sql_directory = @DIR@/sql
 data_dir = @DIR@/data-front
