@@ -78,6 +78,8 @@ typedef struct {
     char *attached [S_ATTACH_MAX];  //  tables whose files the running
                                 //  statement attached (owned)
     int nattached;              //  number of those
+    bool legacy;                //  the main file held tables at connect (the
+                                //  one-file layout of earlier versions)
 
     //  Running query
     sqlite3_stmt *stmt;         //  running statement, NULL when none
@@ -316,7 +318,14 @@ s_connect (const dbt_dbconf_t *conf, void **handle_p, char *err)
     self->stage.fd = -1;
     sqlite3_busy_timeout (db, busy_ms);
     //  Reading the schema now turns "not a database" into a connect error.
-    rc = s_exec (self, "SELECT count(*) FROM sqlite_master", "cannot read schema", err);
+    sqlite3_stmt *stmt = NULL;
+    int src = sqlite3_prepare_v2 (db, "SELECT count(*) FROM main.sqlite_master WHERE type = 'table'",
+                                  -1, &stmt, NULL);
+    if (src == SQLITE_OK)
+        src = sqlite3_step (stmt) == SQLITE_ROW ? SQLITE_OK : sqlite3_errcode (db);
+    self->legacy = src == SQLITE_OK && sqlite3_column_int64 (stmt, 0) > 0;
+    sqlite3_finalize (stmt);
+    rc = src == SQLITE_OK ? 0 : s_error (self, src, "cannot read schema", err);
     if (rc == 0) {
         //  The table files sit next to the main file. A results database
         //  makes the directory; a source reads one if it is there.
@@ -1000,7 +1009,9 @@ s_write_commit (void *handle, const char *table, const char *final, char *err)
         s_write_abort (self, table);
         return rc;
     }
-    return s_drop_legacy (self, final, err);
+    //  Nothing but the job's own files is touched, unless the main file
+    //  has tables of the old layout (this version never adds any).
+    return self->legacy ? s_drop_legacy (self, final, err) : 0;
 }
 
 static void
