@@ -135,7 +135,8 @@ s_run_driver (s_run_t *run)
         s_cells_t cells;
         s_cells (k, &cells);
         dbt_row_t row = { 3, cells.vals, cells.lens };
-        int rc = dbt_conn_write_begin (conn, stage, cols, 3, NULL, err);
+        dbt_table_opts_t opts = { false, final };     //  as the runner gives them
+        int rc = dbt_conn_write_begin (conn, stage, cols, 3, &opts, err);
         rc = rc ? rc : dbt_conn_write_row (conn, &row, err);
         rc = rc ? rc : dbt_conn_write_commit (conn, stage, final, err);
         if (rc) {

@@ -815,7 +815,7 @@ dbt_conn_write_begin (dbt_conn_t *self, const char *table, const dbt_column_t *c
                      self->name);
         return DBT_EINVAL;
     }
-    static const dbt_table_opts_t no_opts = { false };
+    static const dbt_table_opts_t no_opts = { false, NULL };
     return s_result (self, self->driver->write_begin (self->handle, table, cols, ncols,
                                                       opts ? opts : &no_opts, err));
 }

@@ -40,10 +40,11 @@
     directory next to the DSN's file (results.db -> results.db.d/, see
     dbt_sqlite_dir.h), so jobs share no schema and no lock. A write opens a
     second connection on a fresh temporary file (journal off, no locks: no
-    one else sees the file), creates the table under the staging name,
-    inserts in one transaction, renames the table to its final name inside
-    the file, commits, and then dbt_sqlite_dir_publish fsyncs the file and
-    renames it into place (the atomic swap) and fsyncs the directory.
+    one else sees the file), creates the table under its final name when
+    the table options give it (else under the staging name, renamed at
+    commit), inserts in one transaction, commits, and then
+    dbt_sqlite_dir_publish fsyncs the file and renames it into place (the
+    atomic swap) and fsyncs the directory.
 
     Reading: the DSN's own file stays the connection's main database. When
     a statement names a table that is not there ("no such table: T"), the
@@ -99,6 +100,7 @@ typedef struct {
     sqlite3 *wdb;               //  connection to the stage file (owned),
                                 //  NULL when no write is in progress
     dbt_sqlite_stage_t stage;   //  the stage file
+    char *wtable;               //  the table's name in the stage file (owned)
     sqlite3_stmt *insert;       //  prepared INSERT into the staging table
     dbt_column_t *wcols;        //  staging table columns (names, types; owned)
     size_t wncols;              //  number of staging table columns
@@ -810,6 +812,8 @@ s_write_reset (s_sqlite_t *self)
     dbt_columns_free (&self->wcols, self->wncols);
     self->wncols = 0;
     self->wrows = 0;
+    free (self->wtable);
+    self->wtable = NULL;
 }
 
 static int
@@ -829,6 +833,9 @@ s_write_begin (void *handle, const char *table, const dbt_column_t *cols, size_t
     int rc = dbt_sqlite_dir_stage (self->dir, &self->stage, err);
     if (rc)
         return rc;
+    //  The file is private until it is renamed into place, so the table
+    //  can have its final name from the start when it is known.
+    self->wtable = dbt_strdup (opts->final && *opts->final ? opts->final : table);
     //  Nobody else opens the stage file: no locks ("unix-none"), no
     //  journal (a failed write is thrown away whole), no syncs (publish
     //  syncs once, at the end).
@@ -839,7 +846,7 @@ s_write_begin (void *handle, const char *table, const dbt_column_t *cols, size_t
         s_write_abort (self, table);
         return rc == DBT_ERROR ? DBT_ECONN : rc;
     }
-    char *qtable = dbt_quote_ident (table, '"');
+    char *qtable = dbt_quote_ident (self->wtable, '"');
     dbt_buf_t sql = { 0 };
     dbt_buf_printf (&sql, "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; BEGIN; "
                     "CREATE TABLE %s (", qtable);
@@ -975,7 +982,8 @@ s_write_commit (void *handle, const char *table, const char *final, char *err)
         dbt_err_set (err, "sqlite: no results write in progress");
         return DBT_EINVAL;
     }
-    s_write_reset (self);
+    sqlite3_finalize (self->insert);
+    self->insert = NULL;
     char name [NAME_MAX + 1];
     if (dbt_sqlite_dir_file_name (final, name, sizeof (name)) < 0) {
         dbt_err_set (err, "sqlite: table name '%s' is not 1 to %d of A-Z a-z 0-9 _ : -",
@@ -984,8 +992,8 @@ s_write_commit (void *handle, const char *table, const char *final, char *err)
         return DBT_EINVAL;
     }
     int rc = 0;
-    if (strcmp (table, final) != 0) {
-        char *qtable = dbt_quote_ident (table, '"');
+    if (strcmp (self->wtable, final) != 0) {
+        char *qtable = dbt_quote_ident (self->wtable, '"');
         char *qfinal = dbt_quote_ident (final, '"');
         char *sql = dbt_printf ("ALTER TABLE %s RENAME TO %s", qtable, qfinal);
         rc = s_exec_in (self, self->wdb, sql, "cannot name the results table", err);
@@ -1009,6 +1017,7 @@ s_write_commit (void *handle, const char *table, const char *final, char *err)
         s_write_abort (self, table);
         return rc;
     }
+    s_write_reset (self);
     //  Nothing but the job's own files is touched, unless the main file
     //  has tables of the old layout (this version never adds any).
     return self->legacy ? s_drop_legacy (self, final, err) : 0;
@@ -1394,9 +1403,11 @@ dbt_driver_sqlite_test (bool verbose)
     dbt_conn_destroy (&src);
     //  Names that differ only in case are separate tables and files; one
     //  statement may read several
+    //  (the first created under its final name, the second renamed)
     const char *tcase [] = { "t_CaseA", "t_casea" };
     for (int i = 0; i < 2; i++) {
-        assert (dbt_conn_write_begin (res, "dbt_stage_x", one, 1, NULL, err) == 0);
+        dbt_table_opts_t named = { false, i ? NULL : tcase [i] };
+        assert (dbt_conn_write_begin (res, "dbt_stage_x", one, 1, &named, err) == 0);
         dbt_row_t crow = { 1, i ? seven : eight, sevenlen };
         assert (dbt_conn_write_row (res, &crow, err) == 0);
         assert (dbt_conn_write_commit (res, "dbt_stage_x", tcase [i], err) == 0);

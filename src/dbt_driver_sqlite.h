@@ -3,8 +3,8 @@
 
     DSN is a file path or a "file:" URI. Sources are opened read-only.
     Results: each table is a database file of its own in DSN.d/ (see
-    dbt_sqlite_dir.h), written in one transaction (create staging table,
-    prepared INSERT per row, rename to the final name) in a temporary
+    dbt_sqlite_dir.h), written in one transaction (create the table,
+    prepared INSERT per row) in a temporary
     file that is synced and renamed into place, so readers see the old or
     the new table and jobs share no lock. SQL on a connection reads any
     table in DSN.d/ by name (its file is attached on demand). Cancel is

@@ -186,7 +186,7 @@ s_start_query (s_attempt_t *a, char *err)
 static int
 s_start_write (s_attempt_t *a, char *err)
 {
-    dbt_table_opts_t opts = { false };
+    dbt_table_opts_t opts = { false, a->job->table };
     for (size_t i = 0; i < a->ctx->config->nresults; i++)
         if (streq (a->ctx->config->results [i].conf.name, dbt_pool_name (a->res_pool)))
             opts.unlogged = a->ctx->config->results [i].conf.unlogged;
