@@ -180,13 +180,13 @@ main (int argc, char **argv)
     dbt_bench_rows_t kept = { 0 };
     dbt_bench_read (src, select, NULL, &kept);
     for (int unlogged = 0; unlogged < 2; unlogged++) {
-        dbt_table_opts_t opts = { unlogged };
+        dbt_table_opts_t opts = { unlogged, NULL };
         DBT_BENCH_BEST (best, rows, dbt_bench_write (res, &kept, &opts));
         dbt_bench_report (unlogged ? "driver write (unlogged)" : "driver write (logged)", rows,
                           best, ref [unlogged], s_ref);
     }
     for (int unlogged = 0; unlogged < 2; unlogged++) {
-        dbt_table_opts_t opts = { unlogged };
+        dbt_table_opts_t opts = { unlogged, NULL };
         DBT_BENCH_BEST (best, rows, dbt_bench_pipe (src, res, select, &opts));
         dbt_bench_report (unlogged ? "driver pipe (unlogged)" : "driver pipe (logged)", rows,
                           best, ref [unlogged], s_ref);

@@ -39,6 +39,7 @@
 #include "dbt_config.h"
 #include "dbt_tasks.h"
 #include "dbt_sample.h"
+#include "dbt_sqlite_dir.h"
 #include "dbt_driver_sqlite.h"
 #include "dbt_driver_pg.h"
 #include "dbt_driver_mariadb.h"

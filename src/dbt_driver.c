@@ -815,7 +815,7 @@ dbt_conn_write_begin (dbt_conn_t *self, const char *table, const dbt_column_t *c
                      self->name);
         return DBT_EINVAL;
     }
-    static const dbt_table_opts_t no_opts = { false };
+    static const dbt_table_opts_t no_opts = { false, NULL };
     return s_result (self, self->driver->write_begin (self->handle, table, cols, ncols,
                                                       opts ? opts : &no_opts, err));
 }
@@ -1192,8 +1192,7 @@ dbt_driver_test (bool verbose)
     dbt_conn_destroy (&conn);
 
     //  A real driver through the wrapper: table-name checks
-    char dir [] = "/tmp/dbt-driver-XXXXXX";
-    assert (mkdtemp (dir));
+    char *dir = dbt_testing_tmpdir ("driver");
     char *path = dbt_printf ("%s/r.db", dir);
     dbt_dbconf_t rconf = { .name = "res", .type = "sqlite3", .dsn = path, .results = true };
     conn = dbt_conn_new (&rconf, err);
@@ -1213,15 +1212,8 @@ dbt_driver_test (bool verbose)
     assert (dbt_conn_drop_table (conn, "t", err) == 0);
     assert (!dbt_conn_broken (conn));
     dbt_conn_destroy (&conn);
-    unlink (path);
-    char *wal = dbt_printf ("%s-wal", path);
-    unlink (wal);
-    free (wal);
-    char *shm = dbt_printf ("%s-shm", path);
-    unlink (shm);
-    free (shm);
     free (path);
-    assert (rmdir (dir) == 0);
+    dbt_testing_rmtree (&dir);
     if (verbose)
         printf ("driver: ok\n");
 }

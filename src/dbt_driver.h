@@ -93,6 +93,11 @@ typedef struct {
 //  Options of one results table.
 typedef struct {
     bool unlogged;              //  PostgreSQL: CREATE UNLOGGED TABLE
+    const char *final;          //  the name write_commit will swap the table
+                                //  into, when known (NULL: not known). A
+                                //  driver that stages where no reader looks
+                                //  (SQLite: a private file) may create the
+                                //  table under it and skip a rename.
 } dbt_table_opts_t;
 
 //  The driver vtable. Handles are driver-private. Every function that can

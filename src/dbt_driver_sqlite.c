@@ -35,10 +35,30 @@
     The reader maps these names back (DECIMAL_TEXT(20,0) reads as
     DECIMAL(20,0), the same digits). TEXT cells are bound as text with their
     length, so any bytes, NUL included, are stored and read back unchanged.
+
+    Results layout: each results table is a database file of its own in the
+    directory next to the DSN's file (results.db -> results.db.d/, see
+    dbt_sqlite_dir.h), so jobs share no schema and no lock. A write opens a
+    second connection on a fresh temporary file (journal off, no locks: no
+    one else sees the file), creates the table under its final name when
+    the table options give it (else under the staging name, renamed at
+    commit), inserts in one transaction, commits, and then
+    dbt_sqlite_dir_publish fsyncs the file and renames it into place (the
+    atomic swap) and fsyncs the directory.
+
+    Reading: the DSN's own file stays the connection's main database. When
+    a statement names a table that is not there ("no such table: T"), the
+    file of T, if any, is attached read-only and immutable (its content
+    never changes once in place) and the statement prepared again; files
+    attached for a statement are detached when it ends. So SQL on a results
+    connection reads any job's table by name, a table of the one-file
+    layout of earlier versions in the main file included (those are
+    dropped when the same name is written or dropped).
     =========================================================================
 */
 #include "dbt_classes.h"
 #include <sqlite3.h>
+#include <dirent.h>
 #include <math.h>
 #include <strings.h>
 
@@ -48,9 +68,19 @@
 //  Progress handler period (virtual machine instructions) for timeouts.
 #define S_PROGRESS_OPS 10000
 
+//  Table files one statement may attach (SQLite's default limit).
+#define S_ATTACH_MAX 10
+
 typedef struct {
     sqlite3 *db;                //  the connection (owned)
     bool results;               //  opened read-write as a results database
+    dbt_sqlite_dir_t *dir;      //  the table files (owned); NULL for a source
+                                //  without a table directory next to it
+    char *attached [S_ATTACH_MAX];  //  tables whose files the running
+                                //  statement attached (owned)
+    int nattached;              //  number of those
+    bool legacy;                //  the main file held tables at connect (the
+                                //  one-file layout of earlier versions)
 
     //  Running query
     sqlite3_stmt *stmt;         //  running statement, NULL when none
@@ -67,11 +97,14 @@ typedef struct {
     int64_t timeout_ms;         //  the running query's limit (for errors)
 
     //  Results write
+    sqlite3 *wdb;               //  connection to the stage file (owned),
+                                //  NULL when no write is in progress
+    dbt_sqlite_stage_t stage;   //  the stage file
+    char *wtable;               //  the table's name in the stage file (owned)
     sqlite3_stmt *insert;       //  prepared INSERT into the staging table
     dbt_column_t *wcols;        //  staging table columns (names, types; owned)
     size_t wncols;              //  number of staging table columns
     int64_t wrows;              //  rows written so far
-    bool in_txn;                //  the write transaction is open
     dbt_buf_t scratch;          //  NUL-terminated copy of a cell to parse
 } s_sqlite_t;
 
@@ -144,11 +177,11 @@ s_decltype_for (const dbt_column_t *col)
 //  --------------------------------------------------------------------------
 //  Errors
 
-//  Set err from the connection's last error and return the matching code.
+//  Set err from connection db's last error and return the matching code.
 static int
-s_error (s_sqlite_t *self, int rc, const char *what, char *err)
+s_error_in (s_sqlite_t *self, sqlite3 *db, int rc, const char *what, char *err)
 {
-    const char *msg = self->db ? sqlite3_errmsg (self->db) : sqlite3_errstr (rc);
+    const char *msg = db ? sqlite3_errmsg (db) : sqlite3_errstr (rc);
     int primary = rc & 0xff;
     if (primary == SQLITE_INTERRUPT) {
         if (self->timed_out) {
@@ -174,14 +207,28 @@ s_error (s_sqlite_t *self, int rc, const char *what, char *err)
     }
 }
 
-//  Run one or more statements with no result rows.
+//  Set err from the main connection's last error; the matching code.
+static int
+s_error (s_sqlite_t *self, int rc, const char *what, char *err)
+{
+    return s_error_in (self, self->db, rc, what, err);
+}
+
+//  Run one or more statements with no result rows on connection db.
+static int
+s_exec_in (s_sqlite_t *self, sqlite3 *db, const char *sql, const char *what, char *err)
+{
+    int rc = sqlite3_exec (db, sql, NULL, NULL, NULL);
+    if (rc != SQLITE_OK)
+        return s_error_in (self, db, rc, what, err);
+    return 0;
+}
+
+//  Run statements on the main connection.
 static int
 s_exec (s_sqlite_t *self, const char *sql, const char *what, char *err)
 {
-    int rc = sqlite3_exec (self->db, sql, NULL, NULL, NULL);
-    if (rc != SQLITE_OK)
-        return s_error (self, rc, what, err);
-    return 0;
+    return s_exec_in (self, self->db, sql, what, err);
 }
 
 //  Progress handler: stops the running statement past its deadline.
@@ -270,14 +317,32 @@ s_connect (const dbt_dbconf_t *conf, void **handle_p, char *err)
     s_sqlite_t *self = (s_sqlite_t *) dbt_malloc (sizeof (s_sqlite_t));
     self->db = db;
     self->results = conf->results;
+    self->stage.fd = -1;
     sqlite3_busy_timeout (db, busy_ms);
     //  Reading the schema now turns "not a database" into a connect error.
-    rc = s_exec (self, "SELECT count(*) FROM sqlite_master", "cannot read schema", err);
-    if (rc == 0 && conf->results) {
-        //  WAL: readers of finished tables never block the writer. NORMAL
-        //  sync is durable across process crashes in WAL mode.
-        rc = s_exec (self, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL",
-                     "cannot set WAL mode", err);
+    sqlite3_stmt *stmt = NULL;
+    int src = sqlite3_prepare_v2 (db, "SELECT count(*) FROM main.sqlite_master WHERE type = 'table'",
+                                  -1, &stmt, NULL);
+    if (src == SQLITE_OK)
+        src = sqlite3_step (stmt) == SQLITE_ROW ? SQLITE_OK : sqlite3_errcode (db);
+    self->legacy = src == SQLITE_OK && sqlite3_column_int64 (stmt, 0) > 0;
+    sqlite3_finalize (stmt);
+    rc = src == SQLITE_OK ? 0 : s_error (self, src, "cannot read schema", err);
+    if (rc == 0) {
+        //  The table files sit next to the main file. A results database
+        //  makes the directory; a source reads one if it is there.
+        const char *file = sqlite3_db_filename (db, "main");
+        if (file && *file) {
+            char *path = dbt_sqlite_dir_for (file);
+            rc = dbt_sqlite_dir_open (path, conf->results, &self->dir, err);
+            free (path);
+        }
+        else
+        if (conf->results) {
+            dbt_err_set (err, "sqlite: results need a database file (each table is a file "
+                         "next to it), '%s' is in memory", dsn);
+            rc = DBT_EINVAL;
+        }
     }
     if (rc) {
         void *handle = self;
@@ -300,6 +365,7 @@ s_disconnect (void **handle_p)
         return;
     s_query_end (self);
     s_write_abort (self, NULL);
+    dbt_sqlite_dir_destroy (&self->dir);
     sqlite3_close (self->db);
     dbt_buf_free (&self->scratch);
     free (self);
@@ -316,15 +382,72 @@ s_alive (void *handle)
 //  --------------------------------------------------------------------------
 //  Source side
 
+//  After a prepare failed with "no such table: T" (T unqualified), attach
+//  T's file when it has one. Returns true when it did: prepare again.
+static bool
+s_attach_missing (s_sqlite_t *self)
+{
+    static const char prefix [] = "no such table: ";
+    const char *msg = sqlite3_errmsg (self->db);
+    if (!self->dir || strncmp (msg, prefix, sizeof (prefix) - 1) != 0)
+        return false;
+    const char *table = msg + sizeof (prefix) - 1;
+    if (strchr (table, '.') || self->nattached >= S_ATTACH_MAX
+    ||  self->nattached >= sqlite3_limit (self->db, SQLITE_LIMIT_ATTACHED, -1))
+        return false;
+    for (int i = 0; i < self->nattached; i++)
+        if (streq (self->attached [i], table))
+            return false;       //  attached, and its file does not hold it
+    char *uri = dbt_sqlite_dir_table_uri (self->dir, table);
+    if (!uri)
+        return false;
+    char *name = dbt_strdup (table);    //  msg changes with the next call
+    char sql [32];
+    snprintf (sql, sizeof (sql), "ATTACH ?1 AS dbt_file_%d", self->nattached);
+    sqlite3_stmt *stmt = NULL;
+    int rc = sqlite3_prepare_v2 (self->db, sql, -1, &stmt, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_text (stmt, 1, uri, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step (stmt) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
+    sqlite3_finalize (stmt);
+    free (uri);
+    if (rc != SQLITE_OK) {
+        //  Dropped meanwhile, or not a database: the table stays missing.
+        free (name);
+        return false;
+    }
+    self->attached [self->nattached++] = name;
+    return true;
+}
+
+//  Detach the files attached for the statement that ended.
+static void
+s_detach_all (s_sqlite_t *self)
+{
+    while (self->nattached > 0) {
+        self->nattached--;
+        char sql [32];
+        snprintf (sql, sizeof (sql), "DETACH dbt_file_%d", self->nattached);
+        sqlite3_exec (self->db, sql, NULL, NULL, NULL);
+        free (self->attached [self->nattached]);
+        self->attached [self->nattached] = NULL;
+    }
+}
+
 //  Prepare exactly one statement; a second statement after it is refused.
+//  Tables in files of the table directory are attached as needed.
 static int
 s_prepare_one (s_sqlite_t *self, const char *sql, sqlite3_stmt **stmt_p, char *err)
 {
     const char *tail = NULL;
     sqlite3_stmt *stmt = NULL;
-    int rc = sqlite3_prepare_v2 (self->db, sql, -1, &stmt, &tail);
-    if (rc != SQLITE_OK)
-        return s_error (self, rc, "cannot prepare", err);
+    int rc;
+    while ((rc = sqlite3_prepare_v2 (self->db, sql, -1, &stmt, &tail)) != SQLITE_OK) {
+        int code = s_error (self, rc, "cannot prepare", err);
+        if (!s_attach_missing (self))
+            return code;
+    }
     if (!stmt) {
         dbt_err_set (err, "sqlite: the task has no SQL statement");
         return DBT_EINVAL;
@@ -352,11 +475,14 @@ s_prepare (void *handle, const char *sql, int *nparams, char *err)
     s_sqlite_t *self = (s_sqlite_t *) handle;
     sqlite3_stmt *stmt = NULL;
     int rc = s_prepare_one (self, sql, &stmt, err);
-    if (rc)
+    if (rc) {
+        s_detach_all (self);
         return rc;
+    }
     if (nparams)
         *nparams = sqlite3_bind_parameter_count (stmt);
     sqlite3_finalize (stmt);
+    s_detach_all (self);
     return 0;
 }
 
@@ -399,8 +525,10 @@ s_query (void *handle, const char *sql, const dbt_args_t *args,
     s_sqlite_t *self = (s_sqlite_t *) handle;
     s_query_end (self);
     int rc = s_prepare_one (self, sql, &self->stmt, err);
-    if (rc)
+    if (rc) {
+        s_detach_all (self);
         return rc;
+    }
     rc = dbt_args_check (sqlite3_bind_parameter_count (self->stmt), args, err);
     for (size_t i = 0; rc == 0 && i < args->count; i++) {
         const char *arg = args->vals [i];
@@ -646,6 +774,7 @@ s_query_end (void *handle)
         self->stmt = NULL;
         sqlite3_progress_handler (self->db, 0, NULL, NULL);
     }
+    s_detach_all (self);
     if (self->cells)
         for (size_t i = 0; i < self->ncols; i++)
             dbt_buf_free (&self->cells [i]);
@@ -674,7 +803,7 @@ s_cancel (void *handle)
 //  --------------------------------------------------------------------------
 //  Results side
 
-//  Free the write state (not the transaction).
+//  Free the write state (not the stage).
 static void
 s_write_reset (s_sqlite_t *self)
 {
@@ -683,6 +812,8 @@ s_write_reset (s_sqlite_t *self)
     dbt_columns_free (&self->wcols, self->wncols);
     self->wncols = 0;
     self->wrows = 0;
+    free (self->wtable);
+    self->wtable = NULL;
 }
 
 static int
@@ -695,17 +826,30 @@ s_write_begin (void *handle, const char *table, const dbt_column_t *cols, size_t
                      "take results");
         return DBT_EINVAL;
     }
-    if (self->in_txn) {
+    if (self->wdb) {
         dbt_err_set (err, "sqlite: a results write is already in progress");
         return DBT_EINVAL;
     }
-    int rc = s_exec (self, "BEGIN IMMEDIATE", "cannot start the results transaction", err);
+    int rc = dbt_sqlite_dir_stage (self->dir, &self->stage, err);
     if (rc)
         return rc;
-    self->in_txn = true;
-    char *qtable = dbt_quote_ident (table, '"');
+    //  The file is private until it is renamed into place, so the table
+    //  can have its final name from the start when it is known.
+    self->wtable = dbt_strdup (opts->final && *opts->final ? opts->final : table);
+    //  Nobody else opens the stage file: no locks ("unix-none"), no
+    //  journal (a failed write is thrown away whole), no syncs (publish
+    //  syncs once, at the end).
+    int orc = sqlite3_open_v2 (self->stage.path, &self->wdb,
+                               SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, "unix-none");
+    if (orc != SQLITE_OK) {
+        rc = s_error_in (self, self->wdb, orc, "cannot open the results file", err);
+        s_write_abort (self, table);
+        return rc == DBT_ERROR ? DBT_ECONN : rc;
+    }
+    char *qtable = dbt_quote_ident (self->wtable, '"');
     dbt_buf_t sql = { 0 };
-    dbt_buf_printf (&sql, "DROP TABLE IF EXISTS %s; CREATE TABLE %s (", qtable, qtable);
+    dbt_buf_printf (&sql, "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; BEGIN; "
+                    "CREATE TABLE %s (", qtable);
     dbt_buf_t insert = { 0 };
     dbt_buf_printf (&insert, "INSERT INTO %s VALUES (", qtable);
     self->wcols = (dbt_column_t *) dbt_malloc (ncols * sizeof (dbt_column_t));
@@ -722,11 +866,11 @@ s_write_begin (void *handle, const char *table, const dbt_column_t *cols, size_t
     }
     dbt_buf_putc (&sql, ')');
     dbt_buf_putc (&insert, ')');
-    rc = s_exec (self, sql.data, "cannot create the results table", err);
+    rc = s_exec_in (self, self->wdb, sql.data, "cannot create the results table", err);
     if (rc == 0) {
-        int prc = sqlite3_prepare_v2 (self->db, insert.data, -1, &self->insert, NULL);
+        int prc = sqlite3_prepare_v2 (self->wdb, insert.data, -1, &self->insert, NULL);
         if (prc != SQLITE_OK)
-            rc = s_error (self, prc, "cannot prepare the results insert", err);
+            rc = s_error_in (self, self->wdb, prc, "cannot prepare the results insert", err);
     }
     dbt_buf_free (&sql);
     dbt_buf_free (&insert);
@@ -805,45 +949,78 @@ s_write_row (void *handle, const dbt_row_t *row, char *err)
         if (rc < 0)
             return rc;
         if (rc != SQLITE_OK)
-            return s_error (self, rc, "cannot bind a results value", err);
+            return s_error_in (self, self->wdb, rc, "cannot bind a results value", err);
     }
     int step = sqlite3_step (self->insert);
     sqlite3_reset (self->insert);
     if (step != SQLITE_DONE)
-        return s_error (self, step, "cannot insert a results row", err);
+        return s_error_in (self, self->wdb, step, "cannot insert a results row", err);
     self->wrows++;
     return 0;
+}
+
+//  Drop a table of the one-file layout of earlier versions from the main
+//  file, if there is one (so it no longer hides the table's file; SQLite
+//  matches names ignoring case, as that layout did). Without one this only
+//  reads the main file's schema.
+static int
+s_drop_legacy (s_sqlite_t *self, const char *table, char *err)
+{
+    char *qtable = dbt_quote_ident (table, '"');
+    char *sql = dbt_printf ("DROP TABLE IF EXISTS main.%s", qtable);
+    int rc = s_exec (self, sql, "cannot drop the table in the main file", err);
+    free (sql);
+    free (qtable);
+    return rc;
 }
 
 static int
 s_write_commit (void *handle, const char *table, const char *final, char *err)
 {
     s_sqlite_t *self = (s_sqlite_t *) handle;
-    if (!self->in_txn) {
+    if (!self->wdb) {
         dbt_err_set (err, "sqlite: no results write in progress");
         return DBT_EINVAL;
     }
-    s_write_reset (self);
+    sqlite3_finalize (self->insert);
+    self->insert = NULL;
+    char name [NAME_MAX + 1];
+    if (dbt_sqlite_dir_file_name (final, name, sizeof (name)) < 0) {
+        dbt_err_set (err, "sqlite: table name '%s' is not 1 to %d of A-Z a-z 0-9 _ : -",
+                     final, DBT_SQLITE_TABLE_MAX);
+        s_write_abort (self, table);
+        return DBT_EINVAL;
+    }
     int rc = 0;
-    if (strcmp (table, final) != 0) {
-        char *qtable = dbt_quote_ident (table, '"');
+    if (strcmp (self->wtable, final) != 0) {
+        char *qtable = dbt_quote_ident (self->wtable, '"');
         char *qfinal = dbt_quote_ident (final, '"');
-        char *sql = dbt_printf ("DROP TABLE IF EXISTS %s; ALTER TABLE %s RENAME TO %s",
-                                qfinal, qtable, qfinal);
-        rc = s_exec (self, sql, "cannot swap in the results table", err);
+        char *sql = dbt_printf ("ALTER TABLE %s RENAME TO %s", qtable, qfinal);
+        rc = s_exec_in (self, self->wdb, sql, "cannot name the results table", err);
         free (sql);
         free (qtable);
         free (qfinal);
     }
     if (rc == 0)
-        rc = s_exec (self, "COMMIT", "cannot commit the results", err);
+        rc = s_exec_in (self, self->wdb, "COMMIT", "cannot commit the results", err);
+    if (rc == 0) {
+        int crc = sqlite3_close (self->wdb);
+        if (crc != SQLITE_OK)
+            rc = s_error_in (self, self->wdb, crc, "cannot close the results file", err);
+        else
+            self->wdb = NULL;
+    }
+    //  The swap: a reader opens the old file or this one.
+    if (rc == 0)
+        rc = dbt_sqlite_dir_publish (self->dir, &self->stage, final, err);
     if (rc) {
-        sqlite3_exec (self->db, "ROLLBACK", NULL, NULL, NULL);
-        self->in_txn = sqlite3_get_autocommit (self->db) == 0;
+        s_write_abort (self, table);
         return rc;
     }
-    self->in_txn = false;
-    return 0;
+    s_write_reset (self);
+    //  Nothing but the job's own files is touched, unless the main file
+    //  has tables of the old layout (this version never adds any).
+    return self->legacy ? s_drop_legacy (self, final, err) : 0;
 }
 
 static void
@@ -851,22 +1028,27 @@ s_write_abort (void *handle, const char *table)
 {
     s_sqlite_t *self = (s_sqlite_t *) handle;
     s_write_reset (self);
-    //  The staging table was created inside the transaction: rolling back
-    //  removes it.
-    if (self->in_txn || (self->db && !sqlite3_get_autocommit (self->db)))
-        sqlite3_exec (self->db, "ROLLBACK", NULL, NULL, NULL);
-    self->in_txn = false;
+    //  The table lives only in the stage file: removing it is the rollback.
+    if (self->wdb) {
+        sqlite3_close (self->wdb);
+        self->wdb = NULL;
+    }
+    if (self->dir)
+        dbt_sqlite_dir_discard (self->dir, &self->stage);
 }
 
 static int
 s_drop_table (void *handle, const char *table, char *err)
 {
     s_sqlite_t *self = (s_sqlite_t *) handle;
-    char *qtable = dbt_quote_ident (table, '"');
-    char *sql = dbt_printf ("DROP TABLE IF EXISTS %s", qtable);
-    int rc = s_exec (self, sql, "cannot drop table", err);
-    free (sql);
-    free (qtable);
+    if (!self->results) {
+        dbt_err_set (err, "sqlite: a source database is opened read-only, it cannot "
+                     "drop tables");
+        return DBT_EINVAL;
+    }
+    int rc = dbt_sqlite_dir_remove (self->dir, table, err);
+    if (rc == 0)
+        rc = s_drop_legacy (self, table, err);
     return rc;
 }
 
@@ -887,7 +1069,7 @@ const dbt_driver_t dbt_driver_sqlite = {
     .write_commit = s_write_commit,
     .write_abort = s_write_abort,
     .drop_table = s_drop_table,
-    .max_identifier = 1024
+    .max_identifier = DBT_SQLITE_TABLE_MAX
 };
 
 //  --------------------------------------------------------------------------
@@ -905,6 +1087,21 @@ s_canceller (void *arg)
     usleep ((useconds_t) c->delay_ms * 1000);
     dbt_conn_cancel (c->conn);
     return NULL;
+}
+
+//  Number of entries in a directory, . and .. not counted.
+static size_t
+s_entries (const char *path)
+{
+    DIR *dir = opendir (path);
+    assert (dir);
+    size_t count = 0;
+    struct dirent *entry;
+    while ((entry = readdir (dir)))
+        if (!streq (entry->d_name, ".") && !streq (entry->d_name, ".."))
+            count++;
+    closedir (dir);
+    return count;
 }
 
 //  Run sql with args on conn; the whole result as one string
@@ -972,8 +1169,7 @@ dbt_driver_sqlite_test (bool verbose)
     dbt_buf_t out = { 0 };
 
     //  Live round trip on a temp file
-    char dir [] = "/tmp/dbt-sqlite-XXXXXX";
-    assert (mkdtemp (dir));
+    char *dir = dbt_testing_tmpdir ("sqlite");
     char *rpath = dbt_printf ("%s/results.db", dir);
     char *spath = dbt_printf ("%s/sample.db", dir);
     char err [DBT_ERRMSG_LEN];
@@ -1161,12 +1357,18 @@ dbt_driver_sqlite_test (bool verbose)
     assert (streq (err, "column 'i' row 1: '12a' is not a valid BIGINT"));
     badrow.ncols = 2;
     assert (dbt_conn_write_row (res, &badrow, err) == DBT_EINVAL);
-    //  Abort keeps the previous final table and leaves no staging table
+    //  Abort keeps the previous final table and leaves no staging file;
+    //  the table is a file of its own, and the main file has no tables
+    char *tmpdir = dbt_printf ("%s/results.db.d/.tmp", dir);
+    assert (s_entries (tmpdir) == 1);
     dbt_conn_write_abort (res, "stage2");
+    assert (s_entries (tmpdir) == 0);
     assert (s_run (res, "SELECT count(*) FROM final", NULL, 0, &out, err) == 0);
     assert (streq (out.data, "5\n"));
-    assert (s_run (res, "SELECT count(*) FROM sqlite_master WHERE name LIKE 'stage%'",
-                   NULL, 0, &out, err) == 0 && streq (out.data, "0\n"));
+    assert (s_run (res, "SELECT count(*) FROM main.sqlite_master", NULL, 0, &out, err) == 0);
+    assert (streq (out.data, "0\n"));
+    char *finalpath = dbt_printf ("%s/results.db.d/final.db", dir);
+    assert (access (finalpath, F_OK) == 0);
     //  A second write replaces the first
     dbt_column_t one [] = { { "n", DBT_COL_BIGINT, 0, -1, NULL } };
     assert (dbt_conn_write_begin (res, "stage3", one, 1, NULL, err) == 0);
@@ -1180,17 +1382,89 @@ dbt_driver_sqlite_test (bool verbose)
     assert (streq (out.data, "7\n"));
     assert (dbt_conn_write_row (res, &srow, err) == DBT_EINVAL);
     assert (dbt_conn_write_commit (res, "stage3", "final", err) == DBT_EINVAL);
-    //  Another connection sees the swapped table (WAL)
+    //  Another connection, a source on the results file too, sees it
     dbt_dbconf_t rosconf = { .name = "ro", .type = "sqlite", .dsn = rpath };
     src = dbt_conn_new (&rosconf, err);
     assert (src);
     assert (s_run (src, "SELECT * FROM final", NULL, 0, &out, err) == 0 && streq (out.data, "7\n"));
+    assert (dbt_conn_drop_table (src, "final", err) == DBT_EINVAL);
+    //  A reader keeps the complete old table while a new one is swapped in
+    assert (dbt_conn_read_table (src, "final", 0, 0, err) == 0);
+    assert (dbt_conn_write_begin (res, "stage5", one, 1, NULL, err) == 0);
+    const char *eight [] = { "8" };
+    dbt_row_t erow = { 1, eight, sevenlen };
+    assert (dbt_conn_write_row (res, &erow, err) == 0);
+    assert (dbt_conn_write_row (res, &erow, err) == 0);
+    assert (dbt_conn_write_commit (res, "stage5", "final", err) == 0);
+    assert (dbt_conn_fetch (src, &row, err) == 1 && streq (row.vals [0], "7"));
+    assert (dbt_conn_fetch (src, &row, err) == 0);
+    assert (s_run (src, "SELECT group_concat (n) FROM final", NULL, 0, &out, err) == 0);
+    assert (streq (out.data, "8,8\n"));
     dbt_conn_destroy (&src);
+    //  Names that differ only in case are separate tables and files; one
+    //  statement may read several
+    //  (the first created under its final name, the second renamed)
+    const char *tcase [] = { "t_CaseA", "t_casea" };
+    for (int i = 0; i < 2; i++) {
+        dbt_table_opts_t named = { false, i ? NULL : tcase [i] };
+        assert (dbt_conn_write_begin (res, "dbt_stage_x", one, 1, &named, err) == 0);
+        dbt_row_t crow = { 1, i ? seven : eight, sevenlen };
+        assert (dbt_conn_write_row (res, &crow, err) == 0);
+        assert (dbt_conn_write_commit (res, "dbt_stage_x", tcase [i], err) == 0);
+    }
+    assert (s_run (res, "SELECT * FROM t_CaseA", NULL, 0, &out, err) == 0 && streq (out.data, "8\n"));
+    assert (s_run (res, "SELECT * FROM \"t_casea\"", NULL, 0, &out, err) == 0);
+    assert (streq (out.data, "7\n"));
+    assert (s_run (res, "SELECT f.n || t.n FROM final f JOIN t_casea t", NULL, 0, &out, err) == 0);
+    assert (streq (out.data, "87\n87\n"));
+    char *casepath = dbt_printf ("%s/results.db.d/t_+case+a.db", dir);
+    assert (access (casepath, F_OK) == 0);
+    assert (dbt_conn_write_begin (res, "dbt_stage_x", one, 1, NULL, err) == 0);
+    assert (dbt_conn_write_commit (res, "dbt_stage_x", "t.x", err) == DBT_EINVAL);
+    assert (strstr (err, "'t.x'") && s_entries (tmpdir) == 0);
+    //  Drop removes the file
     assert (dbt_conn_drop_table (res, "final", err) == 0);
+    assert (access (finalpath, F_OK) != 0);
     assert (dbt_conn_drop_table (res, "final", err) == 0);
     assert (s_run (res, "SELECT * FROM final", NULL, 0, &out, err) == DBT_ERROR);
-    assert (strstr (err, "no such table"));
+    assert (strstr (err, "no such table: final"));
+    assert (dbt_conn_drop_table (res, "t_CaseA", err) == 0);
+    assert (access (casepath, F_OK) != 0);
+    assert (s_run (res, "SELECT * FROM t_casea", NULL, 0, &out, err) == 0 && streq (out.data, "7\n"));
     dbt_conn_destroy (&res);
+
+    //  The one-file layout of earlier versions: its tables stay readable,
+    //  and are dropped when the name is written again or dropped. A crash
+    //  left a stage file: the next connection removes it.
+    sqlite3 *old = NULL;
+    assert (sqlite3_open (rpath, &old) == SQLITE_OK);
+    assert (sqlite3_exec (old, "PRAGMA journal_mode=WAL; CREATE TABLE results_old (v); "
+                          "INSERT INTO results_old VALUES ('old'); CREATE TABLE results_gone (v)",
+                          NULL, NULL, NULL) == SQLITE_OK);
+    sqlite3_close (old);
+    char *orphan = dbt_printf ("%s/1-crashed.db", tmpdir);
+    FILE *crashed = fopen (orphan, "w");
+    assert (crashed);
+    fclose (crashed);
+    res = dbt_conn_new (&rconf, err);
+    assert (res && access (orphan, F_OK) != 0);
+    assert (s_run (res, "SELECT * FROM results_old", NULL, 0, &out, err) == 0);
+    assert (streq (out.data, "old\n"));
+    assert (dbt_conn_write_begin (res, "dbt_stage_y", one, 1, NULL, err) == 0);
+    assert (dbt_conn_write_row (res, &srow, err) == 0);
+    assert (dbt_conn_write_commit (res, "dbt_stage_y", "results_old", err) == 0);
+    assert (s_run (res, "SELECT * FROM results_old", NULL, 0, &out, err) == 0 && streq (out.data, "7\n"));
+    assert (dbt_conn_drop_table (res, "results_gone", err) == 0);
+    assert (s_run (res, "SELECT name FROM main.sqlite_master", NULL, 0, &out, err) == 0);
+    assert (streq (out.data, ""));
+    dbt_conn_destroy (&res);
+    //  An in-memory results database has nowhere to put files
+    dbt_dbconf_t mconf = { .name = "mem", .type = "sqlite", .dsn = ":memory:", .results = true };
+    assert (dbt_conn_new (&mconf, err) == NULL && strstr (err, "in memory"));
+    free (orphan);
+    free (casepath);
+    free (finalpath);
+    free (tmpdir);
 
     //  Not a database: a connect error
     char *junk = dbt_printf ("%s/junk.db", dir);
@@ -1205,16 +1479,7 @@ dbt_driver_sqlite_test (bool verbose)
     unlink (junk);
     free (junk);
 
-    const char *suffixes [] = { "", "-wal", "-shm", "-journal" };
-    for (size_t i = 0; i < 4; i++) {
-        char *path = dbt_printf ("%s%s", rpath, suffixes [i]);
-        unlink (path);
-        free (path);
-        path = dbt_printf ("%s%s", spath, suffixes [i]);
-        unlink (path);
-        free (path);
-    }
-    assert (rmdir (dir) == 0);
+    dbt_testing_rmtree (&dir);
     free (rpath);
     free (spath);
     dbt_buf_free (&out);

@@ -1,11 +1,15 @@
 /*  =========================================================================
     dbt_driver_sqlite - SQLite 3 source and results driver
 
-    DSN is a file path or a "file:" URI. Sources are opened read-only;
-    results are written in one transaction per job (create staging table,
-    prepared INSERT per row, drop old and rename new) so readers see the old
-    or the new table. Cancel is sqlite3_interrupt. With sample_data set, a
-    missing source file is created with the built-in sample dataset.
+    DSN is a file path or a "file:" URI. Sources are opened read-only.
+    Results: each table is a database file of its own in DSN.d/ (see
+    dbt_sqlite_dir.h), written in one transaction (create the table,
+    prepared INSERT per row) in a temporary
+    file that is synced and renamed into place, so readers see the old or
+    the new table and jobs share no lock. SQL on a connection reads any
+    table in DSN.d/ by name (its file is attached on demand). Cancel is
+    sqlite3_interrupt. With sample_data set, a missing source file is
+    created with the built-in sample dataset.
     =========================================================================
 */
 #ifndef DBT_DRIVER_SQLITE_H_INCLUDED

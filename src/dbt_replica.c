@@ -763,7 +763,19 @@ dbt_replica_test (bool verbose)
     //  A restart of the dispatcher (a new run) makes the replica start over.
     dbt_client_destroy (&client);
     zactor_destroy (&dispatcher);
-    dispatcher = zactor_new (dbt_dispatcher_actor, &dargs);
+    //  The old socket lets go of its inproc name once its linger is over.
+    for (int tries = 0; tries < 50; tries++) {
+        dispatcher = zactor_new (dbt_dispatcher_actor, &dargs);
+        zstr_send (dispatcher, "LOCAL");
+        char *local = zstr_recv (dispatcher);
+        bool up = local && *local;
+        free (local);
+        if (up)
+            break;
+        zactor_destroy (&dispatcher);
+        zclock_sleep (100);
+    }
+    assert (dispatcher);
     client = dbt_client_new (config->mesh_bind, err);
     assert (dbt_testing_submit (client, &(dbt_testing_job_t) { .task = "t0", .id = "after",
                                 .queue = "parked" }) == 200);

@@ -1250,7 +1250,7 @@ main (int argc, char **argv)
 
     //  UNLOGGED tables where the database has them
     if (rules->unlogged_sql) {
-        dbt_table_opts_t unlogged = { true };
+        dbt_table_opts_t unlogged = { true, NULL };
         s_table_t tiny;
         rc = s_read_all (src, "SELECT id FROM dbt_fixture ORDER BY id", NULL, 0, &tiny, err);
         rc = rc ? rc : s_write_table (res, "dbt_t_stage1", "dbt_t_empty", &tiny, &unlogged, err);

@@ -25,6 +25,7 @@ static test_item_t s_tests [] = {
     { "config", dbt_config_test },
     { "tasks", dbt_tasks_test },
     { "driver", dbt_driver_test },
+    { "sqlite_dir", dbt_sqlite_dir_test },
     { "driver_sqlite", dbt_driver_sqlite_test },
     { "driver_pg", dbt_driver_pg_test },
     { "driver_mariadb", dbt_driver_mariadb_test },

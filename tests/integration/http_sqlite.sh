@@ -63,7 +63,7 @@ is "$(jfield '.data.count')" "200" "count is the number of result rows"
 is "$(jfield '.data.error')" "" "no error on success"
 
 src=$(sqlite3 -separator '|' "$NODE_DIR/sample.db" "SELECT * FROM entries WHERE user_id = 'user1' ORDER BY id")
-dst=$(sqlite3 -separator '|' "$NODE_DIR/results.db" 'SELECT * FROM "results_j1" ORDER BY id')
+dst=$(sqlite3 -separator '|' "$(sqlite_table_file "$NODE_DIR/results.db" results_j1)" 'SELECT * FROM "results_j1" ORDER BY id')
 is "$(printf '%s\n' "$dst" | wc -l)" "200" "results table has every row"
 ok "results table equals the source query row for row" test "$src" = "$dst"
 
@@ -73,7 +73,7 @@ gen=$(jfield '.data.job_id')
 like "$gen" '^job_[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$' "a missing job id is generated"
 ok "generated job reaches SUCCESS" wait_state "$gen" SUCCESS 20
 is "$(jfield '.data.count')" "1" "no-arg task wrote one row"
-is "$(sqlite3 "$NODE_DIR/results.db" "SELECT entries FROM \"results_$gen\"")" "1000" "aggregate value is right"
+is "$(sqlite3 "$(sqlite_table_file "$NODE_DIR/results.db" "results_$gen")" "SELECT entries FROM \"results_$gen\"")" "1000" "aggregate value is right"
 
 api POST /tasks/entries_between/jobs '{"job_id":"j2","args":["user2","2024-01-10 00:00:00","2024-02-01 00:00:00"]}'
 is "$(jfield '.data.queue')" "reports" "task queue tag routes the job"
@@ -103,7 +103,7 @@ like "$(jfield .message)" "already queued" "409 says why"
 api POST /tasks/entries_of/jobs '{"job_id":"j1","args":["user4"]}'
 is "$STATUS" 200 "a finished id may run again"
 ok "re-run succeeds" wait_state j1 SUCCESS 20
-is "$(sqlite3 "$NODE_DIR/results.db" 'SELECT DISTINCT user_id FROM "results_j1"')" "user4" "re-run replaced the table"
+is "$(sqlite3 "$(sqlite_table_file "$NODE_DIR/results.db" results_j1)" 'SELECT DISTINCT user_id FROM "results_j1"')" "user4" "re-run replaced the table"
 
 api GET /jobs/nope
 is "$STATUS" 404 "unknown job is 404"

@@ -54,13 +54,12 @@ is "$(jfield .data.count)" "3000000" "big job reports every row"
 is "$(jfield .data.attempts)" "2" "big job took a second attempt"
 for i in 1 2 3; do
     ok "queued job small$i ran" wait_state "small$i" SUCCESS 30
-    is "$(sqlite3 "$NODE_DIR/results.db" "SELECT COUNT(*), MAX(x) FROM \"results_small$i\"")" "100$i|100$i" \
+    is "$(sqlite3 "$(sqlite_table_file "$NODE_DIR/results.db" "results_small$i")" "SELECT COUNT(*), MAX(x) FROM \"results_small$i\"")" "100$i|100$i" \
        "results table of small$i is complete"
 done
-is "$(sqlite3 "$NODE_DIR/results.db" 'SELECT COUNT(*), SUM(x), MAX(s) FROM "results_big"')" \
+is "$(sqlite3 "$(sqlite_table_file "$NODE_DIR/results.db" results_big)" 'SELECT COUNT(*), SUM(x), MAX(s) FROM "results_big"')" \
    "3000000|4500001500000|03000000" "results table of the big job is complete"
-is "$(sqlite3 "$NODE_DIR/results.db" "SELECT COUNT(*) FROM sqlite_master WHERE name LIKE 'dbt_stage_%'")" "0" \
-   "no staging table left behind"
+is "$(ls -A "$NODE_DIR/results.db.d/.tmp" | wc -l)" "0" "no staging file left behind"
 api GET /jobs/later
 is "$(jfield .data.state)" "PENDING" "eta job survived the restart"
 is "$(jfield .data.eta)" "2099-01-01T00:00:00Z" "with its eta"

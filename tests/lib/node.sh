@@ -7,6 +7,7 @@
 #   api GET /jobs/x                 # sets $STATUS and $BODY
 #   wait_state JOB STATE [SECONDS]  # polls until the job reaches STATE
 #   node_stop NAME [SIGNAL]
+#   sqlite_table_file DSN TABLE     # file holding TABLE of SQLite results DSN
 #
 # Each node NAME gets ports ${NAME}_HTTP and ${NAME}_MESH chosen free at
 # random; in a config heredoc write @HTTP@ and @MESH@ (and @DIR@).
@@ -135,4 +136,11 @@ wait_state () {     # wait_state JOB STATE [SECONDS]
     done
     diag "job $job is '$state', wanted '$want': $BODY"
     return 1
+}
+
+#  sqlite_table_file DSN TABLE: the file that holds TABLE of the SQLite
+#  results database DSN (docs/config.md): DSN.d/, each capital as + and the
+#  lower-case letter, ':' as '=', then .db (results_CaseA: results_+case+a.db).
+sqlite_table_file () {
+    printf '%s.d/%s.db\n' "$1" "$(printf '%s' "$2" | sed -e 's/[A-Z]/+\L&/g' -e 's/:/=/g')"
 }
