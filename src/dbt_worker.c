@@ -28,6 +28,7 @@ typedef struct {
     int64_t deadline;           //  monotonic ms of the job's time limit, 0 = none
     int64_t cancel_again;       //  monotonic ms to repeat a cancel, 0 = none
     bool by_request;            //  cancelled by the dispatcher (DELETE)
+    bool fenced;                //  stopped because the dispatcher went silent
     uint64_t rows;              //  rows written so far
     int64_t next_progress;      //  monotonic ms of the next forward
     bool progress_pending;      //  rows changed since last forward
@@ -263,6 +264,7 @@ s_handle_job (self_t *self, dbt_msg_t *msg)
     slot->deadline = job->ttl_ms > 0 ? now + job->ttl_ms : 0;
     slot->cancel_again = 0;
     slot->by_request = false;
+    slot->fenced = false;
     slot->rows = 0;
     slot->progress_pending = false;
     slot->next_progress = now + PROGRESS_EVERY_MS;
@@ -356,12 +358,13 @@ s_handle_runner (self_t *self, s_slot_t *slot)
     if (streq (command, "DONE")) {
         dbt_job_t *job = slot->job;
         bool cancelled = rc == DBT_ECANCELED && slot->by_request;
+        bool fenced = rc == DBT_ECANCELED && slot->fenced;
         if (rc == 0)
             dbt_log (DBT_LOG_INFO, "worker: job '%s' wrote %" PRIu64 " rows", job->id, rows);
         else
             dbt_log (DBT_LOG_INFO, "worker: job '%s' attempt %u failed: %s", job->id,
                      job->attempts, error);
-        s_send_done (self, job, rc == 0, rows, error, cancelled, false);
+        s_send_done (self, job, rc == 0 && !fenced, rows, error, cancelled, fenced);
         slot->job = NULL;
         dbt_job_destroy (&job);
         if (self->draining)
@@ -407,6 +410,25 @@ s_timers (self_t *self)
     }
     int64_t liveness = self->args->runner.config->heartbeat_ms
                      * self->args->runner.config->heartbeat_liveness;
+    //  Fencing: a dispatcher silent for a heartbeat less than the liveness
+    //  period will soon take our jobs for lost and run them elsewhere; stop
+    //  them first, so that no job runs on two workers at once. They are
+    //  handed back (interrupted) and run again without counting a failure.
+    int64_t fence = liveness - self->args->runner.config->heartbeat_ms;
+    if (fence < self->args->runner.config->heartbeat_ms * 3 / 2)
+        fence = self->args->runner.config->heartbeat_ms * 3 / 2;
+    if (!self->waiting && now - self->last_heard > fence) {
+        for (int i = 0; i < self->nslots; i++) {
+            s_slot_t *slot = &self->slots [i];
+            if (slot->job && !slot->fenced) {
+                dbt_log (DBT_LOG_WARN, "worker: dispatcher silent for %" PRId64 " ms, stopping job '%s' "
+                         "(it will run again)", now - self->last_heard, slot->job->id);
+                slot->fenced = true;
+                dbt_cancel_request (slot->args.cancel, "lost contact with the dispatcher");
+                slot->cancel_again = now + CANCEL_REPEAT_MS;
+            }
+        }
+    }
     if (self->waiting && now - self->last_heard > 1000)
         s_connect (self);                   //  ask the routes again
     else
@@ -546,6 +568,46 @@ dbt_worker_test (bool verbose)
     assert (job && job->state == DBT_STATE_FAILURE && strstr (job->error, "time limit"));
     assert (job->finished_ms - job->started_ms < 2000);
     dbt_job_destroy (&job);
+
+    //  Fencing: a worker whose dispatcher goes silent stops its job before
+    //  the dispatcher would give it to another worker, and hands it back.
+    zsock_t *fake = zsock_new (ZMQ_ROUTER);
+    assert (zsock_bind (fake, "inproc://dbt-worker-fence") == 0);
+    dbt_worker_args_t fargs = rig->wargs;
+    fargs.endpoint = "inproc://dbt-worker-fence";
+    zactor_t *fenced = zactor_new (dbt_worker_actor, &fargs);
+    zsock_set_rcvtimeo (fake, 2000);
+    dbt_msg_t *msg = dbt_msg_recv (fake, true, err);
+    assert (msg && msg->command == DBT_W_READY);
+    job = dbt_job_new ();
+    dbt_job_set (&job->id, "fence1");
+    dbt_job_set (&job->task, "slow");
+    dbt_job_set (&job->queue, "default");
+    dbt_job_set (&job->results, "res");
+    dbt_job_set (&job->table, "results_fence1");
+    job->state = DBT_STATE_STARTED;
+    job->attempts = 1;
+    w = dbt_mpw_new ();
+    dbt_job_pack (job, w);
+    assert (dbt_msg_send (fake, msg->identity, DBT_PROTO_WORKER, DBT_W_JOB, w) == 0);
+    dbt_mpw_destroy (&w);
+    dbt_job_destroy (&job);
+    int64_t sent = dbt_clock_ms ();
+    bool handed_back = false;
+    while (!handed_back && dbt_clock_ms () - sent < 3000) {
+        dbt_msg_t *next = dbt_msg_recv (fake, true, err);
+        bool interrupted = false;
+        if (next && next->command == DBT_W_DONE
+        &&  dbt_mp_field_bool (next->map, "interrupted", true, &interrupted, err) == 0 && interrupted)
+            handed_back = true;
+        dbt_msg_destroy (&next);
+    }
+    //  heartbeat 100 ms, liveness 3: stopped after 200 ms of silence,
+    //  before the dispatcher's 300 ms.
+    assert (handed_back && dbt_clock_ms () - sent < 1500);
+    dbt_msg_destroy (&msg);
+    zactor_destroy (&fenced);
+    zsock_destroy (&fake);
 
     //  Draining with nothing running answers at once.
     zstr_send (worker, "DRAIN");
