@@ -336,12 +336,20 @@ dbt_dispatcher_test (bool verbose)
 
     //  Restart: the worker keeps its running job by claiming it.
     zactor_destroy (&dispatcher);
-    dispatcher = zactor_new (dbt_dispatcher_actor, &args);
-    assert (dispatcher);
     dbt_client_destroy (&local);
     zstr_free (&local_endpoint);
-    zstr_send (dispatcher, "LOCAL");
-    local_endpoint = zstr_recv (dispatcher);
+    //  The old sockets let go of their ports once they are closed.
+    for (int tries = 0; tries < 50 && !(local_endpoint && *local_endpoint); tries++) {
+        if (tries) {
+            zactor_destroy (&dispatcher);
+            zstr_free (&local_endpoint);
+            zclock_sleep (100);
+        }
+        dispatcher = zactor_new (dbt_dispatcher_actor, &args);
+        zstr_send (dispatcher, "LOCAL");
+        local_endpoint = zstr_recv (dispatcher);
+    }
+    assert (dispatcher && local_endpoint && *local_endpoint);
     local = dbt_client_new (local_endpoint, err);
     assert (local);
     s_test_heartbeat (w3);

@@ -360,7 +360,8 @@ s_handle_runner (self_t *self, s_slot_t *slot)
         bool cancelled = rc == DBT_ECANCELED && slot->by_request;
         bool fenced = rc == DBT_ECANCELED && slot->fenced;
         if (rc == 0)
-            dbt_log (DBT_LOG_INFO, "worker: job '%s' wrote %" PRIu64 " rows", job->id, rows);
+            dbt_log (DBT_LOG_INFO, "worker: job '%s' attempt %u wrote %" PRIu64 " rows", job->id,
+                     job->attempts, rows);
         else
             dbt_log (DBT_LOG_INFO, "worker: job '%s' attempt %u failed: %s", job->id,
                      job->attempts, error);

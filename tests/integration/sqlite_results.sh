@@ -164,31 +164,39 @@ is "$BODY" "$(printf 'x,s\r\n2499,00002499\r\n2500,00002500\r')" "the last CSV p
 api GET '/jobs/pages/results'
 is "$(jfield '.data.rows | length')" "2500" "the whole table reads back"
 
-#  --- Ids that differ only in case: separate tables and files.
+#  --- Ids that differ only in case: never one table. While CaseA keeps
+#  its table, casea is refused (on every backend); once CaseA is purged,
+#  casea gets a file of its own name (the file names never differ by case
+#  alone either).
 api POST /tasks/one/jobs '{"job_id":"CaseA","args":["1"]}'
-api POST /tasks/one/jobs '{"job_id":"casea","args":["2"]}'
 ok "job CaseA succeeds" wait_state CaseA SUCCESS 20
-ok "job casea succeeds" wait_state casea SUCCESS 20
+api POST /tasks/one/jobs '{"job_id":"casea","args":["2"]}'
+is "$STATUS" 409 "casea is refused while CaseA keeps its table"
 api GET /jobs/CaseA/results
 is "$(jfield '.data.rows[0][0]')" "1" "CaseA reads its own row"
-api GET /jobs/casea/results
-is "$(jfield '.data.rows[0][0]')" "2" "casea reads its own row"
 ok "CaseA has its own file" test -f "$tables/results_+case+a.db"
-ok "casea has its own file" test -f "$tables/results_casea.db"
 is "$(sqlite3 "$(sqlite_table_file "$results" results_CaseA)" 'SELECT label FROM results_CaseA')" \
    "row 1" "the CLI finds CaseA's table"
+api POST /tasks/one/jobs '{"job_id":"other","args":["3"]}'
+ok "job other succeeds" wait_state other SUCCESS 20
 
-#  --- Purge removes the table's file.
-api DELETE '/jobs/casea?purge=true'
+#  --- Purge removes the table's file, and frees the name.
+api DELETE '/jobs/CaseA?purge=true'
 is "$STATUS" 200 "purge of a finished job"
 n=0
-while [ -e "$tables/results_casea.db" ] && [ $n -lt 100 ]; do sleep 0.1; n=$((n + 1)); done
-ok "purge removed casea's file" test ! -e "$tables/results_casea.db"
-ok "CaseA's file stays" test -f "$tables/results_+case+a.db"
-api GET /jobs/casea
+while [ -e "$tables/results_+case+a.db" ] && [ $n -lt 100 ]; do sleep 0.1; n=$((n + 1)); done
+ok "purge removed CaseA's file" test ! -e "$tables/results_+case+a.db"
+ok "other's file stays" test -f "$tables/results_other.db"
+api GET /jobs/CaseA
 is "$STATUS" 404 "the purged job is forgotten"
-api GET /jobs/CaseA/results
-is "$(jfield '.data.rows[0][0]')" "1" "CaseA still reads back"
+api POST /tasks/one/jobs '{"job_id":"casea","args":["2"]}'
+is "$STATUS" 200 "casea is accepted once CaseA is gone"
+ok "job casea succeeds" wait_state casea SUCCESS 20
+api GET /jobs/casea/results
+is "$(jfield '.data.rows[0][0]')" "2" "casea reads its own row"
+ok "casea has its own file" test -f "$tables/results_casea.db"
+api GET /jobs/other/results
+is "$(jfield '.data.rows[0][0]')" "3" "other still reads back"
 
 #  --- kill -9 under load: every table file is complete, and after the
 #  restart every job finishes, none with "database is locked".

@@ -109,7 +109,7 @@ _srv_launch_pg () {
     bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
     user=$(_srv_account postgres)
     _srv_exec_as "$user" "$bin/postgres" -D "$dir/data" -p "$port" -k "$dir" \
-        -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off \
+        -c listen_addresses="${DBT_PG_LISTEN:-127.0.0.1}" -c fsync=off -c synchronous_commit=off \
         -c full_page_writes=off -c shared_buffers=64MB -c max_connections=50 \
         >>"$dir/server.log" 2>&1 &
     pid=$!
@@ -139,6 +139,9 @@ start_pg () {
         _srv_log "initdb failed:"; tail -20 "$dir/initdb.log" >&2
         return 1
     fi
+    #  DBT_PG_LISTEN: more addresses to listen on (the LAN test's bridge),
+    #  with trust for them as for loopback.
+    [ -n "${DBT_PG_LISTEN:-}" ] && echo "host all all 0.0.0.0/0 trust" >> "$dir/data/pg_hba.conf"
     for try in 1 2 3; do
         port=$(_srv_free_port) || return 1
         rc=0
