@@ -423,7 +423,8 @@ s_timers (self_t *self)
             s_slot_t *slot = &self->slots [i];
             if (slot->job && !slot->fenced) {
                 dbt_log (DBT_LOG_WARN, "worker: dispatcher silent for %" PRId64 " ms, stopping job '%s' "
-                         "(it will run again)", now - self->last_heard, slot->job->id);
+                         "attempt %u (it will run again; it writes no results now)",
+                         now - self->last_heard, slot->job->id, slot->job->attempts);
                 slot->fenced = true;
                 dbt_cancel_request (slot->args.cancel, "lost contact with the dispatcher");
                 slot->cancel_again = now + CANCEL_REPEAT_MS;
