@@ -98,23 +98,19 @@ dbt_disp__fail_code (dbt_disp_t *self)
     return self->full || (self->txn && dbt_wtxn_failed (self->txn) == DBT_EFULL) ? 507 : 503;
 }
 
-//  Between turns: grow the map when it fills up and may grow; every
-//  SPACE_EVERY_MS decide whether the store is full (new jobs refused,
-//  everything that frees space still accepted).
+//  Read the store's space: full or not, and how many bytes new jobs may
+//  still take (what is free beyond the reserve).
 static void
-s_check_space (dbt_disp_t *self)
+s_read_space (dbt_disp_t *self)
 {
     char err [DBT_ERRMSG_LEN];
-    if (self->txn)
-        return;
-    int grown = dbt_store_grow (self->store, err);
-    if (grown < 0)
-        dbt_log (DBT_LOG_ERROR, "dispatcher: %s", err);
-    int64_t now = dbt_clock_ms ();
-    if (!grown && now < self->space_due)
-        return;
-    self->space_due = now + SPACE_EVERY_MS;
+    self->space_due = dbt_clock_ms () + SPACE_EVERY_MS;
     dbt_store_space_t space;
+    //  Refusing for want of space until a quarter of the reserve is free
+    //  beyond it again (no flapping at the edge).
+    if (self->full && dbt_store_space (self->store, &space, err) == 0
+    &&  space.free_bytes - space.reserve_bytes >= space.reserve_bytes / 4)
+        dbt_store_set_refusing (self->store, false);
     if (dbt_store_space (self->store, &space, err)) {
         dbt_log (DBT_LOG_ERROR, "dispatcher: %s", err);
         return;
@@ -128,6 +124,43 @@ s_check_space (dbt_disp_t *self)
                               " bytes used, reserve %" PRId64 "): accepting jobs",
                  space.used_bytes, space.max_bytes, space.reserve_bytes);
     self->full = space.full;
+    self->space_budget = space.full ? 0 : space.free_bytes - space.reserve_bytes;
+}
+
+//  Between turns: grow the map when it fills up and may grow; every
+//  SPACE_EVERY_MS decide whether the store is full (new jobs refused,
+//  everything that frees space still accepted).
+static void
+s_check_space (dbt_disp_t *self)
+{
+    char err [DBT_ERRMSG_LEN];
+    if (self->txn)
+        return;
+    int grown = dbt_store_grow (self->store, err);
+    if (grown < 0)
+        dbt_log (DBT_LOG_ERROR, "dispatcher: %s", err);
+    if (grown || dbt_clock_ms () >= self->space_due)
+        s_read_space (self);
+}
+
+int
+dbt_disp__take_space (dbt_disp_t *self, int64_t bytes)
+{
+    //  What a SUBMIT may write is charged against what was free beyond
+    //  the reserve at the last reading, so a burst between two readings
+    //  cannot eat into the reserve; when the charge runs out, read again.
+    if (bytes > self->space_budget)
+        s_read_space (self);
+    if (self->full || bytes > self->space_budget) {
+        if (!self->full)
+            dbt_log (DBT_LOG_WARN, "dispatcher: state store nearly full: refusing new jobs with 507 "
+                     "until expiry or purges free space");
+        self->full = true;
+        dbt_store_set_refusing (self->store, true);
+        return -1;
+    }
+    self->space_budget -= bytes;
+    return 0;
 }
 
 //  One warning per WARN_EVERY_MS for malformed messages; all are counted.

@@ -27,8 +27,11 @@ s_handle_submit (dbt_disp_t *self, dbt_msg_t *msg, uint64_t rid)
         dbt_disp__reply_error (self, msg->identity, rid, 413, "too many jobs in one request");
         return;
     }
-    if (self->full) {
-        self->stats [ST_REFUSED_FULL] += count ? count : 1;
+    //  A record and its index entries, with LMDB's copy-on-write of the
+    //  pages they touch: about four times the request, and a page's share.
+    int64_t cost = (int64_t) dbt_mpr_size (msg->body) * 4 + (int64_t) count * 256;
+    if (dbt_disp__take_space (self, cost)) {
+        self->stats [ST_REFUSED_FULL]++;
         dbt_disp__reply_error (self, msg->identity, rid, 507, "state store is full: new jobs are "
                                "refused until expiry or purges free space");
         return;

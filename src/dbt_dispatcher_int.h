@@ -73,6 +73,7 @@ typedef struct {
     dbt_mpw_t *captured;        //  CANCEL with "records": the records it wrote
     dbt_mpw_t *captured_gone;   //  ... and the ids it purged
     bool full;                  //  the state store is full: refuse new jobs
+    int64_t space_budget;       //  bytes new jobs may still take until the next reading
     int64_t space_due;          //  monotonic ms of the next space check
     int64_t warn_due;           //  monotonic ms before which malformed messages are not logged
     uint64_t warn_skipped;      //  malformed messages not logged since the last warning
@@ -107,6 +108,11 @@ dbt_wtxn_t *
 //  state store is full, else 503.
 int
     dbt_disp__fail_code (dbt_disp_t *self);
+
+//  Charge bytes a SUBMIT may write against the space left beyond the
+//  store's reserve; -1 when they do not fit (refuse with 507).
+int
+    dbt_disp__take_space (dbt_disp_t *self, int64_t bytes);
 
 //  Start a reply body in self->writer: {rid, code, message, data: ...};
 //  the caller writes the data value, then calls dbt_disp__reply_end, which

@@ -24,6 +24,7 @@ struct _dbt_mpr_t {
     msgpack_unpacked unpacked;          //  owns the zone of objects
     char *bytes;                        //  copy of the input: msgpack-c's
                                         //  strings point into it
+    size_t len;                         //  its length
 };
 
 //  --------------------------------------------------------------------------
@@ -338,6 +339,7 @@ dbt_mpr_new (const void *data, size_t len, char *err)
     //  frame) at once.
     self->bytes = (char *) dbt_malloc (len ? len : 1);
     memcpy (self->bytes, data, len);
+    self->len = len;
     size_t off = 0;
     msgpack_unpack_return rc = msgpack_unpack_next (&self->unpacked, self->bytes, len, &off);
     if (rc != MSGPACK_UNPACK_SUCCESS || off != len) {
@@ -358,6 +360,12 @@ dbt_mpr_destroy (dbt_mpr_t **self_p)
         free (*self_p);
         *self_p = NULL;
     }
+}
+
+size_t
+dbt_mpr_size (dbt_mpr_t *self)
+{
+    return self->len;
 }
 
 const msgpack_object *

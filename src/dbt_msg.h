@@ -138,6 +138,10 @@ dbt_mpr_t *
 void
     dbt_mpr_destroy (dbt_mpr_t **self_p);
 
+//  Bytes of the document.
+size_t
+    dbt_mpr_size (dbt_mpr_t *self);
+
 //  The document's root object. Borrowed until destroy.
 const msgpack_object *
     dbt_mpr_root (dbt_mpr_t *self);

@@ -25,6 +25,7 @@ struct _dbt_store_t {
     pthread_rwlock_t lock;      //  shared by transactions, exclusive to grow
     pthread_mutex_t latch_lock; //  guards the two fields below
     bool latched;               //  a write found the map full (MDB_MAP_FULL)
+    bool refusing;              //  the writer refuses new work for want of space
     int64_t latched_used;       //  used bytes when it did, -1 = not read yet
     bool journal;               //  write transactions record their changes
     bool replica;               //  a copy of another dispatcher's records
@@ -547,9 +548,17 @@ dbt_store_space (dbt_store_t *self, dbt_store_space_t *space, char *err)
         self->latched_used = space->used_bytes;
     if (self->latched && space->used_bytes + space->reserve_bytes <= self->latched_used)
         self->latched = false;
-    space->full = space->full || self->latched;
+    space->full = space->full || self->latched || self->refusing;
     pthread_mutex_unlock (&self->latch_lock);
     return 0;
+}
+
+void
+dbt_store_set_refusing (dbt_store_t *self, bool refusing)
+{
+    pthread_mutex_lock (&self->latch_lock);
+    self->refusing = refusing;
+    pthread_mutex_unlock (&self->latch_lock);
 }
 
 int

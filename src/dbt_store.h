@@ -95,13 +95,18 @@ typedef struct {
     int64_t free_bytes;         //  max_bytes - used_bytes
     int64_t reserve_bytes;      //  kept for work that frees space
     bool full;                  //  free_bytes < reserve_bytes, or a write found the
-                                //  map full and a reserve's worth was not freed since:
-                                //  refuse new work
+                                //  map full and a reserve's worth was not freed since,
+                                //  or the writer refuses new work: refuse new work
 } dbt_store_space_t;
 
 //  Fill *space (safe from any thread). Returns 0 or DBT_ERROR with err.
 int
     dbt_store_space (dbt_store_t *self, dbt_store_space_t *space, char *err);
+
+//  Writer: it refuses new work for want of space (or no longer does);
+//  dbt_store_space reports the store full meanwhile, for every reader.
+void
+    dbt_store_set_refusing (dbt_store_t *self, bool refusing);
 
 //  Writer only, with no write transaction open: grow the map when it is
 //  more than three quarters used, or a write found it full, and it may

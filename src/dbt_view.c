@@ -20,7 +20,8 @@ typedef struct {
 } s_source_t;
 
 const double dbt_view_delay_bounds [DBT_VIEW_DELAY_BUCKETS] = {
-    0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10 };
+    0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1,
+    0.25, 0.5, 1, 2.5 };
 
 typedef struct {
     char *node;                 //  dispatcher that acknowledged it

@@ -81,7 +81,7 @@ int
 
 //  How long updates took from a dispatcher's commit to this replica
 //  (wall clocks of both hosts): a histogram over dbt_view_delay_bounds.
-#define DBT_VIEW_DELAY_BUCKETS 12
+#define DBT_VIEW_DELAY_BUCKETS 17
 extern const double dbt_view_delay_bounds [DBT_VIEW_DELAY_BUCKETS];  //  seconds
 typedef struct {
     uint64_t buckets [DBT_VIEW_DELAY_BUCKETS + 1];  //  last = +Inf
