@@ -86,6 +86,26 @@ s_password (const char *dsn, char **decoded, char **raw)
     curl_url_cleanup (url);
 }
 
+//  True when the error for dsn holds text of its password: it holds pw,
+//  and the error for the same DSN with the password's raw text replaced by
+//  as many 'Q's does not (so pw did not come from the message's own words,
+//  e.g. a password "ariadb:" and "... mysql:// or mariadb://").
+static bool
+s_leaks (const char *dsn, const char *raw, const char *pw, const char *err)
+{
+    if (!strstr (err, pw))
+        return false;
+    char *other = dbt_strdup (dsn);
+    char *at = strstr (other, raw);
+    memset (at, 'Q', strlen (raw));
+    char other_err [DBT_ERRMSG_LEN] = "";
+    char *desc = NULL;
+    dbt_driver_mariadb_dsn (other, &desc, other_err);
+    free (desc);
+    free (other);
+    return !strstr (other_err, pw);
+}
+
 static int
 s_mariadb (const char *dsn, char *err)
 {
@@ -94,12 +114,10 @@ s_mariadb (const char *dsn, char *err)
     int rc = dbt_driver_mariadb_dsn (dsn, &desc, err);
     char *decoded, *raw;
     s_password (dsn, &decoded, &raw);
-    if (decoded && strstr (err, decoded)) {
-        fprintf (stderr, "fuzz_dsn: password '%s' of '%s' is in the error: %s\n", decoded, dsn, err);
-        assert (false);
-    }
-    if (raw && strstr (err, raw)) {
-        fprintf (stderr, "fuzz_dsn: password '%s' of '%s' is in the error: %s\n", raw, dsn, err);
+    const char *leaked = decoded && s_leaks (dsn, raw, decoded, err) ? decoded
+                       : raw && s_leaks (dsn, raw, raw, err) ? raw : NULL;
+    if (leaked) {
+        fprintf (stderr, "fuzz_dsn: password '%s' of '%s' is in the error: %s\n", leaked, dsn, err);
         assert (false);
     }
     free (decoded);
