@@ -137,6 +137,7 @@ dbt_disp__state_prepare (dbt_disp_t *self)
     while ((body = (dbt_mpw_t *) zlist_pop (build.bodies))) {
         dbt_mpw_kstr (body, "instance", self->instance);
         dbt_mpw_kstr (body, "node", self->config->worker_name);
+        dbt_mpw_kstr (body, "lineage", dbt_store_lineage (self->store));
         dbt_mpw_ku64 (body, "seq", ++seq);
         dbt_mpw_ki64 (body, "at", now);
         dbt_mpw_end (body);
@@ -174,6 +175,7 @@ s_send_hugz (dbt_disp_t *self)
     dbt_mpw_map (self->writer);
     dbt_mpw_kstr (self->writer, "instance", self->instance);
     dbt_mpw_kstr (self->writer, "node", self->config->worker_name);
+    dbt_mpw_kstr (self->writer, "lineage", dbt_store_lineage (self->store));
     dbt_mpw_ku64 (self->writer, "seq", self->pubseq);
     dbt_mpw_ki64 (self->writer, "at", dbt_time_ms ());
     dbt_mpw_end (self->writer);
@@ -245,6 +247,7 @@ dbt_disp__handle_snapshot (dbt_disp_t *self, dbt_msg_t *msg, uint64_t rid)
         dbt_mpw_map (self->writer);
         dbt_mpw_kstr (self->writer, "instance", self->instance);
         dbt_mpw_kstr (self->writer, "node", self->config->worker_name);
+        dbt_mpw_kstr (self->writer, "lineage", dbt_store_lineage (self->store));
         dbt_mpw_ku64 (self->writer, "seq", pubseq);
         dbt_mpw_kbool (self->writer, "groups", groups);
         dbt_mpw_str (self->writer, "records");

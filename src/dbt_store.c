@@ -29,6 +29,8 @@ struct _dbt_store_t {
     int64_t latched_used;       //  used bytes when it did, -1 = not read yet
     bool journal;               //  write transactions record their changes
     bool replica;               //  a copy of another dispatcher's records
+    char lineage [37];          //  id of the records' history (meta "lineage"), "" = none
+    uint64_t epoch;             //  takeovers in that history (meta "epoch")
 };
 
 //  One changed record of a write transaction (the journal).
@@ -257,6 +259,19 @@ s_open (const char *dir, int64_t map_size, int64_t map_max, unsigned flags, char
     if (rc == 0) rc = mdb_dbi_open (txn, "tables", MDB_CREATE, &self->tables);
     if (rc == 0) rc = mdb_dbi_open (txn, "drops", MDB_CREATE, &self->drops);
     if (rc == 0) rc = mdb_dbi_open (txn, "meta", MDB_CREATE, &self->meta);
+    //  The records' lineage: made with the store, copied by a follower.
+    MDB_val lkey = { 7, (void *) "lineage" }, lval;
+    if (rc == 0 && mdb_get (txn, self->meta, &lkey, &lval) == 0 && lval.mv_size == 36)
+        memcpy (self->lineage, lval.mv_data, 36);
+    else
+    if (rc == 0 && !(flags & MDB_NOSYNC)) {
+        dbt_uuid (self->lineage);
+        lval = (MDB_val) { 36, self->lineage };
+        rc = mdb_put (txn, self->meta, &lkey, &lval, 0);
+    }
+    MDB_val ekey = { 5, (void *) "epoch" }, eval;
+    if (rc == 0 && mdb_get (txn, self->meta, &ekey, &eval) == 0 && eval.mv_size == 8)
+        self->epoch = s_get_be64 ((const unsigned char *) eval.mv_data);
     if (rc == 0)
         rc = mdb_txn_commit (txn);
     else
@@ -849,6 +864,11 @@ dbt_wtxn_put_job (dbt_wtxn_t *self, const dbt_job_t *job, char *err)
     dbt_job_destroy (&old);
     if (rc)
         return s_wfail (self, rc, "write job", err);
+    if (job->seq > self->seq) {
+        //  A record from elsewhere (a copy): later sequence numbers follow it.
+        self->seq = job->seq;
+        self->seq_dirty = true;
+    }
     dbt_mpw_reset (self->writer);
     dbt_job_pack (job, self->writer);
     size_t len;
@@ -1117,6 +1137,99 @@ dbt_store_page (dbt_store_t *self, bool groups, const char *after, size_t limit,
     return result;
 }
 
+const char *
+dbt_store_lineage (dbt_store_t *self)
+{
+    return self->lineage;
+}
+
+int
+dbt_wtxn_set_lineage (dbt_wtxn_t *self, const char *lineage)
+{
+    if (strlen (lineage) != 36)
+        return DBT_EINVAL;
+    MDB_val key = { 7, (void *) "lineage" }, val = { 36, (void *) lineage };
+    int rc = mdb_put (self->txn, self->store->meta, &key, &val, 0);
+    if (rc)
+        return s_wfail (self, rc, "write lineage", NULL);
+    memcpy (self->store->lineage, lineage, 36);     //  single writer: seen at once
+    return 0;
+}
+
+uint64_t
+dbt_store_epoch (dbt_store_t *self)
+{
+    return self->epoch;
+}
+
+int
+dbt_wtxn_set_epoch (dbt_wtxn_t *self, uint64_t epoch)
+{
+    if (self->failed)
+        return self->failed;
+    unsigned char buf [8];
+    s_be64 (buf, epoch);
+    MDB_val key = { 5, (void *) "epoch" }, val = { 8, buf };
+    int rc = mdb_put (self->txn, self->store->meta, &key, &val, 0);
+    if (rc)
+        return s_wfail (self, rc, "write epoch", NULL);
+    self->store->epoch = epoch;                     //  single writer: seen at once
+    return 0;
+}
+
+typedef struct {
+    dbt_wtxn_t *txn;
+    char *err;
+} s_copy_t;
+
+static int
+s_copy_record (bool group, const char *id, const char *record, size_t len, void *arg)
+{
+    s_copy_t *copy = (s_copy_t *) arg;
+    dbt_mpr_t *reader = dbt_mpr_new (record, len, copy->err);
+    if (!reader)
+        return -1;
+    int rc = -1;
+    if (group) {
+        dbt_group_t *g = dbt_group_unpack (dbt_mpr_root (reader), copy->err);
+        rc = g ? dbt_wtxn_put_group (copy->txn, g, copy->err) : -1;
+        dbt_group_destroy (&g);
+    }
+    else {
+        dbt_job_t *job = dbt_job_unpack (dbt_mpr_root (reader), copy->err);
+        rc = job ? dbt_wtxn_put_job (copy->txn, job, copy->err) : -1;
+        dbt_job_destroy (&job);
+    }
+    dbt_mpr_destroy (&reader);
+    return rc;
+}
+
+int
+dbt_wtxn_copy (dbt_wtxn_t *self, dbt_store_t *from, char *err)
+{
+    int rc = dbt_wtxn_clear (self, err);
+    s_copy_t copy = { self, err };
+    uint64_t pubseq = 0;
+    for (int groups = 0; groups < 2 && rc == 0; groups++) {
+        char *after = NULL;
+        do {
+            char *next = NULL;
+            rc = dbt_store_page (from, groups, after, 1000, s_copy_record, &copy, &pubseq, &next, err);
+            free (after);
+            after = next;
+        } while (rc == 0 && after);
+        free (after);
+    }
+    if (rc == 0) {
+        dbt_wtxn_set_pubseq (self, pubseq);
+        if (strlen (from->lineage) == 36)
+            rc = dbt_wtxn_set_lineage (self, from->lineage);
+    }
+    if (rc == 0)
+        rc = dbt_wtxn_set_epoch (self, from->epoch);
+    return rc ? (self->failed ? self->failed : DBT_ERROR) : 0;
+}
+
 int
 dbt_wtxn_clear (dbt_wtxn_t *self, char *err)
 {
@@ -1131,5 +1244,8 @@ dbt_wtxn_clear (dbt_wtxn_t *self, char *err)
     }
     if (self->changes)
         zhashx_purge (self->changes);
+    //  The counters live on in the transaction: write them back.
+    self->seq_dirty = true;
+    self->pubseq_dirty = true;
     return 0;
 }

@@ -229,6 +229,33 @@ int
                     dbt_store_record_fn *fn, void *arg, uint64_t *pubseq, char **next_p,
                     char *err);
 
+//  The lineage of the store's records: a uuid made with a dispatcher's
+//  store, and copied into the stores that follow it (a replica, a
+//  failover partner), so every copy of one dispatcher's history is known
+//  as one. "" for a replica not filled yet. Borrowed, lives with the store.
+const char *
+    dbt_store_lineage (dbt_store_t *self);
+
+//  Set the lineage (36 characters) with the transaction.
+int
+    dbt_wtxn_set_lineage (dbt_wtxn_t *self, const char *lineage);
+
+//  Takeovers in the records' history (a failover pair's epoch, see
+//  dbt_pair.h); 0 for a store that never had one. And set it with the
+//  transaction.
+uint64_t
+    dbt_store_epoch (dbt_store_t *self);
+int
+    dbt_wtxn_set_epoch (dbt_wtxn_t *self, uint64_t epoch);
+
+//  Replace everything the store holds by the records of from (another
+//  store, not written meanwhile), with its publication sequence, lineage
+//  and epoch: the transaction's store becomes a copy, atomically with the
+//  commit (a passive dispatcher taking its partner's snapshot). Returns 0
+//  or a DBT_E* code with err.
+int
+    dbt_wtxn_copy (dbt_wtxn_t *self, dbt_store_t *from, char *err);
+
 //  Empty every database of the store (a replica starting over).
 int
     dbt_wtxn_clear (dbt_wtxn_t *self, char *err);

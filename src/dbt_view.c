@@ -102,20 +102,41 @@ dbt_view_swap (dbt_view_t *self, const char *node, dbt_store_t *store)
     pthread_rwlock_wrlock (&self->lock);
     s_source_t *source = s_source (self, node);
     dbt_store_t *old = NULL;
+    if (source && !source->own && !store) {
+        //  Removed: the source goes (the own one stays first).
+        old = source->store;
+        free (source->node);
+        size_t at = (size_t) (source - self->sources);
+        memmove (source, source + 1, (self->nsources - at - 1) * sizeof (s_source_t));
+        self->nsources--;
+    }
+    else
     if (source && !source->own) {
         old = source->store;
         source->store = store;
     }
     else
-    if (!source) {
+    if (!source && store) {
         self->sources = (s_source_t *) dbt_realloc (self->sources,
                                                     (self->nsources + 1) * sizeof (s_source_t));
         self->sources [self->nsources++] = (s_source_t) { .node = dbt_strdup (node), .store = store };
     }
     else
+    if (source)
         old = store;            //  never replace the own store
     pthread_rwlock_unlock (&self->lock);
     return old;
+}
+
+void
+dbt_view_set_own_node (dbt_view_t *self, const char *node)
+{
+    pthread_rwlock_wrlock (&self->lock);
+    if (self->nsources && self->sources [0].own && node && !streq (self->sources [0].node, node)) {
+        free (self->sources [0].node);
+        self->sources [0].node = dbt_strdup (node);
+    }
+    pthread_rwlock_unlock (&self->lock);
 }
 
 void
@@ -423,6 +444,13 @@ dbt_view_test (bool verbose)
     assert (dbt_view_swap (view, "b", fresh) == replica);
     dbt_store_destroy (&replica);
     assert (dbt_view_job (view, "j2", &seen, &origin, err) == DBT_ENOTFOUND);
+    //  A NULL store removes the replica; the own store stays.
+    assert (dbt_view_swap (view, "b", NULL) == fresh);
+    dbt_store_destroy (&fresh);
+    assert (dbt_view_swap (view, "b", NULL) == NULL);
+    assert (dbt_view_swap (view, "a", NULL) == NULL);
+    assert (dbt_view_job (view, "j1", &seen, &origin, err) == 0 && origin.own);
+    dbt_job_destroy (&seen);
     dbt_view_destroy (&view);
     dbt_store_destroy (&own);
     free (rdir);

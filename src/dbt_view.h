@@ -48,9 +48,16 @@ void
     dbt_view_destroy (dbt_view_t **self_p);
 
 //  Replica side: make store (taken) the replica of node's records,
-//  returning the store it replaces (caller destroys it) or NULL.
+//  returning the store it replaces (caller destroys it) or NULL. A NULL
+//  store removes node's replica. The own store is never replaced: store
+//  itself comes back.
 dbt_store_t *
     dbt_view_swap (dbt_view_t *self, const char *node, dbt_store_t *store);
+
+//  The node whose records the own store holds: this node's, or (a
+//  passive failover member) its active partner's, for dbt_origin_t.
+void
+    dbt_view_set_own_node (dbt_view_t *self, const char *node);
 
 //  Replica side: node's replica has applied every update up to seq and
 //  was known to be current at monotonic ms current_at.
