@@ -41,6 +41,7 @@ static test_item_t s_tests [] = {
     { "dispatcher", dbt_dispatcher_test },
     { "worker", dbt_worker_test },
     { "janitor", dbt_janitor_test },
+    { "pair", dbt_pair_test },
     { "replica", dbt_replica_test },
     { "export", dbt_export_test },
     { "metrics", dbt_metrics_test },
