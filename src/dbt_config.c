@@ -131,6 +131,14 @@ static const s_key_t s_keys [] = {
     { S_MESH, "insecure", S_BOOL, "false", 0, 0, S_CFG (mesh_insecure),
       "allow a mesh endpoint that is not loopback without CURVE keys (anyone reaching it can "
       "submit, cancel and take jobs as a worker)" },
+    { S_MESH, "backup", S_ENDPOINT, NULL, 0, 0, S_CFG (mesh_backup),
+      "on a primary dispatcher: its failover partner's endpoint (the backup's bind)" },
+    { S_MESH, "primary", S_ENDPOINT, NULL, 0, 0, S_CFG (mesh_primary),
+      "on a backup dispatcher: its failover partner's endpoint (the primary's bind)" },
+    { S_MESH, "replication", S_OPTSTRING, "sync", 0, 0, S_CFG (mesh_replication),
+      "failover pair: sync (acknowledge once both members committed) or async" },
+    { S_MESH, "sync_timeout", S_DURATION, "2s", 100, 60000, S_CFG (sync_timeout_ms),
+      "failover pair: wait this long for the partner before carrying on alone" },
     { S_MESH, "heartbeat_interval", S_DURATION, "1s", 100, 60000, S_CFG (heartbeat_ms),
       "time between heartbeats, 100ms to 60s" },
     { S_MESH, "heartbeat_liveness", S_INT, "3", 2, 20, S_CFG (heartbeat_liveness),
@@ -568,6 +576,9 @@ dbt_config_destroy (dbt_config_t **self_p)
     free (self->auth_token);
     free (self->mesh_bind);
     free (self->mesh_dispatcher);
+    free (self->mesh_backup);
+    free (self->mesh_primary);
+    free (self->mesh_replication);
     for (size_t i = 0; i < self->ndbs; i++)
         s_dbsection_free (&self->dbs [i]);
     free (self->dbs);
@@ -1103,6 +1114,31 @@ s_finish (dbt_config_t *config, const char *source, char *err)
                      "true to accept that (see docs/config.md)", source, open_endpoint);
         return -1;
     }
+    //  A failover pair: one partner, named on the side that is not it.
+    if (config->mesh_backup && config->mesh_primary) {
+        dbt_err_set (err, "%s: [mesh] backup and primary are both set: set backup on the primary "
+                     "(naming the backup) and primary on the backup (naming the primary)", source);
+        return -1;
+    }
+    config->mesh_partner = config->mesh_backup ? config->mesh_backup : config->mesh_primary;
+    config->mesh_is_primary = config->mesh_backup != NULL;
+    if (config->mesh_partner && !config->mesh_dispatch) {
+        dbt_err_set (err, "%s: [mesh] %s is set on a node without a dispatcher (dispatch = false "
+                     "or worker_only)", source, config->mesh_backup ? "backup" : "primary");
+        return -1;
+    }
+    if (config->mesh_partner && streq (config->mesh_partner, config->mesh_bind)) {
+        dbt_err_set (err, "%s: [mesh] %s names this node's own bind '%s'", source,
+                     config->mesh_backup ? "backup" : "primary", config->mesh_bind);
+        return -1;
+    }
+    if (!config->mesh_replication || !(streq (config->mesh_replication, "sync")
+                                       || streq (config->mesh_replication, "async"))) {
+        dbt_err_set (err, "%s: [mesh] replication must be sync or async, not '%s'", source,
+                     config->mesh_replication ? config->mesh_replication : "");
+        return -1;
+    }
+    config->pair_sync = streq (config->mesh_replication, "sync");
     if (config->retry_max_ms < config->retry_base_ms) {
         dbt_err_set (err, "%s: retry_backoff_max (%" PRId64 "ms) is less than retry_backoff (%"
                      PRId64 "ms)", source, config->retry_max_ms, config->retry_base_ms);

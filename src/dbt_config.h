@@ -71,6 +71,13 @@ typedef struct {
     size_t nmesh_peers;         //  number of peers
     bool mesh_dispatch;         //  dispatch: run a dispatcher (false when worker_only)
     bool mesh_insecure;         //  insecure: allow a non-loopback bind without keys
+    char *mesh_backup;          //  backup: the failover partner, on a primary
+    char *mesh_primary;         //  primary: the failover partner, on a backup
+    char *mesh_replication;     //  replication: "sync" (default) or "async"
+    int64_t sync_timeout_ms;    //  sync_timeout: partner's confirmation limit (2s)
+    const char *mesh_partner;   //  derived: backup or primary, NULL = no pair
+    bool mesh_is_primary;       //  derived: this node is the pair's primary
+    bool pair_sync;             //  derived: replication = sync
     int64_t heartbeat_ms;       //  heartbeat_interval (1s)
     int heartbeat_liveness;     //  heartbeat_liveness (3)
     //  sections

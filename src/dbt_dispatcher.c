@@ -69,8 +69,8 @@ s_worker_new (const char *key, zframe_t *identity)
     return worker;
 }
 
-static void
-s_out_free (void **item_p)
+void
+dbt_disp__out_free (void **item_p)
 {
     dbt_disp_out_t *out = (dbt_disp_out_t *) *item_p;
     if (!out)
@@ -378,8 +378,8 @@ s_load_drop (uint64_t key, const char *results, const char *table, const char *j
     return 0;
 }
 
-static int
-s_rebuild (dbt_disp_t *self)
+int
+dbt_disp__rebuild (dbt_disp_t *self)
 {
     char err [DBT_ERRMSG_LEN];
     dbt_queue_clear (self->queue);
@@ -454,6 +454,24 @@ s_lose_worker (dbt_disp_t *self, dbt_disp_worker_t *worker, const char *why)
     s_lose_jobs (self, ids, worker->key, why);
     zlist_destroy (&ids);
     zhashx_purge (worker->inflight);
+}
+
+void
+dbt_disp__drop_workers (dbt_disp_t *self, const char *reason)
+{
+    for (dbt_disp_worker_t *worker = (dbt_disp_worker_t *) zhashx_first (self->workers); worker;
+         worker = (dbt_disp_worker_t *) zhashx_next (self->workers)) {
+        if (!worker->connected)
+            continue;
+        dbt_mpw_map (self->writer);
+        dbt_mpw_kstr (self->writer, "reason", reason);
+        dbt_mpw_kbool (self->writer, "passive", true);
+        dbt_mpw_kstr (self->writer, "active", self->config->mesh_partner);
+        dbt_mpw_end (self->writer);
+        s_send_worker (self, worker, DBT_W_DISCONNECT, self->writer);
+        dbt_mpw_reset (self->writer);
+    }
+    zhashx_purge (self->workers);
 }
 
 static void
@@ -573,7 +591,8 @@ s_handle_done (dbt_disp_t *self, dbt_msg_t *msg, dbt_disp_worker_t *worker)
     char err [DBT_ERRMSG_LEN] = "";
     char *id = NULL, *error = NULL;
     uint64_t attempt = 0, rows = 0;
-    bool ok = false, cancelled = false, interrupted = false;
+    bool ok = false, cancelled = false, interrupted = false, again = false;
+    dbt_mp_field_bool (msg->map, "again", false, &again, err);
     if (dbt_mp_field_str (msg->map, "id", true, &id, err)
     ||  dbt_mp_field_u64 (msg->map, "attempt", true, &attempt, err)
     ||  dbt_mp_field_bool (msg->map, "ok", true, &ok, err)
@@ -589,7 +608,8 @@ s_handle_done (dbt_disp_t *self, dbt_msg_t *msg, dbt_disp_worker_t *worker)
     zhashx_delete (worker->inflight, id);
     dbt_entry_t *entry = s_current (self, worker->key, id, attempt);
     if (!entry) {
-        dbt_log (DBT_LOG_INFO, "dispatcher: ignoring the outcome of attempt %" PRIu64
+        //  (An outcome told again after a reconnect is usually known already.)
+        dbt_log (again ? DBT_LOG_DEBUG : DBT_LOG_INFO, "dispatcher: ignoring the outcome of attempt %" PRIu64
                  " of job '%s' from worker '%s': not the job's current attempt there", attempt, id,
                  worker->key);
         goto done;
@@ -717,6 +737,8 @@ s_handle_worker (dbt_disp_t *self, dbt_msg_t *msg)
         s_warn_malformed (self, "worker message from a second peer with the display id of a known worker");
         return;
     }
+    if (!dbt_disp__serving (self) && !dbt_disp__pair_admit (self, msg, 0, true))
+        return;                         //  told to go to the active partner
     if (msg->command == DBT_W_READY)
         s_handle_ready (self, msg, key);
     else
@@ -767,7 +789,10 @@ s_check_workers (dbt_disp_t *self)
             dbt_mpw_end (self->writer);
             s_send_worker (self, worker, DBT_W_HEARTBEAT, self->writer);
             dbt_mpw_reset (self->writer);
-            worker->next_heartbeat = now + self->config->heartbeat_ms;
+            //  In a pair, twice as often: a worker whose dispatcher fails
+            //  finds the partner before it would stop its jobs.
+            worker->next_heartbeat = now + (self->pair ? self->config->heartbeat_ms / 2
+                                                       : self->config->heartbeat_ms);
         }
     }
     for (dbt_disp_worker_t *worker = (dbt_disp_worker_t *) zlist_first (dead); worker;
@@ -876,7 +901,7 @@ s_flush (dbt_disp_t *self)
                     zhashx_delete (worker->inflight, out->job_id);
             }
         }
-        s_rebuild (self);
+        dbt_disp__rebuild (self);
     }
     dbt_disp_out_t *out;
     while ((out = (dbt_disp_out_t *) zlistx_detach (self->outbox, NULL))) {
@@ -900,17 +925,27 @@ s_flush (dbt_disp_t *self)
                 dbt_mpw_kstr (self->writer, "instance", self->instance);
                 dbt_msg_extend (out->msg, self->writer, 3);
             }
-            if (zmsg_send (&out->msg, self->router)) {
-                if (out->kind == OUT_JOB) {
-                    //  The worker vanished between turns: expire it now.
-                    dbt_disp_worker_t *worker = (dbt_disp_worker_t *) zhashx_lookup (self->workers, out->worker);
-                    if (worker)
-                        worker->expires = 0;
-                }
-                dbt_log (DBT_LOG_DEBUG, "dispatcher: cannot send: %s", zmq_strerror (errno));
-            }
+            //  A failover pair with sync replication sends it once the
+            //  partner has committed the turn too.
+            if (dbt_disp__pair_hold (self, out))
+                continue;
+            dbt_disp__send_out (self, out);
         }
-        s_out_free ((void **) &out);
+        dbt_disp__out_free ((void **) &out);
+    }
+}
+
+void
+dbt_disp__send_out (dbt_disp_t *self, dbt_disp_out_t *out)
+{
+    if (zmsg_send (&out->msg, self->router)) {
+        if (out->kind == OUT_JOB) {
+            //  The worker vanished between turns: expire it now.
+            dbt_disp_worker_t *worker = (dbt_disp_worker_t *) zhashx_lookup (self->workers, out->worker);
+            if (worker)
+                worker->expires = 0;
+        }
+        dbt_log (DBT_LOG_DEBUG, "dispatcher: cannot send: %s", zmq_strerror (errno));
     }
 }
 
@@ -961,7 +996,7 @@ dbt_dispatcher_actor (zsock_t *pipe, void *args)
     self->workers = zhashx_new ();
     zhashx_set_destructor (self->workers, s_worker_free);
     self->outbox = zlistx_new ();
-    zlistx_set_destructor (self->outbox, s_out_free);
+    zlistx_set_destructor (self->outbox, dbt_disp__out_free);
     self->qstats = zhashx_new ();
     zhashx_set_destructor (self->qstats, (zhashx_destructor_fn *) zstr_free);
     self->dropping = zhashx_new ();
@@ -992,17 +1027,18 @@ dbt_dispatcher_actor (zsock_t *pipe, void *args)
         }
         if (!status && dbt_disp__state_start (self))
             status = 1;
-        int loaded = status ? -1 : s_rebuild (self);
+        if (!status && dbt_disp__pair_start (self))
+            status = 1;
+        //  A member of a pair loads its schedule once it is active.
+        int loaded = status ? -1 : self->pair ? 0 : dbt_disp__rebuild (self);
         if (loaded < 0)
             status = 1;
         else
             dbt_log (DBT_LOG_INFO, "dispatcher: listening on %s, %d unfinished jobs loaded",
                      self->endpoint, loaded);
     }
-    self->poller = zpoller_new (pipe, self->router, NULL);
-    if (self->publisher)
-        zpoller_add (self->poller, self->publisher);
     zsock_signal (pipe, (byte) status);
+    zmq_pollitem_t items [8];
     while (status == 0 && !self->terminated) {
         //  Sleep until input, the next eta, or the next heartbeat.
         int64_t now = dbt_time_ms ();
@@ -1012,14 +1048,23 @@ dbt_dispatcher_actor (zsock_t *pipe, void *args)
             timeout = next_eta - now;
         if (self->publisher && self->hugz_due - dbt_clock_ms () < timeout)
             timeout = self->hugz_due - dbt_clock_ms ();
+        if (dbt_disp__pair_timeout (self) < timeout)
+            timeout = dbt_disp__pair_timeout (self);
         if (timeout < 1)
             timeout = 1;
-        void *which = zpoller_wait (self->poller, (int) timeout);
-        if (which == pipe)
+        size_t nitems = 0;
+        items [nitems++] = (zmq_pollitem_t) { zsock_resolve (pipe), 0, ZMQ_POLLIN, 0 };
+        items [nitems++] = (zmq_pollitem_t) { zsock_resolve (self->router), 0, ZMQ_POLLIN, 0 };
+        if (self->publisher)
+            items [nitems++] = (zmq_pollitem_t) { zsock_resolve (self->publisher), 0, ZMQ_POLLIN, 0 };
+        nitems += dbt_disp__pair_items (self, items + nitems);
+        if (zmq_poll (items, (int) nitems, (long) timeout) < 0 && errno != EINTR)
+            break;                      //  the context is terminating
+        if (items [0].revents & ZMQ_POLLIN)
             s_handle_pipe (self);
         if (self->publisher && (zsock_events (self->publisher) & ZMQ_POLLIN))
             dbt_disp__state_subscription (self);
-        if (self->terminated || zpoller_terminated (self->poller))
+        if (self->terminated)
             break;
         s_check_space (self);
         for (size_t n = 0; n < MAX_MSGS_PER_TURN; n++) {
@@ -1038,11 +1083,15 @@ dbt_dispatcher_actor (zsock_t *pipe, void *args)
                 s_handle_worker (self, msg);
             dbt_msg_destroy (&msg);
         }
-        dbt_queue_promote (self->queue, dbt_time_ms ());
-        s_check_workers (self);
-        s_dispatch (self);
+        if (dbt_disp__serving (self)) {
+            dbt_queue_promote (self->queue, dbt_time_ms ());
+            s_check_workers (self);
+            s_dispatch (self);
+        }
         s_flush (self);
-        dbt_disp__state_tick (self);
+        dbt_disp__pair_tick (self);
+        if (dbt_disp__serving (self))
+            dbt_disp__state_tick (self);
     }
     if (self->txn)
         s_flush (self);
@@ -1056,7 +1105,7 @@ dbt_dispatcher_actor (zsock_t *pipe, void *args)
         free (command);
     }
     dbt_log (DBT_LOG_DEBUG, "dispatcher: stopped");
-    zpoller_destroy (&self->poller);
+    dbt_disp__pair_stop (self);
     dbt_disp__state_stop (self);
     zsock_destroy (&self->router);
     zlistx_destroy (&self->outbox);

@@ -501,7 +501,9 @@ s_handle_ping (dbt_disp_t *self, dbt_msg_t *msg, uint64_t rid)
     dbt_mpw_kstr (self->writer, "node", self->config->worker_name);
     dbt_mpw_kstr (self->writer, "version", DBT_VERSION_STRING);
     dbt_mpw_ku64 (self->writer, "seq", self->pubseq);
+    dbt_mpw_kstr (self->writer, "lineage", dbt_store_lineage (self->store));
     dbt_routes_announce (self->config, self->writer);
+    dbt_disp__pair_write (self, self->writer);
     dbt_mpw_end (self->writer);
     dbt_disp__reply_end (self, msg->identity, rid, false);
 }
@@ -677,6 +679,12 @@ s_handle_stats (dbt_disp_t *self, dbt_msg_t *msg, uint64_t rid)
     dbt_mpw_ku64 (w, "slots", slots);
     dbt_mpw_ku64 (w, "busy", busy);
     dbt_mpw_ku64 (w, "drops_pending", zhashx_size (self->dropping));
+    if (self->pair) {
+        dbt_mpw_str (w, "pair");
+        dbt_mpw_map (w);
+        dbt_disp__pair_write (self, w);
+        dbt_mpw_end (w);
+    }
     //  Queues: those with unfinished jobs and those with counters.
     zlist_t *names = dbt_queue_names (self->queue);
     zlist_comparefn (names, (zlist_compare_fn *) strcmp);
@@ -733,7 +741,14 @@ dbt_disp__handle_client (dbt_disp_t *self, dbt_msg_t *msg)
                                "this command is only accepted from the node's own janitor");
         return;
     }
+    //  A dispatcher that is not its pair's active member answers only
+    //  what needs no schedule; the rest may make it active (or is refused).
+    if (msg->command != DBT_C_PING && msg->command != DBT_C_STATS && msg->command != DBT_C_SNAPSHOT
+    &&  msg->command != DBT_C_PAIR && !dbt_disp__serving (self)
+    &&  !dbt_disp__pair_admit (self, msg, rid, false))
+        return;
     switch (msg->command) {
+        case DBT_C_PAIR:    dbt_disp__handle_pair (self, msg); break;
         case DBT_C_SUBMIT:  s_handle_submit (self, msg, rid); break;
         case DBT_C_CANCEL:  s_handle_cancel (self, msg, rid); break;
         case DBT_C_STATUS:  s_handle_status (self, msg, rid); break;

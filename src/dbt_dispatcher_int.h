@@ -1,9 +1,10 @@
 /*  =========================================================================
     dbt_dispatcher_int - private declarations shared by the dispatcher's files
 
-    The dispatcher actor is one module in two files: dbt_dispatcher.c (the
-    loop, workers, dispatch, the commit) and dbt_dispatcher_client.c (client
-    requests). This header is theirs alone; nothing else includes it.
+    The dispatcher actor is one module in four files: dbt_dispatcher.c
+    (the loop, workers, dispatch, the commit), dbt_dispatcher_client.c
+    (client requests), dbt_dispatcher_state.c (state publication) and
+    dbt_dispatcher_pair.c (the failover pair). This header is theirs alone; nothing else includes it.
     Functions named dbt_disp__* are internal to the module.
     =========================================================================
 */
@@ -41,12 +42,13 @@ typedef struct {
     uint64_t rid;               //  OUT_ACK: request id
     char *worker;               //  OUT_JOB: worker key
     char *job_id;               //  OUT_JOB: job id
+    uint64_t seq;               //  held: the update the partner must confirm first
+    int64_t held_at;            //  held: monotonic ms it was held
 } dbt_disp_out_t;
 
 typedef struct {
     zsock_t *pipe;              //  actor pipe
     zsock_t *router;            //  clients and workers
-    zpoller_t *poller;          //  pipe + router
     const dbt_config_t *config; //  borrowed
     dbt_tasks_t *tasks;         //  borrowed
     dbt_store_t *store;         //  borrowed
@@ -77,6 +79,23 @@ typedef struct {
     int64_t space_due;          //  monotonic ms of the next space check
     int64_t warn_due;           //  monotonic ms before which malformed messages are not logged
     uint64_t warn_skipped;      //  malformed messages not logged since the last warning
+    //  Failover pair (dbt_dispatcher_pair.c); pair is NULL when not in one
+    dbt_pair_t *pair;           //  the state machine
+    zsock_t *pair_dealer;       //  heartbeats to the partner's ROUTER
+    int64_t pair_due;           //  monotonic ms of the next heartbeat
+    dbt_pair_state_t pair_next; //  a state the partner's heartbeat decided, applied after the turn
+    const char *pair_why;       //  ... and why
+    dbt_follow_t *follow;       //  passive: follows the partner's records
+    dbt_store_t *copy;          //  passive: the partner's snapshot being taken
+    char *copy_dir;             //  ... its directory
+    unsigned copies;            //  numbers those directories
+    char *partner_node;         //  what the partner's heartbeats say
+    char *partner_publish;
+    char *partner_instance;
+    uint64_t confirmed;         //  active: last update the partner committed
+    zlistx_t *held;             //  active, sync: dbt_disp_out_t waiting for `confirmed`
+    bool alone;                 //  active: carrying on without the partner
+    uint64_t failovers;         //  takeovers by this member since it started
     bool terminated;            //  $TERM received
 } dbt_disp_t;
 
@@ -135,6 +154,53 @@ void
 //  Record that a job's results table must go (durable drop list).
 int
     dbt_disp__add_drop (dbt_disp_t *self, dbt_wtxn_t *txn, const dbt_job_t *job, char *err);
+
+//  Send one outbox message now (after its commit, or once released).
+void
+    dbt_disp__send_out (dbt_disp_t *self, dbt_disp_out_t *out);
+
+//  Free an outbox item (a zlistx destructor).
+void
+    dbt_disp__out_free (void **item_p);
+
+//  Rebuild the schedule from the store (jobs waiting and running, drops).
+//  Returns the number of jobs loaded, or -1.
+int
+    dbt_disp__rebuild (dbt_disp_t *self);
+
+//  Forget every worker, telling those connected to go (reason).
+void
+    dbt_disp__drop_workers (dbt_disp_t *self, const char *reason);
+
+//  Failover pair (in dbt_dispatcher_pair.c). Start (a no-op without a
+//  partner configured; -1 on failure) and stop. serving: dispatching
+//  (not in a pair, or its active member). items: sockets to poll (the
+//  follower's). tick: after each turn's commit: heartbeats, the follower,
+//  held messages, a state change the partner's heartbeat decided.
+//  handle: the partner's PAIR heartbeat. admit: a request that needs the
+//  active member; false when it was refused (the reply is sent). hold:
+//  an outbox item of a committed turn, kept until the partner confirms it
+//  (true: taken). write: the pair's fields of PING and STATS replies.
+int
+    dbt_disp__pair_start (dbt_disp_t *self);
+void
+    dbt_disp__pair_stop (dbt_disp_t *self);
+bool
+    dbt_disp__serving (dbt_disp_t *self);
+size_t
+    dbt_disp__pair_items (dbt_disp_t *self, zmq_pollitem_t *items);
+void
+    dbt_disp__pair_tick (dbt_disp_t *self);
+void
+    dbt_disp__handle_pair (dbt_disp_t *self, dbt_msg_t *msg);
+bool
+    dbt_disp__pair_admit (dbt_disp_t *self, dbt_msg_t *msg, uint64_t rid, bool worker);
+bool
+    dbt_disp__pair_hold (dbt_disp_t *self, dbt_disp_out_t *out);
+void
+    dbt_disp__pair_write (dbt_disp_t *self, dbt_mpw_t *writer);
+int64_t
+    dbt_disp__pair_timeout (dbt_disp_t *self);
 
 //  Handle one client request (in dbt_dispatcher_client.c).
 void

@@ -49,6 +49,7 @@ void
 #define DBT_C_FORGET     0x09           //  janitor: forget these old records
 #define DBT_C_STATS      0x0a           //  counters for /metrics
 #define DBT_C_SNAPSHOT   0x0b           //  a page of the dispatcher's records
+#define DBT_C_PAIR       0x0c           //  failover partner -> partner: heartbeat
 #define DBT_C_REPLY      0x80           //  dispatcher -> client
 
 //  Worker commands.
