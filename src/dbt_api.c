@@ -140,18 +140,132 @@ s_clients_free (void **item_p)
 //  *reply_p is set. Returns NULL, or an error response.
 typedef void (s_build_fn) (dbt_mpw_t *writer, void *arg);
 
-static dbt_response_t *
-s_call_within (dbt_api_t *self, const char *endpoint, int command, s_build_fn *build, void *arg,
-               int64_t timeout_ms, dbt_reply_t **reply_p)
+//  A passive failover member's refusal (dbt_pair.h): ask its partner.
+static bool
+s_passive (const dbt_reply_t *reply)
 {
     char err [DBT_ERRMSG_LEN];
-    dbt_client_t *client = s_client_get (self, endpoint, err);
-    if (!client)
-        return dbt_api_error (503, err);
-    build (dbt_client_begin (client), arg);
-    int rc = dbt_client_call (client, command, timeout_ms, reply_p, err);
+    bool passive = false;
+    return reply->code == 503 && reply->data && reply->data->type == MSGPACK_OBJECT_MAP
+        && dbt_mp_field_bool (reply->data, "passive", false, &passive, err) == 0 && passive;
+}
+
+//  Send the request to the dispatcher at endpoint and wait for its reply,
+//  as dbt_client_call. A member of a failover pair is followed to its
+//  active member: a passive member's refusal sends the request to its
+//  partner; a member that has not answered within two heartbeats makes
+//  the request go to its partner too, with a vote (the caller cannot
+//  reach the first), while the first member's reply is still awaited.
+//  The first answer that is not a refusal wins. *again (may be NULL) is
+//  set when the request went out more than once: a 409 may then be the
+//  request's own earlier copy, kept.
+static int
+s_call_raw (dbt_api_t *self, const char *endpoint, int command, s_build_fn *build, void *arg,
+            int64_t timeout_ms, dbt_reply_t **reply_p, bool *again, char *err)
+{
+    *reply_p = NULL;
+    if (again)
+        *again = false;
+    //  (PING and STATS ask one dispatcher about itself.)
+    char *partner = command == DBT_C_PING || command == DBT_C_STATS
+                  ? NULL : dbt_routes_partner (self->args.routes, endpoint);
+    if (!partner) {
+        dbt_client_t *client = s_client_get (self, endpoint, err);
+        if (!client)
+            return DBT_ERROR;
+        build (dbt_client_begin (client), arg);
+        int rc = dbt_client_call (client, command, timeout_ms, reply_p, err);
+        if (rc)
+            dbt_client_destroy (&client);
+        else
+            s_client_put (self, &client);
+        return rc;
+    }
+    const char *members [2] = { endpoint, partner };
+    dbt_client_t *clients [2] = { NULL, NULL };
+    int64_t sent_at [2] = { 0, 0 };         //  monotonic ms of the request awaiting an answer
+    int64_t patience = 2 * self->args.config->heartbeat_ms;
+    int64_t deadline = dbt_clock_ms () + timeout_ms, next_send = 0;
+    int next = 0, winner = -1, sends = 0, rc = DBT_ETIMEDOUT;
+    while (winner < 0 && rc != DBT_ETOOBIG && dbt_clock_ms () < deadline) {
+        int64_t now = dbt_clock_ms ();
+        if (!sent_at [next] && now >= next_send) {
+            bool vote = sent_at [1 - next] && now - sent_at [1 - next] >= patience;
+            if (!clients [next])
+                clients [next] = s_client_get (self, members [next], err);
+            if (clients [next]) {
+                dbt_mpw_t *w = dbt_client_begin (clients [next]);
+                build (w, arg);
+                if (vote)
+                    dbt_mpw_kbool (w, "vote", true);
+                //  Sent now, answered below (no wait here).
+                rc = dbt_client_call (clients [next], command, 0, reply_p, err);
+                if (rc == DBT_ETIMEDOUT) {
+                    sent_at [next] = now;
+                    sends++;
+                }
+                else
+                    dbt_client_destroy (&clients [next]);
+            }
+            if (!sent_at [next] && rc != DBT_ETOOBIG) {
+                //  Not even sent: try the partner, and this one again later.
+                dbt_log (DBT_LOG_DEBUG, "http: %s", err);
+                next = 1 - next;
+                next_send = now + 100;
+            }
+        }
+        for (int i = 0; i < 2 && winner < 0; i++) {
+            if (!sent_at [i])
+                continue;
+            if (dbt_client_wait (clients [i], 20, reply_p, err) != 0)
+                continue;
+            if (!s_passive (*reply_p)) {
+                winner = i;
+                break;
+            }
+            dbt_reply_destroy (reply_p);
+            sent_at [i] = 0;
+            //  Refused: the partner next; when both refuse (the pair is
+            //  still deciding), not more often than every 100 ms.
+            next = 1 - i;
+            next_send = sent_at [next] ? 0 : dbt_clock_ms () + (sends > 1 ? 100 : 0);
+        }
+        //  A member silent for too long: ask its partner as well.
+        for (int i = 0; i < 2 && winner < 0; i++)
+            if (sent_at [i] && !sent_at [1 - i] && dbt_clock_ms () - sent_at [i] >= patience) {
+                next = 1 - i;
+                next_send = 0;
+            }
+    }
+    for (int i = 0; i < 2; i++) {
+        if (i == winner)
+            s_client_put (self, &clients [i]);
+        else
+            dbt_client_destroy (&clients [i]);      //  a late answer goes with it
+    }
+    if (winner >= 0) {
+        dbt_routes_note_active (self->args.routes, members [winner]);
+        rc = 0;
+    }
+    else
+    if (rc != DBT_ETOOBIG) {
+        dbt_err_set (err, "neither member of the failover pair %s, %s answered within %" PRId64 " ms",
+                     members [0], members [1], timeout_ms);
+        rc = DBT_ETIMEDOUT;
+    }
+    if (again)
+        *again = sends > 1;
+    free (partner);
+    return rc;
+}
+
+static dbt_response_t *
+s_call_within (dbt_api_t *self, const char *endpoint, int command, s_build_fn *build, void *arg,
+               int64_t timeout_ms, dbt_reply_t **reply_p, bool *again)
+{
+    char err [DBT_ERRMSG_LEN];
+    int rc = s_call_raw (self, endpoint, command, build, arg, timeout_ms, reply_p, again, err);
     if (rc) {
-        dbt_client_destroy (&client);
         dbt_log (DBT_LOG_WARN, "http: %s", err);
         if (rc == DBT_ETOOBIG)
             return dbt_api_error (413, err);
@@ -167,7 +281,6 @@ s_call_within (dbt_api_t *self, const char *endpoint, int command, s_build_fn *b
         }
         return dbt_api_error (503, err);
     }
-    s_client_put (self, &client);
     if ((*reply_p)->code != 200) {
         dbt_response_t *response = NULL;
         const char *message = (*reply_p)->message ? (*reply_p)->message : "request failed";
@@ -195,7 +308,7 @@ s_call (dbt_api_t *self, const char *endpoint, int command, s_build_fn *build, v
         dbt_reply_t **reply_p)
 {
     return s_call_within (self, endpoint, command, build, arg, self->args.config->request_timeout_ms,
-                          reply_p);
+                          reply_p, NULL);
 }
 
 //  --------------------------------------------------------------------------
@@ -223,6 +336,19 @@ s_job_resp (const msgpack_object *item)
     free (id);
     free (task);
     free (queue);
+    return resp;
+}
+
+//  The same from a job record.
+static json_t *
+s_job_resp_of (const dbt_job_t *job)
+{
+    json_t *resp = json_object ();
+    json_object_set_new (resp, "job_id", json_string (job->id));
+    json_object_set_new (resp, "task", json_string (job->task ? job->task : ""));
+    json_object_set_new (resp, "queue", json_string (job->queue ? job->queue : ""));
+    json_object_set_new (resp, "eta", s_time (job->eta_ms));
+    json_object_set_new (resp, "retries", json_integer ((json_int_t) job->max_retries));
     return resp;
 }
 
@@ -523,6 +649,68 @@ s_unknown_outcome (dbt_response_t *response, const char *key, const char *id)
     return s_response (504, doc);
 }
 
+//  The answer to a job submission that its first copy carried out: the
+//  job as its dispatcher has it.
+typedef struct {
+    const char *key;            //  "job_id" or "group_id"
+    const char *id;
+} s_status_t;
+
+static void
+s_build_status (dbt_mpw_t *w, void *arg)
+{
+    s_status_t *status = (s_status_t *) arg;
+    dbt_mpw_kstr (w, status->key, status->id);
+}
+
+static dbt_response_t *
+s_kept_job (dbt_api_t *self, const char *endpoint, const char *id)
+{
+    s_status_t status = { "job_id", id };
+    dbt_reply_t *reply = NULL;
+    dbt_response_t *response = endpoint
+        ? s_call (self, endpoint, DBT_C_STATUS, s_build_status, &status, &reply)
+        : dbt_api_error (503, "the job was kept but its dispatcher is not known here");
+    if (!response) {
+        char err [DBT_ERRMSG_LEN];
+        dbt_job_t *job = dbt_job_unpack (reply->data, err);
+        response = job ? s_success (s_job_resp_of (job))
+                       : dbt_api_error (500, "malformed reply from dispatcher");
+        dbt_job_destroy (&job);
+        dbt_reply_destroy (&reply);
+    }
+    return response;
+}
+
+//  The same for a group: NULL when its dispatcher does not have it (the
+//  409 was about something else).
+static dbt_response_t *
+s_kept_group (dbt_api_t *self, const char *endpoint, const char *id)
+{
+    s_status_t status = { "group_id", id };
+    dbt_reply_t *reply = NULL;
+    dbt_response_t *response = endpoint
+        ? s_call (self, endpoint, DBT_C_GROUP, s_build_status, &status, &reply) : NULL;
+    if (response || !endpoint) {
+        dbt_response_destroy (&response);
+        return NULL;
+    }
+    char err [DBT_ERRMSG_LEN];
+    const msgpack_object *list = dbt_mp_get (reply->data, "jobs");
+    json_t *resps = json_array ();
+    for (uint32_t i = 0; list && list->type == MSGPACK_OBJECT_ARRAY && i < list->via.array.size; i++) {
+        dbt_job_t *job = dbt_job_unpack (&list->via.array.ptr [i], err);
+        if (job)
+            json_array_append_new (resps, s_job_resp_of (job));
+        dbt_job_destroy (&job);
+    }
+    json_t *data = json_object ();
+    json_object_set_new (data, "group_id", json_string (id));
+    json_object_set_new (data, "jobs", resps);
+    dbt_reply_destroy (&reply);
+    return s_success (data);
+}
+
 static dbt_response_t *
 s_post_job (s_req_t *req)
 {
@@ -545,10 +733,18 @@ s_post_job (s_req_t *req)
     else {
         dbt_reply_t *reply = NULL;
         char *endpoint = s_route (req->api, task, route.queue, &response);
+        bool again = false;
         if (endpoint) {
             submit.records = s_remote (req->api, endpoint);
-            response = s_call (req->api, endpoint, DBT_C_SUBMIT, s_build_submit, &submit, &reply);
+            response = s_call_within (req->api, endpoint, DBT_C_SUBMIT, s_build_submit, &submit,
+                                      req->api->args.config->request_timeout_ms, &reply, &again);
             response = s_unknown_outcome (response, "job_id", route.id);
+        }
+        if (response && response->status == 409 && again && route.named_here) {
+            //  Sent twice (a failover): the job this node named is the one
+            //  its first copy made. Nobody else can have that id.
+            dbt_response_destroy (&response);
+            response = s_kept_job (req->api, endpoint, route.id);
         }
         free (endpoint);
         if (!response) {
@@ -584,10 +780,21 @@ s_post_group (s_req_t *req)
         submit.concurrency = group.concurrency;
         dbt_reply_t *reply = NULL;
         char *endpoint = s_route (req->api, group.first.task, group.first.queue, &response);
+        bool again = false;
         if (endpoint) {
             submit.records = s_remote (req->api, endpoint);
-            response = s_call (req->api, endpoint, DBT_C_SUBMIT, s_build_submit, &submit, &reply);
+            response = s_call_within (req->api, endpoint, DBT_C_SUBMIT, s_build_submit, &submit,
+                                      req->api->args.config->request_timeout_ms, &reply, &again);
             response = s_unknown_outcome (response, "group_id", group.id);
+        }
+        if (response && response->status == 409 && again && group.named_here) {
+            //  Sent twice (a failover): the group is the first copy's if
+            //  its dispatcher has the id this node made.
+            dbt_response_t *kept = s_kept_group (req->api, endpoint, group.id);
+            if (kept) {
+                dbt_response_destroy (&response);
+                response = kept;
+            }
         }
         free (endpoint);
         if (!response) {
@@ -833,6 +1040,8 @@ s_peer_json (const dbt_peer_t *peer, void *arg)
     json_object_set_new (item, "endpoint", json_string (peer->endpoint));
     json_object_set_new (item, "node", peer->node ? json_string (peer->node) : json_null ());
     json_object_set_new (item, "up", json_boolean (peer->up));
+    if (peer->role)
+        json_object_set_new (item, "role", json_string (dbt_pair_state_name (peer->role)));
     json_object_set_new (item, "last_seen", s_time (peer->last_seen));
     json_object_set_new (item, "replica_seq", json_integer (0));
     json_object_set_new (item, "replica_lag_ms", json_integer (-1));
@@ -840,21 +1049,51 @@ s_peer_json (const dbt_peer_t *peer, void *arg)
     json_array_append_new (peers->list, item);
 }
 
+//  /health "failover": the own dispatcher's pair, from its PING reply.
+static json_t *
+s_failover_json (const msgpack_object *ping)
+{
+    json_t *doc = json_object ();
+    const char *strings [] = { "role", "partner", "partner_node", "replication" };
+    const char *bools [] = { "partner_up", "alone", "primary" };
+    const char *counts [] = { "epoch", "confirmed", "failovers" };
+    char err [DBT_ERRMSG_LEN];
+    for (size_t i = 0; i < 4; i++) {
+        char *value = NULL;
+        dbt_mp_field_str (ping, strings [i], false, &value, err);
+        json_object_set_new (doc, strings [i], value ? json_string (value) : json_null ());
+        free (value);
+    }
+    for (size_t i = 0; i < 3; i++) {
+        bool value = false;
+        dbt_mp_field_bool (ping, bools [i], false, &value, err);
+        json_object_set_new (doc, bools [i], json_boolean (value));
+    }
+    for (size_t i = 0; i < 3; i++) {
+        uint64_t value = 0;
+        dbt_mp_field_u64 (ping, counts [i], false, &value, err);
+        json_object_set_new (doc, counts [i], json_integer ((json_int_t) value));
+    }
+    return doc;
+}
+
 static dbt_response_t *
 s_get_health (s_req_t *req)
 {
     dbt_api_t *self = req->api;
+    dbt_reply_t *reply = NULL;
     if (self->args.local) {
-        dbt_reply_t *reply = NULL;
         dbt_response_t *response = s_call_within (self, self->args.local, DBT_C_PING,
-                                                  s_build_empty, NULL, 2000, &reply);
+                                                  s_build_empty, NULL, 2000, &reply, NULL);
         if (response) {
             dbt_response_destroy (&response);
             return dbt_api_error (503, "dispatcher is not answering");
         }
-        dbt_reply_destroy (&reply);
     }
     json_t *data = json_object ();
+    if (reply && dbt_mp_get (reply->data, "role"))
+        json_object_set_new (data, "failover", s_failover_json (reply->data));
+    dbt_reply_destroy (&reply);
     json_object_set_new (data, "status", json_string ("ok"));
     json_object_set_new (data, "node", json_string (self->args.config->worker_name));
     json_object_set_new (data, "version", json_string (DBT_VERSION_STRING));
@@ -886,7 +1125,7 @@ s_get_metrics (s_req_t *req)
     dbt_reply_t *reply = NULL;
     if (req->api->args.local) {
         dbt_response_t *failed = s_call_within (req->api, req->api->args.local, DBT_C_STATS,
-                                                s_build_empty, NULL, 5000, &reply);
+                                                s_build_empty, NULL, 5000, &reply, NULL);
         dbt_response_destroy (&failed);
     }
     dbt_buf_t text = { 0 };

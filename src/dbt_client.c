@@ -84,7 +84,6 @@ dbt_client_call (dbt_client_t *self, int command, int64_t timeout_ms,
                  dbt_reply_t **reply_p, char *err)
 {
     *reply_p = NULL;
-    uint64_t rid = self->rid;
     dbt_mpw_end (self->writer);
     size_t size;
     dbt_mpw_data (self->writer, &size);
@@ -98,6 +97,14 @@ dbt_client_call (dbt_client_t *self, int command, int64_t timeout_ms,
         dbt_err_set (err, "cannot send to dispatcher '%s': %s", self->endpoint, zmq_strerror (errno));
         return DBT_ERROR;
     }
+    return dbt_client_wait (self, timeout_ms, reply_p, err);
+}
+
+int
+dbt_client_wait (dbt_client_t *self, int64_t timeout_ms, dbt_reply_t **reply_p, char *err)
+{
+    *reply_p = NULL;
+    uint64_t rid = self->rid;
     int64_t deadline = dbt_clock_ms () + timeout_ms;
     while (true) {
         int64_t left = deadline - dbt_clock_ms ();

@@ -50,6 +50,11 @@ int
     dbt_client_call (dbt_client_t *self, int command, int64_t timeout_ms,
                      dbt_reply_t **reply_p, char *err);
 
+//  Wait up to timeout_ms more for the reply to the last request (after
+//  dbt_client_call returned DBT_ETIMEDOUT). Returns as dbt_client_call.
+int
+    dbt_client_wait (dbt_client_t *self, int64_t timeout_ms, dbt_reply_t **reply_p, char *err);
+
 //  Destroy a reply; nulls the pointer.
 void
     dbt_reply_destroy (dbt_reply_t **self_p);

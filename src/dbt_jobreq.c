@@ -190,6 +190,9 @@ dbt_jobreq_job (const char *body, size_t len, const char *task, dbt_mpw_t *jobs,
         const char *queue = NULL;
         s_str (doc, "queue", &queue, NULL);
         route->queue = dbt_strdup (queue);
+        const char *given = NULL;
+        s_str (doc, "job_id", &given, NULL);
+        route->named_here = !given || !*given;
         if (task)
             route->task = dbt_strdup (task);
         else {
@@ -265,6 +268,7 @@ dbt_jobreq_group (const char *body, size_t len, dbt_mpw_t *jobs,
         char uuid [37];
         dbt_uuid (uuid);
         group->id = dbt_strdup (id && *id ? id : uuid);
+        group->named_here = !(id && *id);
         group->concurrency = (int64_t) concurrency;
     }
     else

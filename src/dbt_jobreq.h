@@ -33,12 +33,14 @@ typedef struct {
     char *task;                 //  task name
     char *queue;                //  queue field of the request, NULL = task's
     char *id;                   //  the job's id (given, or made here: job_<uuid>)
+    bool named_here;            //  id was made here (no other request can have it)
 } dbt_jobreq_route_t;
 
 //  What a group request says besides its jobs. Strings owned by the
 //  struct (dbt_jobreq_group_free).
 typedef struct {
     char *id;                   //  group_id, a new uuid when absent, null or ""
+    bool named_here;            //  id was made here
     int64_t concurrency;        //  jobs running at once, 0 = unlimited
     size_t njobs;               //  job maps appended
     dbt_jobreq_route_t first;   //  the first job's task and queue (NULL

@@ -205,6 +205,30 @@ dbt_metrics_render (const msgpack_object *stats, dbt_store_t *store, dbt_view_t 
                         slots > busy ? slots - busy : 0);
         s_head (out, "dungbeetle_results_drops_pending", "gauge", "Results tables waiting to be dropped.");
         dbt_buf_printf (out, "dungbeetle_results_drops_pending %" PRIu64 "\n", s_u64 (stats, "drops_pending"));
+        const msgpack_object *pair = dbt_mp_get (stats, "pair");
+        if (pair && pair->type == MSGPACK_OBJECT_MAP) {
+            const char *role = "";
+            size_t len = 0;
+            dbt_mp_str (dbt_mp_get (pair, "role"), &role, &len);
+            bool active = len == 6 && memcmp (role, "active", 6) == 0;
+            bool up = false, alone = false;
+            dbt_mp_bool (dbt_mp_get (pair, "partner_up"), &up);
+            dbt_mp_bool (dbt_mp_get (pair, "alone"), &alone);
+            s_head (out, "dungbeetle_failovers_total", "counter",
+                    "Times this node's dispatcher took over from its failover partner since it started.");
+            dbt_buf_printf (out, "dungbeetle_failovers_total %" PRIu64 "\n", s_u64 (pair, "failovers"));
+            s_head (out, "dungbeetle_pair_active", "gauge",
+                    "1 while this node's dispatcher is its failover pair's active member.");
+            dbt_buf_printf (out, "dungbeetle_pair_active %d\n", active ? 1 : 0);
+            s_head (out, "dungbeetle_pair_partner_up", "gauge",
+                    "1 while the failover partner's heartbeats arrive.");
+            dbt_buf_printf (out, "dungbeetle_pair_partner_up %d\n", up ? 1 : 0);
+            s_head (out, "dungbeetle_pair_alone", "gauge",
+                    "1 while an active member acknowledges without its partner's confirmation.");
+            dbt_buf_printf (out, "dungbeetle_pair_alone %d\n", alone ? 1 : 0);
+            s_head (out, "dungbeetle_pair_epoch", "gauge", "Takeovers in the pair's history.");
+            dbt_buf_printf (out, "dungbeetle_pair_epoch %" PRIu64 "\n", s_u64 (pair, "epoch"));
+        }
     }
     dbt_store_space_t space;
     char err [DBT_ERRMSG_LEN];

@@ -16,6 +16,9 @@ typedef struct {
     char *publish;              //  its state updates endpoint
     zlist_t *queues;            //  queues it owns (strings)
     bool is_default;            //  it is the default dispatcher
+    dbt_pair_state_t role;      //  its failover role, 0 = not in a pair
+    char *partner;              //  its failover partner's endpoint, NULL = none
+    char *partner_node;         //  ... and node name, when it knows it
     bool up;                    //  answered the last ping
     bool self;                  //  this node itself
     int64_t last_seen;          //  wall ms of its last answer
@@ -29,6 +32,7 @@ struct _dbt_routes_t {
     size_t npeers;              //  number of peers
     char *local;                //  own dispatcher's inproc endpoint, or NULL
     char *instance;             //  own dispatcher's run id, or NULL
+    dbt_pair_state_t own_role;  //  own dispatcher's failover role, 0 = no pair
 };
 
 //  Add a peer unless it is listed already.
@@ -60,6 +64,8 @@ dbt_routes_new (const dbt_config_t *config)
     //  Dispatchers the config names are peers too: their state is read here.
     if (config->mesh_dispatcher)
         s_add_peer (self, config->mesh_dispatcher);
+    if (config->mesh_partner)
+        s_add_peer (self, config->mesh_partner);
     for (size_t i = 0; i < config->nqueues; i++)
         if (config->queues [i].dispatcher)
             s_add_peer (self, config->queues [i].dispatcher);
@@ -79,6 +85,8 @@ dbt_routes_destroy (dbt_routes_t **self_p)
         free (peer->node);
         free (peer->instance);
         free (peer->publish);
+        free (peer->partner);
+        free (peer->partner_node);
         zlist_destroy (&peer->queues);
     }
     free (self->peers);
@@ -100,18 +108,46 @@ dbt_routes_set_own (dbt_routes_t *self, const char *local, const char *instance)
     pthread_mutex_unlock (&self->mutex);
 }
 
-//  The peer that owns queue, or the default one, or NULL. Lock held.
+//  The peer that owns queue, or the default one, or NULL: of a failover
+//  pair, the member that says it is active, else the first. Lock held.
 static s_peer_t *
 s_peer_for (dbt_routes_t *self, const char *queue, bool want_default)
 {
+    s_peer_t *first = NULL;
     for (size_t i = 0; i < self->npeers; i++) {
         s_peer_t *peer = &self->peers [i];
         if (peer->self || !peer->node)
             continue;
-        if (want_default ? peer->is_default : zlist_exists (peer->queues, (void *) queue))
-            return peer;
+        if (want_default ? peer->is_default : zlist_exists (peer->queues, (void *) queue)) {
+            if (!peer->role || peer->role == DBT_PAIR_ACTIVE)
+                return peer;
+            if (!first)
+                first = peer;
+        }
     }
+    return first;
+}
+
+//  The peer at endpoint, or NULL. Lock held.
+static s_peer_t *
+s_peer_at (dbt_routes_t *self, const char *endpoint)
+{
+    for (size_t i = 0; i < self->npeers; i++)
+        if (streq (self->peers [i].endpoint, endpoint))
+            return &self->peers [i];
     return NULL;
+}
+
+//  The peer that is peer's failover partner, by endpoint, else by node
+//  name. Lock held.
+static s_peer_t *
+s_partner_of (dbt_routes_t *self, s_peer_t *peer)
+{
+    s_peer_t *partner = peer->partner ? s_peer_at (self, peer->partner) : NULL;
+    for (size_t i = 0; i < self->npeers && !partner && peer->partner_node; i++)
+        if (self->peers [i].node && streq (self->peers [i].node, peer->partner_node))
+            partner = &self->peers [i];
+    return partner != peer ? partner : NULL;
 }
 
 //  The mesh endpoint of queue's dispatcher, and its peer if it is one.
@@ -125,7 +161,8 @@ s_resolve (dbt_routes_t *self, const char *queue, s_peer_t **peer_p)
     if (conf && conf->dispatcher)
         return conf->dispatcher;
     if (conf && dbt_config_dispatches (config, queue))
-        return config->mesh_bind;
+        return config->mesh_partner && self->own_role == DBT_PAIR_PASSIVE ? config->mesh_partner
+                                                                          : config->mesh_bind;
     s_peer_t *peer = s_peer_for (self, queue, false);
     if (!peer && !config->mesh_dispatcher)
         peer = s_peer_for (self, queue, true);
@@ -133,6 +170,9 @@ s_resolve (dbt_routes_t *self, const char *queue, s_peer_t **peer_p)
         *peer_p = peer;
         return peer->endpoint;
     }
+    if (config->mesh_partner && self->own_role == DBT_PAIR_PASSIVE && config->mesh_dispatcher
+    &&  streq (config->mesh_dispatcher, config->mesh_bind))
+        return config->mesh_partner;        //  the default is this pair: its active member
     return config->mesh_dispatcher;
 }
 
@@ -223,6 +263,10 @@ dbt_routes_peer_up (dbt_routes_t *self, const char *endpoint, const msgpack_obje
     dbt_mp_field_str (reply, "instance", false, &instance, err);
     dbt_mp_field_str (reply, "publish", false, &publish, err);
     dbt_mp_field_bool (reply, "default", false, &is_default, err);
+    char *role = NULL, *partner = NULL, *partner_node = NULL;
+    dbt_mp_field_str (reply, "role", false, &role, err);
+    dbt_mp_field_str (reply, "partner", false, &partner, err);
+    dbt_mp_field_str (reply, "partner_node", false, &partner_node, err);
     const msgpack_object *queues = dbt_mp_get (reply, "queues");
     bool is_self = false;
     pthread_mutex_lock (&self->mutex);
@@ -247,6 +291,13 @@ dbt_routes_peer_up (dbt_routes_t *self, const char *endpoint, const msgpack_obje
         free (peer->publish);
         peer->publish = publish;
         publish = NULL;
+        peer->role = role ? dbt_pair_state_named (role, strlen (role)) : 0;
+        free (peer->partner);
+        peer->partner = partner;
+        partner = NULL;
+        free (peer->partner_node);
+        peer->partner_node = partner_node;
+        partner_node = NULL;
         zlist_purge (peer->queues);
         for (uint32_t q = 0; queues && queues->type == MSGPACK_OBJECT_ARRAY && q < queues->via.array.size; q++) {
             const char *str;
@@ -263,7 +314,62 @@ dbt_routes_peer_up (dbt_routes_t *self, const char *endpoint, const msgpack_obje
     free (node);
     free (instance);
     free (publish);
+    free (role);
+    free (partner);
+    free (partner_node);
     return is_self;
+}
+
+void
+dbt_routes_set_own_role (dbt_routes_t *self, dbt_pair_state_t role)
+{
+    pthread_mutex_lock (&self->mutex);
+    self->own_role = role;
+    pthread_mutex_unlock (&self->mutex);
+}
+
+//  Is endpoint (as this node connects to it) this node's own dispatcher?
+//  Lock held.
+static bool
+s_is_own (dbt_routes_t *self, const char *endpoint)
+{
+    return self->config->mesh_dispatch
+        && ((self->local && streq (endpoint, self->local)) || streq (endpoint, self->config->mesh_bind));
+}
+
+char *
+dbt_routes_partner (dbt_routes_t *self, const char *endpoint)
+{
+    const dbt_config_t *config = self->config;
+    char *result = NULL;
+    pthread_mutex_lock (&self->mutex);
+    if (s_is_own (self, endpoint))
+        result = dbt_strdup (config->mesh_partner);
+    else
+    if (config->mesh_partner && streq (endpoint, config->mesh_partner))
+        result = dbt_strdup (self->local ? self->local : config->mesh_bind);
+    else {
+        s_peer_t *peer = s_peer_at (self, endpoint);
+        s_peer_t *partner = peer ? s_partner_of (self, peer) : NULL;
+        if (partner)
+            result = dbt_strdup (partner->self && self->local ? self->local : partner->endpoint);
+    }
+    pthread_mutex_unlock (&self->mutex);
+    return result;
+}
+
+void
+dbt_routes_note_active (dbt_routes_t *self, const char *endpoint)
+{
+    pthread_mutex_lock (&self->mutex);
+    s_peer_t *peer = s_peer_at (self, endpoint);
+    if (peer && peer->role) {
+        peer->role = DBT_PAIR_ACTIVE;
+        s_peer_t *partner = s_partner_of (self, peer);
+        if (partner && partner->role)
+            partner->role = DBT_PAIR_PASSIVE;
+    }
+    pthread_mutex_unlock (&self->mutex);
 }
 
 void
@@ -287,7 +393,8 @@ dbt_routes_each_peer (dbt_routes_t *self, dbt_routes_peer_fn *fn, void *arg)
     for (size_t i = 0; i < self->npeers; i++) {
         s_peer_t *peer = &self->peers [i];
         dbt_peer_t view = { peer->endpoint, peer->node, peer->instance, peer->publish,
-                            peer->up, peer->self, peer->last_seen, peer->since };
+                            peer->up, peer->self, peer->last_seen, peer->since,
+                            peer->role, peer->partner };
         fn (&view, arg);
     }
     pthread_mutex_unlock (&self->mutex);

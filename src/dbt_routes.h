@@ -23,6 +23,7 @@
 #include <stdint.h>
 #include "dbt_config.h"
 #include "dbt_msg.h"
+#include "dbt_pair.h"
 
 typedef struct _dbt_routes_t dbt_routes_t;
 
@@ -36,6 +37,8 @@ typedef struct {
     bool self;                  //  it is this node (listed among its own peers)
     int64_t last_seen;          //  wall ms of its last answer, 0 = never
     int64_t since;              //  wall ms of its last change between up and down
+    dbt_pair_state_t role;      //  its failover role as last heard, 0 = not in a pair
+    const char *partner;        //  its failover partner's endpoint, NULL = none
 } dbt_peer_t;
 
 //  Create the table for config (borrowed, outlives the table).
@@ -82,6 +85,22 @@ bool
 //  A peer did not answer.
 void
     dbt_routes_peer_down (dbt_routes_t *self, const char *endpoint);
+
+//  Failover pairs (dbt_pair.h). The own dispatcher's role, as it changes
+//  (a passive one sends this node's requests to its partner).
+void
+    dbt_routes_set_own_role (dbt_routes_t *self, dbt_pair_state_t role);
+
+//  The failover partner of the dispatcher at endpoint (as this node
+//  connects to it, inproc for its own), as this node connects to it;
+//  NULL when it is not in a pair or its partner is unknown. Caller frees.
+char *
+    dbt_routes_partner (dbt_routes_t *self, const char *endpoint);
+
+//  The dispatcher at endpoint answered as the active member of its pair:
+//  route its queues there (and not to its partner) until told otherwise.
+void
+    dbt_routes_note_active (dbt_routes_t *self, const char *endpoint);
 
 //  Call fn for each peer, in config order. The peer is valid during the
 //  call only.

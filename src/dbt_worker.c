@@ -13,6 +13,18 @@
 
 #define CANCEL_REPEAT_MS   1000     //  repeat a cancel until the job stops
 #define PROGRESS_EVERY_MS  1000     //  progress forwarded per job
+#define OUTCOMES_MAX       1024     //  recent outcomes kept for a new dispatcher
+
+//  An outcome sent lately: told again to a dispatcher we register with
+//  anew, which may not have it (its partner took it, then failed).
+typedef struct {
+    char *id;
+    uint32_t attempt;
+    bool ok, cancelled, interrupted;
+    uint64_t rows;
+    char *error;
+    int64_t at;                 //  monotonic ms it was sent
+} s_outcome_t;
 
 //  What a runner thread is given.
 typedef struct {
@@ -40,6 +52,8 @@ typedef struct {
     zpoller_t *poller;          //  pipe, dealer, runners
     dbt_worker_args_t *args;    //  borrowed
     char *endpoint;             //  dispatcher endpoint connected to, or NULL
+    zlist_t *outcomes;          //  s_outcome_t, oldest first
+    int64_t switch_due;         //  monotonic ms before which no other pair member is tried
     char *identity;             //  stable routing id (secret: never logged)
     char display [DBT_WORKER_DISPLAY_MAX];  //  the id shown in records and logs
     s_slot_t *slots;            //  one per runner
@@ -136,7 +150,53 @@ s_write_running (self_t *self, dbt_mpw_t *w)
 }
 
 static void
-s_send_ready (self_t *self)
+s_outcome_free (s_outcome_t **outcome_p)
+{
+    s_outcome_t *outcome = *outcome_p;
+    if (outcome) {
+        free (outcome->id);
+        free (outcome->error);
+        free (outcome);
+        *outcome_p = NULL;
+    }
+}
+
+static void
+s_write_done (dbt_mpw_t *w, const s_outcome_t *o, bool again)
+{
+    dbt_mpw_map (w);
+    dbt_mpw_kstr (w, "id", o->id);
+    dbt_mpw_ku64 (w, "attempt", o->attempt);
+    dbt_mpw_kbool (w, "ok", o->ok);
+    dbt_mpw_ku64 (w, "rows", o->rows);
+    if (o->error && *o->error)
+        dbt_mpw_kstr (w, "error", o->error);
+    dbt_mpw_kbool (w, "cancelled", o->cancelled);
+    dbt_mpw_kbool (w, "interrupted", o->interrupted);
+    if (again)
+        dbt_mpw_kbool (w, "again", true);
+    dbt_mpw_end (w);
+}
+
+//  Tell the outcomes of the last two heartbeats again (after READY).
+static void
+s_resend_outcomes (self_t *self)
+{
+    int64_t keep = dbt_clock_ms () - 2 * self->args->runner.config->heartbeat_ms;
+    s_outcome_t *outcome;
+    while ((outcome = (s_outcome_t *) zlist_first (self->outcomes)) && outcome->at < keep) {
+        zlist_pop (self->outcomes);
+        s_outcome_free (&outcome);
+    }
+    for (outcome = (s_outcome_t *) zlist_first (self->outcomes); outcome;
+         outcome = (s_outcome_t *) zlist_next (self->outcomes)) {
+        s_write_done (self->writer, outcome, true);
+        s_send (self, DBT_W_DONE);
+    }
+}
+
+static void
+s_send_ready (self_t *self, bool vote)
 {
     dbt_mpw_t *w = self->writer;
     dbt_mpw_reset (w);
@@ -149,16 +209,22 @@ s_send_ready (self_t *self)
     dbt_mpw_end (w);
     dbt_mpw_ku64 (w, "capacity", (uint64_t) self->nslots);
     s_write_running (self, w);
+    if (vote)
+        dbt_mpw_kbool (w, "vote", true);    //  we could not reach its failover partner
     dbt_mpw_end (w);
     s_send (self, DBT_W_READY);
     if (self->draining)
         s_send_credit (self);       //  re-registering reset our capacity
 }
 
-//  New socket to the dispatcher (at start, and when it went silent).
+//  New socket to the dispatcher: at start, when it went silent, or when
+//  it sent us to its failover partner. to: that endpoint, NULL = ask the
+//  routes; vote: we failed to reach to's partner. A worker that
+//  registered before tells its recent outcomes again.
 static void
-s_connect (self_t *self)
+s_connect (self_t *self, const char *to, bool vote)
 {
+    bool again = self->endpoint != NULL;
     if (self->dealer) {
         zpoller_remove (self->poller, self->dealer);
         zsock_destroy (&self->dealer);
@@ -169,7 +235,8 @@ s_connect (self_t *self)
     zsock_set_linger (self->dealer, 500);
     zsock_set_sndhwm (self->dealer, 100000);
     zsock_set_sndtimeo (self->dealer, 1000);    //  never hang on a vanished peer
-    char *endpoint = self->args->endpoint ? dbt_strdup (self->args->endpoint)
+    char *endpoint = to ? dbt_strdup (to)
+                   : self->args->endpoint ? dbt_strdup (self->args->endpoint)
                    : dbt_routes_dispatcher (self->args->routes, self->args->queues [0]);
     if (!endpoint) {
         if (self->endpoint || !self->waiting)
@@ -189,26 +256,27 @@ s_connect (self_t *self)
             dbt_log (DBT_LOG_ERROR, "worker: cannot connect to '%s'", endpoint);
     }
     zpoller_add (self->poller, self->dealer);
-    self->last_heard = dbt_clock_ms ();
-    s_send_ready (self);
+    if (!to)
+        self->last_heard = dbt_clock_ms ();     //  a pair's silence clock runs on
+    s_send_ready (self, vote);
+    if (again)
+        s_resend_outcomes (self);
 }
 
 static void
 s_send_done (self_t *self, const dbt_job_t *job, bool ok, uint64_t rows, const char *error,
              bool cancelled, bool interrupted)
 {
-    dbt_mpw_t *w = self->writer;
-    dbt_mpw_map (w);
-    dbt_mpw_kstr (w, "id", job->id);
-    dbt_mpw_ku64 (w, "attempt", job->attempts);
-    dbt_mpw_kbool (w, "ok", ok);
-    dbt_mpw_ku64 (w, "rows", rows);
-    if (error && *error)
-        dbt_mpw_kstr (w, "error", error);
-    dbt_mpw_kbool (w, "cancelled", cancelled);
-    dbt_mpw_kbool (w, "interrupted", interrupted);
-    dbt_mpw_end (w);
+    s_outcome_t *outcome = (s_outcome_t *) dbt_malloc (sizeof (s_outcome_t));
+    *outcome = (s_outcome_t) { dbt_strdup (job->id), job->attempts, ok, cancelled, interrupted,
+                               rows, dbt_strdup (error), dbt_clock_ms () };
+    s_write_done (self->writer, outcome, false);
     s_send (self, DBT_W_DONE);
+    zlist_append (self->outcomes, outcome);
+    if (zlist_size (self->outcomes) > OUTCOMES_MAX) {
+        outcome = (s_outcome_t *) zlist_pop (self->outcomes);
+        s_outcome_free (&outcome);
+    }
 }
 
 static void
@@ -300,6 +368,14 @@ s_handle_cancel (self_t *self, dbt_msg_t *msg)
     free (id);
 }
 
+//  The failover partner of the dispatcher we talk to, or NULL.
+static char *
+s_partner (self_t *self)
+{
+    return self->args->routes && self->endpoint
+         ? dbt_routes_partner (self->args->routes, self->endpoint) : NULL;
+}
+
 static void
 s_handle_dealer (self_t *self)
 {
@@ -310,15 +386,32 @@ s_handle_dealer (self_t *self)
             dbt_log (DBT_LOG_WARN, "worker: dropped malformed message: %s", err);
         return;
     }
-    self->last_heard = dbt_clock_ms ();
+    bool passive = false;
+    if (msg->command == DBT_W_DISCONNECT)
+        dbt_mp_field_bool (msg->map, "passive", false, &passive, err);
+    if (!passive)
+        self->last_heard = dbt_clock_ms ();     //  a passive member is no dispatcher to us
     switch (msg->command) {
         case DBT_W_JOB:         s_handle_job (self, msg); break;
         case DBT_W_CANCEL:      s_handle_cancel (self, msg); break;
         case DBT_W_HEARTBEAT:   break;
-        case DBT_W_DISCONNECT:
-            dbt_log (DBT_LOG_INFO, "worker: dispatcher asked us to register again");
-            s_send_ready (self);
+        case DBT_W_DISCONNECT: {
+            char *partner = passive ? s_partner (self) : NULL;
+            if (partner && dbt_clock_ms () >= self->switch_due) {
+                dbt_log (DBT_LOG_INFO, "worker: %s is a passive failover member; going to %s",
+                         self->endpoint, partner);
+                self->switch_due = dbt_clock_ms () + self->args->runner.config->heartbeat_ms / 4;
+                s_connect (self, partner, false);
+            }
+            else
+            if (!passive) {
+                dbt_log (DBT_LOG_INFO, "worker: dispatcher asked us to register again");
+                s_send_ready (self, false);
+                s_resend_outcomes (self);
+            }
+            free (partner);
             break;
+        }
         default:
             dbt_log (DBT_LOG_WARN, "worker: unknown command 0x%02x", msg->command);
     }
@@ -431,14 +524,27 @@ s_timers (self_t *self)
             }
         }
     }
+    //  A dispatcher in a failover pair that goes silent: try its partner
+    //  after three quarters of a heartbeat, with a vote (we cannot reach
+    //  the one we had), and then each member in turn until one answers.
+    int64_t heartbeat = self->args->runner.config->heartbeat_ms;
+    char *partner = self->waiting ? NULL : s_partner (self);
     if (self->waiting && now - self->last_heard > 1000)
-        s_connect (self);                   //  ask the routes again
+        s_connect (self, NULL, false);      //  ask the routes again
     else
-    if (now - self->last_heard > liveness) {
+    if (partner && now - self->last_heard > heartbeat * 3 / 4 && now >= self->switch_due) {
+        dbt_log (DBT_LOG_WARN, "worker: dispatcher %s silent for %" PRId64 " ms, trying its failover "
+                 "partner %s", self->endpoint, now - self->last_heard, partner);
+        self->switch_due = now + heartbeat / 2;
+        s_connect (self, partner, true);
+    }
+    else
+    if (!partner && now - self->last_heard > liveness) {
         dbt_log (DBT_LOG_WARN, "worker: dispatcher %s silent for %" PRId64 " ms, reconnecting",
                  self->endpoint ? self->endpoint : "(none known)", now - self->last_heard);
-        s_connect (self);
+        s_connect (self, NULL, false);
     }
+    free (partner);
 }
 
 //  --------------------------------------------------------------------------
@@ -479,14 +585,15 @@ dbt_worker_actor (zsock_t *pipe, void *args)
         slot->actor = zactor_new (s_runner_actor, &slot->args);
         zpoller_add (self->poller, slot->actor);
     }
-    s_connect (self);
+    self->outcomes = zlist_new ();
+    s_connect (self, NULL, false);
     dbt_log (DBT_LOG_INFO, "worker: '%s' serving %zu queue(s) with %d runners from %s",
              self->display, self->args->nqueues, self->nslots,
              self->endpoint ? self->endpoint : "(waiting for the mesh)");
     zsock_signal (pipe, 0);
 
     while (!self->terminated) {
-        int timeout = (int) (self->args->runner.config->heartbeat_ms / 2);
+        int timeout = (int) (self->args->runner.config->heartbeat_ms / 4);
         void *which = zpoller_wait (self->poller, timeout > 10 ? timeout : 10);
         if (zpoller_terminated (self->poller))
             break;
@@ -520,6 +627,10 @@ dbt_worker_actor (zsock_t *pipe, void *args)
     }
     zpoller_destroy (&self->poller);
     zsock_destroy (&self->dealer);
+    s_outcome_t *outcome;
+    while ((outcome = (s_outcome_t *) zlist_pop (self->outcomes)))
+        s_outcome_free (&outcome);
+    zlist_destroy (&self->outcomes);
     dbt_mpw_destroy (&self->writer);
     free (self->slots);
     free (self->identity);
