@@ -10,10 +10,16 @@
 #  every update it applies, the time since alpha published it (both on one
 #  clock here); the p50 and p99 of those delays come from beta's /metrics
 #  histogram (dungbeetle_replica_delay_seconds, interpolated within
-#  buckets). (2) Catch-up: alpha holds CATCHUP_JOBS (100,000) queued jobs;
+#  buckets). The reference beside it is the submission's own HTTP round
+#  trip on alpha in the same run (accept, commit, reply), measured by the
+#  poster; the ratio says how many round trips behind a reader on beta is.
+#  The poster (bench/paced_post.js, Node, open loop over 32 keep-alive
+#  connections) prints the rate it reached, so it is seen not to be the
+#  bound. Needs node, jq and /usr/bin/python3.
+#  (2) Catch-up: alpha holds CATCHUP_JOBS (100,000) queued jobs;
 #  beta starts with an empty data directory, and the time until its replica
 #  is live at alpha's sequence is measured. RUNS (5) runs of each;
-#  min/median/max are printed. Needs jq and /usr/bin/python3.
+#  min/median/max are printed.
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 runs=${1:-5}; seconds=${2:-20}; rate=${3:-500}; catchup=${4:-100000}
@@ -94,38 +100,17 @@ PY
 echo "replica lag: $rate jobs/s for $seconds s, $runs runs"
 for run in $(seq "$runs"); do
     histogram > "$NODE_DIR/before"
-    /usr/bin/python3 - "$alpha_HTTP" "$rate" "$seconds" "$run" <<'PY'
-import sys, json, http.client, threading, time
-port, rate, seconds, run = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
-start = time.monotonic()
-count = [0]
-lock = threading.Lock()
-def client(k, n):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    for i in range(k, int(rate * seconds), n):
-        due = start + i / rate
-        wait = due - time.monotonic()
-        if wait > 0:
-            time.sleep(wait)
-        conn.request("POST", "/tasks/one/jobs", json.dumps({"job_id": "r%s_%d" % (run, i)}),
-                     {"Content-Type": "application/json"})
-        conn.getresponse().read()
-        with lock:
-            count[0] += 1
-threads = [threading.Thread(target=client, args=(k, 8)) for k in range(8)]
-for t in threads: t.start()
-for t in threads: t.join()
-took = time.monotonic() - start
-print("  run %s: posted %d in %.1f s (%.0f jobs/s)" % (run, count[0], took, count[0] / took), file=sys.stderr)
-PY
+    post50=$(node "$top/bench/paced_post.js" "$alpha_HTTP" "$rate" "$seconds" "r$run")
     sleep 2
     histogram > "$NODE_DIR/after"
     read -r p50 p99 n <<< "$(quantiles "$NODE_DIR/before" "$NODE_DIR/after")"
-    echo "  run $run: $n updates applied, delay p50 ${p50} ms, p99 ${p99} ms"
+    echo "  run $run: $n update messages (one per commit) applied, delay p50 ${p50} ms, p99 ${p99} ms (submit round trip p50 ${post50} ms: ratio $(awk -v a="$p50" -v b="$post50" 'BEGIN { printf "%.2f", a / b }'))"
+    awk -v a="$p50" -v b="$post50" 'BEGIN { printf "%.3f\n", a / b }' >> "$NODE_DIR/ratio"
     echo "$p50" >> "$NODE_DIR/p50"; echo "$p99" >> "$NODE_DIR/p99"
 done
 echo "replica delay p50 (ms) min/median/max: $(stats < "$NODE_DIR/p50")"
 echo "replica delay p99 (ms) min/median/max: $(stats < "$NODE_DIR/p99")"
+echo "replica delay p50 / submit round trip p50 min/median/max: $(stats < "$NODE_DIR/ratio")"
 
 #  Catch-up from empty.
 echo "catch-up: $catchup queued jobs"
