@@ -474,6 +474,17 @@ dbt_disp__drop_workers (dbt_disp_t *self, const char *reason)
     zhashx_purge (self->workers);
 }
 
+//  The job entry a worker message refers to, when it is current.
+static dbt_entry_t *
+s_current (dbt_disp_t *self, const char *key, const char *id, uint64_t attempt)
+{
+    dbt_entry_t *entry = dbt_queue_lookup (self->queue, id);
+    if (entry && entry->state == DBT_STATE_STARTED && entry->worker
+    &&  streq (entry->worker, key) && entry->attempt == attempt)
+        return entry;
+    return NULL;
+}
+
 static void
 s_handle_ready (dbt_disp_t *self, dbt_msg_t *msg, const char *key)
 {
@@ -538,6 +549,24 @@ s_handle_ready (dbt_disp_t *self, dbt_msg_t *msg, const char *key)
             free (id);
         }
     }
+    //  Jobs it finished and is about to tell again (after a failover or a
+    //  reconnect): keep them assigned so that the outcome is accepted.
+    const msgpack_object *finished = dbt_mp_get (msg->map, "finished");
+    if (finished && finished->type == MSGPACK_OBJECT_ARRAY) {
+        for (uint32_t i = 0; i < finished->via.array.size; i++) {
+            const msgpack_object *item = &finished->via.array.ptr [i];
+            char *id = NULL;
+            uint64_t attempt = 0;
+            if (dbt_mp_field_str (item, "id", true, &id, err) == 0
+            &&  dbt_mp_field_u64 (item, "attempt", true, &attempt, err) == 0 && dbt_id_valid (id)
+            &&  s_current (self, key, id, attempt)) {
+                //  In flight until its DONE: lost if that never comes.
+                zhashx_update (worker->inflight, id, (void *) (uintptr_t) dbt_clock_ms ());
+                zhashx_update (claimed, id, (void *) 1);
+            }
+            free (id);
+        }
+    }
     //  Jobs we think it runs that it does not claim were lost.
     zlist_t *ids = dbt_queue_running_on (self->queue, key);
     zlist_t *unclaimed = zlist_new ();
@@ -550,17 +579,6 @@ s_handle_ready (dbt_disp_t *self, dbt_msg_t *msg, const char *key)
     zhashx_destroy (&claimed);
     dbt_log (DBT_LOG_INFO, "dispatcher: worker '%s' (%s) %s with %u slots", key,
              worker->name, known ? "re-registered" : "registered", worker->capacity);
-}
-
-//  The job entry a worker message refers to, when it is current.
-static dbt_entry_t *
-s_current (dbt_disp_t *self, const char *key, const char *id, uint64_t attempt)
-{
-    dbt_entry_t *entry = dbt_queue_lookup (self->queue, id);
-    if (entry && entry->state == DBT_STATE_STARTED && entry->worker
-    &&  streq (entry->worker, key) && entry->attempt == attempt)
-        return entry;
-    return NULL;
 }
 
 static void

@@ -178,9 +178,9 @@ s_write_done (dbt_mpw_t *w, const s_outcome_t *o, bool again)
     dbt_mpw_end (w);
 }
 
-//  Tell the outcomes of the last two heartbeats again (after READY).
+//  Forget outcomes older than two heartbeats: a dispatcher has them.
 static void
-s_resend_outcomes (self_t *self)
+s_prune_outcomes (self_t *self)
 {
     int64_t keep = dbt_clock_ms () - 2 * self->args->runner.config->heartbeat_ms;
     s_outcome_t *outcome;
@@ -188,6 +188,31 @@ s_resend_outcomes (self_t *self)
         zlist_pop (self->outcomes);
         s_outcome_free (&outcome);
     }
+}
+
+//  Write the "finished" field of READY: the recent outcomes we are about
+//  to tell again, so that a new dispatcher keeps those jobs assigned to
+//  us (same attempt) instead of running them again.
+static void
+s_write_finished (self_t *self, dbt_mpw_t *w)
+{
+    dbt_mpw_str (w, "finished");
+    dbt_mpw_array (w);
+    for (s_outcome_t *outcome = (s_outcome_t *) zlist_first (self->outcomes); outcome;
+         outcome = (s_outcome_t *) zlist_next (self->outcomes)) {
+        dbt_mpw_map (w);
+        dbt_mpw_kstr (w, "id", outcome->id);
+        dbt_mpw_ku64 (w, "attempt", outcome->attempt);
+        dbt_mpw_end (w);
+    }
+    dbt_mpw_end (w);
+}
+
+//  Tell the recent outcomes again (after READY).
+static void
+s_resend_outcomes (self_t *self)
+{
+    s_outcome_t *outcome;
     for (outcome = (s_outcome_t *) zlist_first (self->outcomes); outcome;
          outcome = (s_outcome_t *) zlist_next (self->outcomes)) {
         s_write_done (self->writer, outcome, true);
@@ -209,6 +234,8 @@ s_send_ready (self_t *self, bool vote)
     dbt_mpw_end (w);
     dbt_mpw_ku64 (w, "capacity", (uint64_t) self->nslots);
     s_write_running (self, w);
+    s_prune_outcomes (self);
+    s_write_finished (self, w);
     if (vote)
         dbt_mpw_kbool (w, "vote", true);    //  we could not reach its failover partner
     dbt_mpw_end (w);
