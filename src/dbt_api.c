@@ -663,8 +663,48 @@ s_build_status (dbt_mpw_t *w, void *arg)
     dbt_mpw_kstr (w, status->key, status->id);
 }
 
+//  Whether the job record is the one the submission (a writer holding an
+//  array of one job map) asks for: same task, queue and args.
+static bool
+s_same_job (const dbt_job_t *job, dbt_mpw_t *jobs)
+{
+    size_t len = 0;
+    const char *data = dbt_mpw_data (jobs, &len);
+    char err [DBT_ERRMSG_LEN];
+    dbt_mpr_t *reader = dbt_mpr_new (data, len, err);
+    if (!reader)
+        return false;
+    const msgpack_object *root = dbt_mpr_root (reader);
+    const msgpack_object *map = root->type == MSGPACK_OBJECT_ARRAY && root->via.array.size == 1
+                              ? &root->via.array.ptr [0] : NULL;
+    char *task = NULL, *queue = NULL;
+    bool same = map && dbt_mp_field_str (map, "task", true, &task, err) == 0
+             && dbt_mp_field_str (map, "queue", false, &queue, err) == 0
+             && streq (task, job->task) && (!queue || streq (queue, job->queue));
+    const msgpack_object *args = map ? dbt_mp_get (map, "args") : NULL;
+    size_t nargs = args && args->type == MSGPACK_OBJECT_ARRAY ? args->via.array.size : 0;
+    same = same && nargs == job->nargs;
+    for (size_t i = 0; same && i < nargs; i++) {
+        const char *str = NULL;
+        size_t slen = 0;
+        if (args->via.array.ptr [i].type == MSGPACK_OBJECT_NIL)
+            same = job->args [i] == NULL;
+        else
+            same = dbt_mp_str (&args->via.array.ptr [i], &str, &slen) == 0 && job->args [i]
+                && strlen (job->args [i]) == slen && memcmp (job->args [i], str, slen) == 0;
+    }
+    free (task);
+    free (queue);
+    dbt_mpr_destroy (&reader);
+    return same;
+}
+
+//  The record of a job a retried submission found already there (409):
+//  the first copy's, when this node named the job (jobs NULL) or the
+//  record is what the submission asks for; NULL otherwise (a real
+//  conflict: keep the 409).
 static dbt_response_t *
-s_kept_job (dbt_api_t *self, const char *endpoint, const char *id)
+s_kept_job (dbt_api_t *self, const char *endpoint, const char *id, dbt_mpw_t *jobs)
 {
     s_status_t status = { "job_id", id };
     dbt_reply_t *reply = NULL;
@@ -674,8 +714,8 @@ s_kept_job (dbt_api_t *self, const char *endpoint, const char *id)
     if (!response) {
         char err [DBT_ERRMSG_LEN];
         dbt_job_t *job = dbt_job_unpack (reply->data, err);
-        response = job ? s_success (s_job_resp_of (job))
-                       : dbt_api_error (500, "malformed reply from dispatcher");
+        response = !job ? dbt_api_error (500, "malformed reply from dispatcher")
+                 : !jobs || s_same_job (job, jobs) ? s_success (s_job_resp_of (job)) : NULL;
         dbt_job_destroy (&job);
         dbt_reply_destroy (&reply);
     }
@@ -740,11 +780,16 @@ s_post_job (s_req_t *req)
                                       req->api->args.config->request_timeout_ms, &reply, &again);
             response = s_unknown_outcome (response, "job_id", route.id);
         }
-        if (response && response->status == 409 && again && route.named_here) {
-            //  Sent twice (a failover): the job this node named is the one
-            //  its first copy made. Nobody else can have that id.
-            dbt_response_destroy (&response);
-            response = s_kept_job (req->api, endpoint, route.id);
+        if (response && response->status == 409 && again) {
+            //  Sent twice (a failover): the job is the one its first copy
+            //  made when this node named it (nobody else can have that
+            //  id) or when the record is what this request asks for.
+            dbt_response_t *kept = s_kept_job (req->api, endpoint, route.id,
+                                               route.named_here ? NULL : submit.jobs);
+            if (kept) {
+                dbt_response_destroy (&response);
+                response = kept;
+            }
         }
         free (endpoint);
         if (!response) {

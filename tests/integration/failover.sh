@@ -139,9 +139,16 @@ log_ms () {     # log_ms LINE: the log line's timestamp in ms since the epoch
     date -d "$(printf '%s' "$1" | cut -d' ' -f1)" +%s%3N
 }
 : > "$NODE_DIR/kills.txt"
-active=a passive=b
+roles () {      # roles: sets active and passive from /health, or fails
+    local ra rb
+    ra=$(role a) rb=$(role b)
+    if [ "$ra" = active ] && [ "$rb" = passive ]; then active=a passive=b
+    elif [ "$ra" = passive ] && [ "$rb" = active ]; then active=b passive=a
+    else diag "roles: a $ra, b $rb"; return 1; fi
+}
 for round in 1 2 3 4 5; do
     sleep "$(awk -v r=$RANDOM 'BEGIN { printf "%.2f", 2 + (r % 200) / 100 }')"
+    roles || bail "round $round: not one active and one passive member"
     seen=$(grep -c "pair: this node's dispatcher is now ACTIVE" "$NODE_DIR/$passive.log")
     killed=$(now_ms)
     node_stop "$active" KILL
@@ -155,10 +162,15 @@ for round in 1 2 3 4 5; do
     diag "round $round: killed $active; $passive active after ${took:-(never)} ms"
     ok "round $round: $passive is active within 5 s of the kill of $active" \
         test -n "$took" -a "${took:-99999}" -le 5000
+    if [ $round = 3 ]; then
+        #  Its disk lost as well: it must rejoin from the partner's copy
+        #  (an empty store's claim never wins over the partner's records).
+        rm -rf "$NODE_DIR/data-$active"
+        diag "round $round: $active's data_dir removed before its restart"
+    fi
     node_start "$active" || bail "$active did not restart in round $round"
     if [ "$active" = a ]; then want_a=passive want_b=active; else want_a=active want_b=passive; fi
     ok "round $round: restarted $active rejoins passive" wait_roles 30 "$want_a" "$want_b"
-    tmp=$active; active=$passive; passive=$tmp
 done
 sleep 2
 touch "$NODE_DIR/stop"
@@ -167,6 +179,9 @@ accepted=$(awk '$2 == 200' "$NODE_DIR/posted.txt" | wc -l)
 diag "accepted $accepted of $(wc -l < "$NODE_DIR/posted.txt"); others: $(awk '$2 != 200 { print $2 }' \
     "$NODE_DIR/posted.txt" | sort | uniq -c | tr '\n' ' ')"
 ok "jobs were accepted" test "$accepted" -ge 500
+#  Every id is new: a 409 would be the front's own retry (after a
+#  failover) taken for a conflict.
+is "$(awk '$2 == 409' "$NODE_DIR/posted.txt" | wc -l)" 0 "no submission was refused as a duplicate of itself"
 ok "jobs were accepted after the last failover" \
     test "$(awk '$2 == 200' "$NODE_DIR/posted.txt" | tail -50 | wc -l)" -eq 50
 
@@ -278,23 +293,48 @@ for id in $sample; do
 done
 is "$bad" 0 "a sample of results tables holds what the task returns"
 
-ok "one active member at the end" wait_roles 10 "$([ $active = a ] && echo active || echo passive)" \
-    "$([ $active = b ] && echo active || echo passive)"
+#  (Which one: a stall of the active member's host longer than the
+#  heartbeat may have swapped the roles since; docs/deployment.md.)
+ok "one active member at the end" roles
 eval "port=\${${active}_HTTP}"
 failovers=$(curl -s "http://127.0.0.1:$port/metrics" | awk '/^dungbeetle_failovers_total/ { print $2 }')
 ok "/metrics of the active member counts its takeover (${failovers:-none})" test "${failovers:-0}" -ge 1
 
+#  The partner lost for good: after sync_timeout (2 s) the active member
+#  acknowledges alone and says so; back in step once the partner returns.
+roles || bail "not one active and one passive member"
+eval "aport=\${${active}_HTTP}"
+alone () { curl -s "http://127.0.0.1:$aport/health" | jq -r '.data.failover.alone'; }
+node_stop "$passive" KILL
+sleep 1.5
+node_use c
+t0=$(now_ms)
+api POST /tasks/quick/jobs '{"job_id":"alone1","args":["7"]}'
+diag "a submission with the partner gone took $(( $(now_ms) - t0 )) ms: $STATUS $BODY"
+is "$STATUS" 200 "with the partner gone the active member still acknowledges"
+ok "/health of the active member says it carries on alone" test "$(alone)" = true
+ok "its log says so" grep -q "carrying on alone\|has not confirmed update" "$NODE_DIR/$active.log"
+ok "the job acknowledged alone runs" wait_state alone1 SUCCESS 30
+node_start "$passive" || bail "$passive did not restart"
+ok "the partner rejoins passive" wait_roles 30 "$([ $active = a ] && echo active || echo passive)" \
+    "$([ $active = b ] && echo active || echo passive)"
+settle_alone () { local n; for n in $(seq 50); do [ "$(alone)" = false ] && return 0; sleep 0.2; done; return 1; }
+ok "once the partner has caught up the active member is no longer alone" settle_alone
+
 dump () { mdb_dump -s jobs "$1" | sed '1,/^HEADER=END/d'; }
-same () {       # same DIR: DIR's jobs equal the active member's
-    [ -n "$1" ] && cmp -s <(dump "$NODE_DIR/data-$active") <(dump "$1")
+same () {       # same WHAT: the passive copy or c's replica equals the active member's jobs
+    local dir
+    roles 2>/dev/null || return 1
+    if [ "$1" = passive ]; then dir=$NODE_DIR/data-$passive
+    else dir=$(ls -d "$NODE_DIR/data-c/replica/$active".* 2>/dev/null | head -1); fi
+    [ -n "$dir" ] && cmp -s <(dump "$NODE_DIR/data-$active") <(dump "$dir")
 }
 settled () {
     local n
     for n in $(seq 60); do same "$1" && return 0; sleep 0.5; done
     return 1
 }
-ok "the passive member's records equal the active member's" settled "$NODE_DIR/data-$passive"
-ok "c's replica equals the active member's records" \
-    settled "$(ls -d "$NODE_DIR/data-c/replica/$active".* 2>/dev/null | head -1)"
+ok "the passive member's records equal the active member's" settled passive
+ok "c's replica equals the active member's records" settled replica
 
 done_testing
