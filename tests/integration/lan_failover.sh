@@ -32,7 +32,7 @@ ok "a is active and b passive after start" pair_wait_roles 30 active passive
 c_up () {
     local n
     for n in $(seq 100); do
-        curl -s -m 2 -H 'Content-Type: application/json' -d '{"job_id": "warm", "args": ["0"]}' \
+        curl -s -m 2 -H 'Content-Type: application/json' -d '{"job_id": "warm", "queue": "default", "args": ["0"]}' \
             "http://${NETNS_IP[c]}:6060/tasks/quick/jobs" | jq -e '.status == "success"' && return 0
         sleep 0.2
     done

@@ -5,7 +5,8 @@
 #           # background: keep-alive clients (4) post jobs to HOST:PORT, each
 #           # PAUSE s (0.1) apart, until the file STOP exists; each line of
 #           # OUT is "JOB STATUS SENT_MS ANSWERED_MS" (STATUS err: no answer).
-#           # Every 10th job runs task slow, the others quick (args: [n]).
+#           # Every 10th job runs task slow, the others quick (args: [n]),
+#           # all on queue default.
 #   pair_states POSTED HOST PORT [SECONDS]     # "JOB STATE ATTEMPTS DISPATCHER"
 #           # for every job POSTED acknowledged (200), polled until terminal
 #   pair_spans DIR HOSTS [KILLS]               # attempt spans from the logs
@@ -38,7 +39,7 @@ def client():
         try:
             conn = conn or http.client.HTTPConnection(host, port, timeout=15)
             conn.request("POST", "/tasks/%s/jobs" % task,
-                         json.dumps({"job_id": job, "args": [str(n)]}),
+                         json.dumps({"job_id": job, "queue": "default", "args": [str(n)]}),
                          {"Content-Type": "application/json"})
             r = conn.getresponse(); r.read(); status = r.status
         except Exception:
@@ -56,7 +57,7 @@ pair_states () {
     /usr/bin/python3 - "$@" <<'PY'
 import sys, json, http.client, time
 posted, host, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
-wait = float(sys.argv[4]) if len(sys.argv) > 4 else 120
+wait = float(sys.argv[4]) if len(sys.argv) > 4 else 60
 ids = [l.split()[0] for l in open(posted) if l.split()[1:2] == ["200"]]
 left, states, conn = set(ids), {}, None
 deadline = time.time() + wait
@@ -71,8 +72,8 @@ while left and time.time() < deadline:
                 state = "%s %s %s" % (d["state"], d.get("attempts", "-"), d.get("dispatcher") or "-")
             else:
                 state = "missing - -"
-        except Exception:
-            conn, state = None, "unreachable - -"
+        except Exception as e:
+            conn, state = None, "unreachable - %s" % type(e).__name__
         states[job] = state
         if state.split()[0] in ("SUCCESS", "FAILURE"):
             left.discard(job)
@@ -137,10 +138,22 @@ PY
 #  with 2 workers each, and c, an HTTP front with 4 workers; every node at
 #  log_level DEBUG, HTTP on its address port 6060, mesh on 6070. Logs in
 #  $NODE_DIR/HOST.log, pids in HOST.pid. Extra [mesh] lines for a and b
-#  in $PAIR_MESH_EXTRA.
+#  in $PAIR_MESH_EXTRA. PAIR_WORKERS=c: only c runs the jobs. (A node
+#  with a dispatcher always runs workers for its tasks' queues: a and b
+#  then tag the tasks with queue idle, so that their workers wait there,
+#  while pair_poster names queue default in every submission.)
 pair_lan_start () {
-    local h mesh conc
-    mkdir -p "$NODE_DIR/sql"
+    local h mesh conc sql
+    mkdir -p "$NODE_DIR/sql" "$NODE_DIR/sql-idle"
+    cat > "$NODE_DIR/sql-idle/pair.sql" <<'SQL'
+-- name: quick
+-- queue: idle
+SELECT $1::int AS n FROM pg_sleep(0.05);
+
+-- name: slow
+-- queue: idle
+SELECT $1::int AS n FROM pg_sleep(1.5);
+SQL
     cat > "$NODE_DIR/sql/pair.sql" <<'SQL'
 -- name: quick
 SELECT $1::int AS n FROM pg_sleep(0.05);
@@ -163,11 +176,13 @@ ${PAIR_MESH_EXTRA:-}"; conc=2 ;;
             c) mesh="dispatch = false
 peers = $PAIR_A, $PAIR_B"; conc=4 ;;
         esac
+        sql=$NODE_DIR/sql
+        [ "${PAIR_WORKERS:-}" = c ] && [ $h != c ] && sql=$NODE_DIR/sql-idle
         cat > "$NODE_DIR/$h.ini" <<INI
 [app]
 worker_name = $h
 server = ${NETNS_IP[$h]}:6060
-sql_directory = $NODE_DIR/sql
+sql_directory = $sql
 data_dir = $NODE_DIR/data-$h
 worker_concurrency = $conc
 log_level = DEBUG
