@@ -81,6 +81,8 @@ is "$(awk -v s=$settled '$1 > s && $2 != "passive"' "$NODE_DIR/roles-a.txt" | wc
     "a stayed passive after the heal"
 is "$(awk -v s=$settled '$1 > s && $2 != "active"' "$NODE_DIR/roles-b.txt" | wc -l)" 0 \
     "b stayed active after the heal"
+failovers=$(curl -s -m 2 "http://${NETNS_IP[b]}:6060/metrics" | awk '/^dungbeetle_failovers_total/ { print $2 }')
+ok "b's /metrics counts its takeover (${failovers:-none})" test "${failovers:-0}" -ge 1
 diag "a during the cut: $(awk -v c=$cut -v h=$heal '$1 > c && $1 < h { print $2 }' "$NODE_DIR/roles-a.txt" \
     | uniq -c | tr '\n' ' ')"
 
