@@ -112,10 +112,13 @@ for h in a b c; do
 done
 is "$(awk '$4 != "a"' "$NODE_DIR/states-c.txt" | wc -l)" 0 "c's answers all come from a's records"
 
-pair_spans "$NODE_DIR" "a b c" > "$NODE_DIR/spans.txt"
+pair_spans "$NODE_DIR" "a b c" "a b c" > "$NODE_DIR/spans.txt"
 diag "$(tail -1 "$NODE_DIR/spans.txt")"
 grep '^overlap' "$NODE_DIR/spans.txt" | head -5 | while read -r l; do diag "  $l"; done
 is "$(awk '/^attempts/ { print $6 }' "$NODE_DIR/spans.txt")" 0 "no job ran on two workers at once"
+grep '^rerun' "$NODE_DIR/spans.txt" | head -5 | while read -r l; do diag "  $l"; done
+is "$(awk '/^attempts/ { print $8 }' "$NODE_DIR/spans.txt")" 0 \
+    "no job ran again after it wrote its results on a worker that stayed up"
 
 dump () { mdb_dump -s jobs "$1" | sed '1,/^HEADER=END/d'; }
 same () { [ -n "$1" ] && cmp -s <(dump "$NODE_DIR/data-a") <(dump "$1"); }

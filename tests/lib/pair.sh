@@ -9,10 +9,13 @@
 #           # all on queue default.
 #   pair_states POSTED HOST PORT [SECONDS]     # "JOB STATE ATTEMPTS DISPATCHER"
 #           # for every job POSTED acknowledged (200), polled until terminal
-#   pair_spans DIR HOSTS [KILLS]               # attempt spans from the logs
-#           # DIR/HOST.log (log_level DEBUG); prints "overlap ..." lines and
-#           # "attempts N jobs N overlaps N"; KILLS has "HOST MS" lines: a
-#           # span still open on HOST ends at its next kill.
+#   pair_spans DIR HOSTS [SURVIVORS [KILLS]]   # attempt spans from the logs
+#           # DIR/HOST.log (log_level DEBUG); prints "overlap ..." lines (two
+#           # attempts of a job at once), "rerun ..." lines (an attempt that
+#           # began after one on a host of SURVIVORS, default HOSTS, wrote
+#           # its results), then "attempts N jobs N overlaps N reruns N".
+#           # KILLS has "HOST MS" lines: a span still open on HOST ends at
+#           # its next kill.
 #   pair_log_ms LINE                           # a log line's time in ms
 #   now_ms
 
@@ -88,9 +91,10 @@ pair_spans () {
     /usr/bin/python3 - "$@" <<'PY'
 import re, sys, datetime, collections
 d, hosts = sys.argv[1], sys.argv[2].split()
+survivors = sys.argv[3].split() if len(sys.argv) > 3 else hosts
 kills = collections.defaultdict(list)
-if len(sys.argv) > 3:
-    for line in open(sys.argv[3]):
+if len(sys.argv) > 4 and sys.argv[4]:
+    for line in open(sys.argv[4]):
         host, at = line.split()
         kills[host].append(int(at) / 1000.0)
 start_re = re.compile(r"^(\S+) DEBUG worker: running job '([^']+)' attempt (\d+)")
@@ -104,22 +108,32 @@ for host in hosts:
     for line in open("%s/%s.log" % (d, host), errors="replace"):
         m = start_re.match(line)
         if m:
-            spans[m.group(2)][(host, m.group(3))] = [t(m.group(1)), None]
+            spans[m.group(2)][(host, m.group(3))] = [t(m.group(1)), None, None]
             continue
         m = end_re.match(line) or fence_re.match(line)
         if m and (host, m.group(3)) in spans[m.group(2)]:
             span = spans[m.group(2)][(host, m.group(3))]
             if span[1] is None:
                 span[1] = t(m.group(1))
+                span[2] = m.group(4) if m.re is end_re else "fenced"
     for runs in spans.values():
         for (h, att), span in runs.items():
             if h == host and span[1] is None:
                 after = [k for k in kills[host] if k >= span[0]]
                 if after:
                     span[1] = min(after)
-attempts = overlaps = 0
+attempts = overlaps = reruns = 0
 for job, runs in sorted(spans.items()):
-    items = sorted((s, e if e else float("inf"), k) for k, (s, e) in runs.items())
+    items = sorted((s, e if e else float("inf"), k) for k, (s, e, how) in runs.items())
+    #  An attempt that wrote its results on a host that stayed up ends the
+    #  job: its worker reports it until the dispatcher (whichever) has it.
+    wrote = [(e, k) for k, (s, e, how) in runs.items() if how == "wrote" and k[0] in survivors]
+    if wrote:
+        first = min(wrote)
+        for s2, e2, k2 in items:
+            if s2 > first[0]:
+                reruns += 1
+                print("rerun", job, "%s/%s" % first[1], first[0], "%s/%s" % k2, s2)
     attempts += len(items)
     #  Each attempt against the one that ends last among those before it.
     last = None
@@ -129,7 +143,7 @@ for job, runs in sorted(spans.items()):
             print("overlap", job, "%s/%s" % last[2], last[0], last[1], "%s/%s" % k2, s2)
         if not last or e2 > last[1]:
             last = (s2, e2, k2)
-print("attempts", attempts, "jobs", len(spans), "overlaps", overlaps)
+print("attempts", attempts, "jobs", len(spans), "overlaps", overlaps, "reruns", reruns)
 PY
 }
 
