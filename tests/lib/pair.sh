@@ -99,9 +99,10 @@ if len(sys.argv) > 4 and sys.argv[4]:
         kills[host].append(int(at) / 1000.0)
 start_re = re.compile(r"^(\S+) DEBUG worker: running job '([^']+)' attempt (\d+)")
 end_re = re.compile(r"^(\S+) INFO  worker: job '([^']+)' attempt (\d+) (wrote|failed)")
-#  A fenced attempt ends when its worker gives it up: from then on its
-#  runner writes nothing.
-fence_re = re.compile(r"^(\S+) WARN  worker: dispatcher silent for \d+ ms, stopping job '([^']+)' attempt (\d+)")
+#  A fenced attempt ends when its worker gives it up ("... stopping job 'J'
+#  attempt N (it will run again; it writes no results now)"): from then
+#  on its runner writes nothing.
+fence_re = re.compile(r"^(\S+) WARN  worker: .*stopping job '([^']+)' attempt (\d+) \(it will run again")
 def t(s): return datetime.datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
 spans = collections.defaultdict(dict)
 for host in hosts:
