@@ -184,7 +184,12 @@ s_call_raw (dbt_api_t *self, const char *endpoint, int command, s_build_fn *buil
     const char *members [2] = { endpoint, partner };
     dbt_client_t *clients [2] = { NULL, NULL };
     int64_t sent_at [2] = { 0, 0 };         //  monotonic ms of the request awaiting an answer
+    //  A sync member holds its answer up to sync_timeout while its partner
+    //  does not confirm: a vote sooner would elect the partner of a member
+    //  that is alive and merely waiting.
     int64_t patience = 2 * self->args.config->heartbeat_ms;
+    if (patience < self->args.config->sync_timeout_ms + self->args.config->heartbeat_ms)
+        patience = self->args.config->sync_timeout_ms + self->args.config->heartbeat_ms;
     int64_t deadline = dbt_clock_ms () + timeout_ms, next_send = 0;
     int next = 0, winner = -1, sends = 0, rc = DBT_ETIMEDOUT;
     while (winner < 0 && rc != DBT_ETOOBIG && dbt_clock_ms () < deadline) {
@@ -196,8 +201,10 @@ s_call_raw (dbt_api_t *self, const char *endpoint, int command, s_build_fn *buil
             if (clients [next]) {
                 dbt_mpw_t *w = dbt_client_begin (clients [next]);
                 build (w, arg);
-                if (vote)
+                if (vote) {
                     dbt_mpw_kbool (w, "vote", true);
+                    dbt_mpw_kstr (w, "voter", self->args.config->worker_name);
+                }
                 //  Sent now, answered below (no wait here).
                 rc = dbt_client_call (clients [next], command, 0, reply_p, err);
                 if (rc == DBT_ETIMEDOUT) {

@@ -755,8 +755,17 @@ s_handle_worker (dbt_disp_t *self, dbt_msg_t *msg)
         s_warn_malformed (self, "worker message from a second peer with the display id of a known worker");
         return;
     }
-    if (!dbt_disp__serving (self) && !dbt_disp__pair_admit (self, msg, 0, true))
-        return;                         //  told to go to the active partner
+    if (self->pair) {
+        //  The worker's node: its routing id is "<node>/<hex>".
+        char node [DBT_WORKER_DISPLAY_MAX];
+        const char *slash = memchr (key, '/', strlen (key));
+        size_t len = slash ? (size_t) (slash - key) : 0;
+        memcpy (node, key, len);
+        node [len] = 0;
+        dbt_disp__pair_heard (self, node, len);
+        if (!dbt_disp__serving (self) && !dbt_disp__pair_admit (self, msg, 0, true, node))
+            return;                     //  told to go to the active partner
+    }
     if (msg->command == DBT_W_READY)
         s_handle_ready (self, msg, key);
     else

@@ -743,9 +743,16 @@ dbt_disp__handle_client (dbt_disp_t *self, dbt_msg_t *msg)
     }
     //  A dispatcher that is not its pair's active member answers only
     //  what needs no schedule; the rest may make it active (or is refused).
+    if (self->pair && msg->command != DBT_C_PAIR) {
+        const msgpack_object *from = dbt_mp_get (msg->map, "node");
+        const char *node;
+        size_t len;
+        if (from && dbt_mp_str (from, &node, &len) == 0)
+            dbt_disp__pair_heard (self, node, len);
+    }
     if (msg->command != DBT_C_PING && msg->command != DBT_C_STATS && msg->command != DBT_C_SNAPSHOT
     &&  msg->command != DBT_C_PAIR && !dbt_disp__serving (self)
-    &&  !dbt_disp__pair_admit (self, msg, rid, false))
+    &&  !dbt_disp__pair_admit (self, msg, rid, false, NULL))
         return;
     switch (msg->command) {
         case DBT_C_PAIR:    dbt_disp__handle_pair (self, msg); break;

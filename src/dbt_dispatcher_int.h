@@ -96,6 +96,7 @@ typedef struct {
     zlistx_t *held;             //  active, sync: dbt_disp_out_t waiting for `confirmed`
     bool alone;                 //  active: carrying on without the partner
     uint64_t failovers;         //  takeovers by this member since it started
+    int64_t remote_heard;       //  monotonic ms of the last message from another node (0 = never)
     bool terminated;            //  $TERM received
 } dbt_disp_t;
 
@@ -181,6 +182,9 @@ void
 //  active member; false when it was refused (the reply is sent). hold:
 //  an outbox item of a committed turn, kept until the partner confirms it
 //  (true: taken). write: the pair's fields of PING and STATS replies.
+//  heard: a message from the node named node (len bytes) arrived; admit's
+//  voter is the requester's node (a worker's; a client's "voter" field
+//  when voter is NULL).
 int
     dbt_disp__pair_start (dbt_disp_t *self);
 void
@@ -193,8 +197,11 @@ void
     dbt_disp__pair_tick (dbt_disp_t *self);
 void
     dbt_disp__handle_pair (dbt_disp_t *self, dbt_msg_t *msg);
+void
+    dbt_disp__pair_heard (dbt_disp_t *self, const char *node, size_t len);
 bool
-    dbt_disp__pair_admit (dbt_disp_t *self, dbt_msg_t *msg, uint64_t rid, bool worker);
+    dbt_disp__pair_admit (dbt_disp_t *self, dbt_msg_t *msg, uint64_t rid, bool worker,
+                          const char *voter);
 bool
     dbt_disp__pair_hold (dbt_disp_t *self, dbt_disp_out_t *out);
 void

@@ -415,14 +415,47 @@ done:
     free (follows);
 }
 
+void
+dbt_disp__pair_heard (dbt_disp_t *self, const char *node, size_t len)
+{
+    const char *own = self->config->worker_name;
+    if (self->pair && node && len && !(strlen (own) == len && memcmp (own, node, len) == 0))
+        self->remote_heard = dbt_clock_ms ();
+}
+
+//  A vote from this member's own node (its workers, its HTTP front)
+//  cannot tell a lost partner from a cut between the two hosts; it
+//  counts only while no other node talks to this member (a deployment
+//  of two hosts). Callers on other hosts that still reach this member
+//  and do not vote say the partner is alive.
+static bool
+s_vote_counts (dbt_disp_t *self, const char *voter)
+{
+    if (!voter || !streq (voter, self->config->worker_name))
+        return true;
+    int64_t liveness = self->config->heartbeat_ms * self->config->heartbeat_liveness;
+    if (self->remote_heard && dbt_clock_ms () - self->remote_heard < liveness) {
+        dbt_log (DBT_LOG_DEBUG, "pair: not counting a vote from this node: other nodes reach it "
+                 "and do not vote");
+        return false;
+    }
+    return true;
+}
+
 bool
-dbt_disp__pair_admit (dbt_disp_t *self, dbt_msg_t *msg, uint64_t rid, bool worker)
+dbt_disp__pair_admit (dbt_disp_t *self, dbt_msg_t *msg, uint64_t rid, bool worker,
+                      const char *voter)
 {
     if (dbt_disp__serving (self))
         return true;
     char err [DBT_ERRMSG_LEN];
     bool vote = false;
+    char *named = NULL;
     dbt_mp_field_bool (msg->map, "vote", false, &vote, err);
+    if (vote && !voter)
+        dbt_mp_field_str (msg->map, "voter", false, &named, err);
+    vote = vote && s_vote_counts (self, voter ? voter : named);
+    free (named);
     dbt_pair_state_t was = dbt_pair_state (self->pair);
     const char *why = NULL;
     //  (Not while stepping down: that waits for the end of the turn.)

@@ -169,6 +169,7 @@ s_ping (self_t *self, s_origin_t *origin)
 {
     dbt_mpw_map (self->writer);
     dbt_mpw_ku64 (self->writer, "rid", ++origin->rid);
+    dbt_mpw_kstr (self->writer, "node", self->args->config->worker_name);
     dbt_mpw_end (self->writer);
     //  A request that cannot even be queued (an inproc peer that went
     //  away) counts as unanswered at once.
