@@ -1107,21 +1107,21 @@ s_failover_json (const msgpack_object *ping)
 {
     json_t *doc = json_object ();
     const char *strings [] = { "role", "partner", "partner_node", "replication" };
-    const char *bools [] = { "partner_up", "alone", "primary" };
+    const char *bools [] = { "partner_up", "alone", "primary", "isolated" };
     const char *counts [] = { "epoch", "confirmed", "failovers" };
     char err [DBT_ERRMSG_LEN];
-    for (size_t i = 0; i < 4; i++) {
+    for (size_t i = 0; i < sizeof (strings) / sizeof (strings [0]); i++) {
         char *value = NULL;
         dbt_mp_field_str (ping, strings [i], false, &value, err);
         json_object_set_new (doc, strings [i], value ? json_string (value) : json_null ());
         free (value);
     }
-    for (size_t i = 0; i < 3; i++) {
+    for (size_t i = 0; i < sizeof (bools) / sizeof (bools [0]); i++) {
         bool value = false;
         dbt_mp_field_bool (ping, bools [i], false, &value, err);
         json_object_set_new (doc, bools [i], json_boolean (value));
     }
-    for (size_t i = 0; i < 3; i++) {
+    for (size_t i = 0; i < sizeof (counts) / sizeof (counts [0]); i++) {
         uint64_t value = 0;
         dbt_mp_field_u64 (ping, counts [i], false, &value, err);
         json_object_set_new (doc, counts [i], json_integer ((json_int_t) value));

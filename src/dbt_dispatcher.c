@@ -870,9 +870,37 @@ s_assign (dbt_disp_t *self, dbt_disp_worker_t *worker, dbt_entry_t *entry)
     return true;
 }
 
+void
+dbt_disp__fence_workers (dbt_disp_t *self, const char *reason)
+{
+    for (dbt_disp_worker_t *worker = (dbt_disp_worker_t *) zhashx_first (self->workers); worker;
+         worker = (dbt_disp_worker_t *) zhashx_next (self->workers)) {
+        if (!worker->connected)
+            continue;
+        zlist_t *ids = dbt_queue_running_on (self->queue, worker->key);
+        for (char *id = (char *) zlist_first (ids); id; id = (char *) zlist_next (ids)) {
+            dbt_entry_t *entry = dbt_queue_lookup (self->queue, id);
+            if (!entry)
+                continue;
+            dbt_mpw_t *w = dbt_mpw_new ();
+            dbt_mpw_map (w);
+            dbt_mpw_kstr (w, "id", id);
+            dbt_mpw_ku64 (w, "attempt", entry->attempt);
+            dbt_mpw_kstr (w, "reason", reason);
+            dbt_mpw_kbool (w, "fence", true);
+            dbt_mpw_end (w);
+            s_send_worker (self, worker, DBT_W_CANCEL, w);
+            dbt_mpw_destroy (&w);
+        }
+        zlist_destroy (&ids);
+    }
+}
+
 static void
 s_dispatch (dbt_disp_t *self)
 {
+    if (self->isolated)
+        return;                         //  cut off: its partner may be running these
     size_t assigned = 0;
     bool progress = true;
     while (progress && assigned < MAX_MSGS_PER_TURN) {

@@ -750,6 +750,17 @@ dbt_disp__handle_client (dbt_disp_t *self, dbt_msg_t *msg)
         if (from && dbt_mp_str (from, &node, &len) == 0)
             dbt_disp__pair_heard (self, node, len);
     }
+    if (self->isolated && (msg->command == DBT_C_SUBMIT || msg->command == DBT_C_CANCEL)) {
+        //  Cut off (dbt_dispatcher_pair.c): the partner may be active.
+        dbt_disp__reply_begin (self, rid, 503, "this dispatcher hears neither its failover partner "
+                               "nor any other node; it takes no writes until it does");
+        dbt_mpw_map (self->writer);
+        dbt_mpw_kbool (self->writer, "passive", true);
+        dbt_mpw_kstr (self->writer, "active", self->config->mesh_partner);
+        dbt_mpw_end (self->writer);
+        dbt_disp__reply_end (self, msg->identity, rid, false);
+        return;
+    }
     if (msg->command != DBT_C_PING && msg->command != DBT_C_STATS && msg->command != DBT_C_SNAPSHOT
     &&  msg->command != DBT_C_PAIR && !dbt_disp__serving (self)
     &&  !dbt_disp__pair_admit (self, msg, rid, false, NULL))

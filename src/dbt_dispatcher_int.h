@@ -97,6 +97,7 @@ typedef struct {
     bool alone;                 //  active: carrying on without the partner
     uint64_t failovers;         //  takeovers by this member since it started
     int64_t remote_heard;       //  monotonic ms of the last message from another node (0 = never)
+    bool isolated;              //  active, but neither the partner nor another node heard lately
     bool terminated;            //  $TERM received
 } dbt_disp_t;
 
@@ -168,6 +169,11 @@ void
 //  Returns the number of jobs loaded, or -1.
 int
     dbt_disp__rebuild (dbt_disp_t *self);
+
+//  Tell every connected worker to stop the jobs it runs for us without
+//  writing results (they come back interrupted and run again).
+void
+    dbt_disp__fence_workers (dbt_disp_t *self, const char *reason);
 
 //  Forget every worker, telling those connected to go (reason).
 void

@@ -312,6 +312,37 @@ s_release (dbt_disp_t *self)
     }
 }
 
+//  An active member that has heard other nodes but now hears neither its
+//  partner nor any of them for the liveness period is most likely cut
+//  off from the rest: the partner may take over (on the others' votes)
+//  and run its jobs again. It stops its own node's workers' jobs before
+//  the partner's liveness period would give them to other workers, and
+//  dispatches and accepts no writes until it hears someone again (then
+//  it carries on, or steps down if the partner has taken over). A member
+//  that never heard another node (two hosts) is never isolated.
+static void
+s_isolation (dbt_disp_t *self)
+{
+    int64_t now = dbt_clock_ms ();
+    int64_t liveness = self->config->heartbeat_ms * self->config->heartbeat_liveness;
+    bool cut = dbt_disp__serving (self) && self->remote_heard
+            && !dbt_pair_partner_alive (self->pair, now) && now - self->remote_heard > liveness;
+    if (cut && !self->isolated) {
+        self->isolated = true;
+        dbt_log (DBT_LOG_WARN, "pair: this node has heard neither its partner nor any other node "
+                 "for %" PRId64 " ms: it is cut off; stopping its jobs on the workers it still "
+                 "reaches, dispatching nothing and refusing writes until it hears one",
+                 now - self->remote_heard);
+        dbt_disp__fence_workers (self, "the dispatcher is cut off from its failover partner");
+    }
+    else
+    if (!cut && self->isolated) {
+        self->isolated = false;
+        dbt_log (DBT_LOG_INFO, "pair: this node hears %s again", dbt_pair_partner_alive (self->pair, now)
+                 ? "its partner" : "other nodes");
+    }
+}
+
 void
 dbt_disp__pair_tick (dbt_disp_t *self)
 {
@@ -330,6 +361,7 @@ dbt_disp__pair_tick (dbt_disp_t *self)
         dbt_follow_handle (self->follow);
     if (dbt_pair_state (self->pair) == DBT_PAIR_ACTIVE && self->config->pair_sync)
         s_release (self);
+    s_isolation (self);
     if (dbt_clock_ms () >= self->pair_due)
         s_send_heartbeat (self);
 }
@@ -511,6 +543,7 @@ dbt_disp__pair_write (dbt_disp_t *self, dbt_mpw_t *writer)
     dbt_mpw_kbool (writer, "partner_up", dbt_pair_partner_alive (self->pair, dbt_clock_ms ()));
     dbt_mpw_kstr (writer, "replication", self->config->pair_sync ? "sync" : "async");
     dbt_mpw_kbool (writer, "alone", dbt_disp__serving (self) && self->alone);
+    dbt_mpw_kbool (writer, "isolated", self->isolated);
     dbt_mpw_ku64 (writer, "confirmed", self->confirmed);
     dbt_mpw_ku64 (writer, "epoch", dbt_store_epoch (self->store));
     dbt_mpw_ku64 (writer, "failovers", self->failovers);

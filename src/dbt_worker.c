@@ -382,10 +382,22 @@ s_handle_cancel (self_t *self, dbt_msg_t *msg)
     char err [DBT_ERRMSG_LEN];
     char *id = NULL;
     uint64_t attempt = 0;
+    bool fence = false;
+    dbt_mp_field_bool (msg->map, "fence", false, &fence, err);
     if (dbt_mp_field_str (msg->map, "id", true, &id, err) == 0
     &&  dbt_mp_field_u64 (msg->map, "attempt", true, &attempt, err) == 0) {
         for (int i = 0; i < self->nslots; i++) {
             s_slot_t *slot = &self->slots [i];
+            if (slot->job && streq (slot->job->id, id) && slot->job->attempts == attempt && fence) {
+                //  The dispatcher is cut off from its failover partner.
+                if (!slot->fenced)
+                    dbt_log (DBT_LOG_WARN, "worker: dispatcher is cut off, stopping job '%s' attempt %u "
+                             "(it will run again; it writes no results now)", id, slot->job->attempts);
+                slot->fenced = true;
+                dbt_cancel_request (slot->args.cancel, "the dispatcher is cut off");
+                slot->cancel_again = dbt_clock_ms () + CANCEL_REPEAT_MS;
+            }
+            else
             if (slot->job && streq (slot->job->id, id) && slot->job->attempts == attempt) {
                 dbt_log (DBT_LOG_INFO, "worker: cancelling job '%s'", id);
                 slot->by_request = true;
