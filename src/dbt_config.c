@@ -15,12 +15,14 @@
     "a;b"). '#' is NOT an inline comment: "token = ab#c" keeps "ab#c".
     Lines are limited to inih's build limit (200 bytes on Debian, less 3).
     Indented lines after a key are rejected (inih would glue them to the
-    previous value). The self test lives in dbt_config_test.c.
+    previous value). A value in double or single quotes (upstream's TOML
+    strings) is taken without them, see s_unquote. The self test lives in dbt_config_test.c.
     =========================================================================
 */
 #include "dbt_classes.h"
 #include <getopt.h>
 #include <ini.h>
+#include "dbt_config_env.h"
 
 //  Where a key may appear (bit set).
 #define S_APP       1           //  root level (before any section) and [app]
@@ -169,29 +171,6 @@ static const s_key_t s_keys [] = {
 };
 
 
-//  State of one pass over one source (file, string or environment).
-typedef struct {
-    dbt_config_t *config;       //  configuration being filled
-    const char *source;         //  file name or "<string>" for messages
-    //  line reader
-    FILE *file;                 //  file being read, or NULL
-    const char *text;           //  string being read, or NULL
-    size_t pos;                 //  read position in text
-    char *raw;                  //  current line (getline buffer)
-    size_t rawcap;              //  its allocation
-    int line;                   //  number of the current line
-    bool indented;              //  current line starts with whitespace
-    bool prev_key;              //  a key was read since the last section
-                                //  header (inih's multi-line state)
-    //  current section
-    int scope;                  //  S_APP ... of the current section
-    size_t index;               //  index in dbs / results / queues
-    char *section;              //  section name as written ("" = root)
-    zhashx_t *seen;             //  "section\nkey" set for duplicate checks
-    //  first error
-    int err_line;               //  its line, 0 = none
-    char err [DBT_ERRMSG_LEN];  //  its message without the location
-} s_pass_t;
 
 //  --------------------------------------------------------------------------
 //  Field access. Strings go through memcpy because some fields are
@@ -643,8 +622,8 @@ s_queuesection (dbt_config_t *config, const char *name)
 
 //  Make section name current (adding it to config when new). Returns -1
 //  with msg when the name is not a section we know.
-static int
-s_section_open (s_pass_t *pass, const char *name, int line, char *msg)
+int
+dbt_config_section_open (dbt_config_pass_t *pass, const char *name, int line, char *msg)
 {
     static const struct {
         const char *prefix;     //  section prefix including the dot
@@ -701,8 +680,8 @@ s_section_open (s_pass_t *pass, const char *name, int line, char *msg)
 
 //  Set key name to value in the current section. qualify puts "[section]
 //  key: " before value errors (file); the environment names its variable.
-static int
-s_apply (s_pass_t *pass, const char *name, const char *value, bool qualify, char *msg)
+int
+dbt_config_apply (dbt_config_pass_t *pass, const char *name, const char *value, bool qualify, char *msg)
 {
     const char *label = *pass->section ? pass->section : "app";
     const s_key_t *key = s_key_find (pass->scope, name);
@@ -764,11 +743,11 @@ s_apply (s_pass_t *pass, const char *name, const char *value, bool qualify, char
 
 //  --------------------------------------------------------------------------
 //  INI reading. inih calls s_reader for each line and s_handler for each
-//  key; both run on the same s_pass_t, so the handler knows the line.
+//  key; both run on the same dbt_config_pass_t, so the handler knows the line.
 
 //  Record the first error of a pass at the current line.
 static void
-s_pass_fail (s_pass_t *pass, const char *msg)
+s_pass_fail (dbt_config_pass_t *pass, const char *msg)
 {
     if (pass->err_line == 0) {
         pass->err_line = pass->line > 0 ? pass->line : 1;
@@ -779,7 +758,7 @@ s_pass_fail (s_pass_t *pass, const char *msg)
 //  Read the next raw line into pass->raw without its newline; returns its
 //  length or -1 at the end.
 static ssize_t
-s_next_line (s_pass_t *pass)
+s_next_line (dbt_config_pass_t *pass)
 {
     ssize_t len;
     if (pass->file) {
@@ -813,7 +792,7 @@ s_next_line (s_pass_t *pass)
 static char *
 s_reader (char *str, int num, void *stream)
 {
-    s_pass_t *pass = (s_pass_t *) stream;
+    dbt_config_pass_t *pass = (dbt_config_pass_t *) stream;
     if (pass->err_line)
         return NULL;            //  stop at the first error
     ssize_t len = s_next_line (pass);
@@ -861,7 +840,7 @@ s_reader (char *str, int num, void *stream)
         char *name = dbt_strndup (start + 1, (size_t) (close - start - 1));
         int rc = -1;
         if (*name)
-            rc = s_section_open (pass, name, pass->line, msg);
+            rc = dbt_config_section_open (pass, name, pass->line, msg);
         else
             dbt_err_set (msg, "empty section name []");
         free (name);
@@ -877,11 +856,45 @@ s_reader (char *str, int num, void *stream)
     return str;
 }
 
+//  A value written in quotes, as upstream's TOML wrote strings: "text" (no
+//  backslash inside: TOML would read it as an escape) or 'text' (literal),
+//  optionally followed by whitespace and a # comment. Sets *out to a new
+//  string without the quotes, or NULL when value is not quoted. Returns 0,
+//  or -1 with msg when a quoted value is malformed.
+static int
+s_unquote (const char *value, char **out, char *msg)
+{
+    *out = NULL;
+    char quote = *value;
+    if (quote != '"' && quote != '\'')
+        return 0;
+    const char *close = strchr (value + 1, quote);
+    if (!close) {
+        dbt_err_set (msg, "unterminated quoted value %s (note that ' ;' starts a comment)",
+                     value);
+        return -1;
+    }
+    const char *rest = close + 1;
+    while (isspace ((unsigned char) *rest))
+        rest++;
+    if (*rest && !(*rest == '#' && rest > close + 1)) {
+        dbt_err_set (msg, "unexpected text after the quoted value: '%s'", rest);
+        return -1;
+    }
+    if (quote == '"' && memchr (value + 1, '\\', (size_t) (close - value - 1))) {
+        dbt_err_set (msg, "a backslash inside \"...\" is a TOML escape, which is not read "
+                     "here: write the value without quotes, or in '...'");
+        return -1;
+    }
+    *out = dbt_strndup (value + 1, (size_t) (close - value - 1));
+    return 0;
+}
+
 //  inih handler: one key of the current section. Returns 1, or 0 on error.
 static int
 s_handler (void *user, const char *section, const char *name, const char *value)
 {
-    s_pass_t *pass = (s_pass_t *) user;
+    dbt_config_pass_t *pass = (dbt_config_pass_t *) user;
     if (pass->err_line)
         return 1;
     char msg [DBT_ERRMSG_LEN];
@@ -898,7 +911,19 @@ s_handler (void *user, const char *section, const char *name, const char *value)
         return 0;
     }
     pass->prev_key = true;
-    if (s_apply (pass, name, value, true, msg) != 0) {
+    char *unquoted = NULL;
+    if (s_unquote (value, &unquoted, msg) != 0) {
+        char full [DBT_ERRMSG_LEN];
+        if (*pass->section)
+            dbt_err_set (full, "[%s] %s: %s", pass->section, name, msg);
+        else
+            dbt_err_set (full, "%s: %s", name, msg);
+        s_pass_fail (pass, full);
+        return 0;
+    }
+    int rc = dbt_config_apply (pass, name, unquoted ? unquoted : value, true, msg);
+    free (unquoted);
+    if (rc != 0) {
         s_pass_fail (pass, msg);
         return 0;
     }
@@ -907,7 +932,7 @@ s_handler (void *user, const char *section, const char *name, const char *value)
 
 //  Run inih over the pass's file or text. Returns 0, or -1 with err.
 static int
-s_parse_ini (s_pass_t *pass, char *err)
+s_parse_ini (dbt_config_pass_t *pass, char *err)
 {
     pass->scope = S_APP;
     pass->section = dbt_strdup ("");
@@ -946,7 +971,7 @@ s_parse_ini (s_pass_t *pass, char *err)
 static int
 s_load_file (dbt_config_t *config, const char *path, char *err)
 {
-    s_pass_t pass = { .config = config, .source = path };
+    dbt_config_pass_t pass = { .config = config, .source = path };
     pass.file = fopen (path, "r");
     if (!pass.file) {
         dbt_err_set (err, "cannot open config file '%s': %s%s", path, strerror (errno),
@@ -955,94 +980,6 @@ s_load_file (dbt_config_t *config, const char *path, char *err)
     }
     int rc = s_parse_ini (&pass, err);
     fclose (pass.file);
-    return rc;
-}
-
-//  --------------------------------------------------------------------------
-//  Environment: DUNGBEETLE_<SECTION>__<KEY>, parts separated by "__" and
-//  lowercased. One part is a root key, two are [section] key, three are
-//  [section.name] key (so names with upper case or "__" cannot be set).
-
-extern char **environ;
-
-static int
-s_strcmp_ptr (const void *a, const void *b)
-{
-    return strcmp (*(char *const *) a, *(char *const *) b);
-}
-
-static int
-s_load_env (dbt_config_t *config, char *err)
-{
-    static const char prefix [] = "DUNGBEETLE_";
-    size_t count = 0;
-    for (char **env = environ; env && *env; env++)
-        if (strncmp (*env, prefix, sizeof (prefix) - 1) == 0)
-            count++;
-    if (count == 0)
-        return 0;
-    //  Sorted, so that the first error is always the same one.
-    char **vars = (char **) dbt_malloc (count * sizeof (char *));
-    count = 0;
-    for (char **env = environ; env && *env; env++)
-        if (strncmp (*env, prefix, sizeof (prefix) - 1) == 0)
-            vars [count++] = dbt_strdup (*env);
-    qsort (vars, count, sizeof (char *), s_strcmp_ptr);
-
-    s_pass_t pass = { .config = config, .source = "environment" };
-    pass.seen = zhashx_new ();
-    pass.section = dbt_strdup ("");
-    int rc = 0;
-    char msg [DBT_ERRMSG_LEN];
-    for (size_t i = 0; i < count && rc == 0; i++) {
-        char *var = vars [i];
-        char *eq = strchr (var, '=');
-        assert (eq);
-        *eq = 0;
-        const char *value = eq + 1;
-        //  Split the lowercased name on "__".
-        char *path = dbt_strdup (var + sizeof (prefix) - 1);
-        for (char *p = path; *p; p++)
-            *p = (char) tolower ((unsigned char) *p);
-        char *parts [4] = { NULL };
-        size_t nparts = 0;
-        char *p = path;
-        bool bad = false;
-        while (true) {
-            char *sep = strstr (p, "__");
-            if (sep)
-                *sep = 0;
-            if (!*p || nparts == 3)
-                bad = true;
-            else
-                parts [nparts++] = p;
-            if (!sep || bad)
-                break;
-            p = sep + 2;
-        }
-        if (bad) {
-            dbt_err_set (err, "%s: cannot map the name to a config key (expected DUNGBEETLE_KEY, "
-                         "DUNGBEETLE_SECTION__KEY or DUNGBEETLE_SECTION__NAME__KEY)", var);
-            rc = -1;
-        }
-        else {
-            char *section = nparts == 1 ? dbt_strdup ("")
-                          : nparts == 2 ? dbt_strdup (parts [0])
-                          : dbt_printf ("%s.%s", parts [0], parts [1]);
-            if (s_section_open (&pass, section, 0, msg) != 0
-            ||  s_apply (&pass, parts [nparts - 1], value, false, msg) != 0) {
-                dbt_err_set (err, "%s: %s", var, msg);
-                rc = -1;
-            }
-            free (section);
-        }
-        free (path);
-    }
-    for (size_t i = 0; i < count; i++)
-        free (vars [i]);
-    free (vars);
-    zhashx_destroy (&pass.seen);
-    free (pass.section);
     return rc;
 }
 
@@ -1181,7 +1118,7 @@ dbt_config_from_string (const char *ini, char *err)
 {
     assert (ini);
     dbt_config_t *self = s_config_new ();
-    s_pass_t pass = { .config = self, .source = "<string>", .text = ini };
+    dbt_config_pass_t pass = { .config = self, .source = "<string>", .text = ini };
     if (s_parse_ini (&pass, err) != 0 || s_finish (self, "<string>", err) != 0)
         dbt_config_destroy (&self);
     return self;
@@ -1392,7 +1329,7 @@ dbt_config_load (int argc, char **argv, dbt_config_t **config_p, dbt_action_t *a
         self->config_file = dbt_strdup (flags.config ? flags.config : "config.ini");
         rc = s_load_file (self, self->config_file, err);
         if (rc == 0)
-            rc = s_load_env (self, err);
+            rc = dbt_config_env_load (self, err);
         for (size_t i = 0; rc == 0 && i < flags.count; i++) {
             char msg [DBT_ERRMSG_LEN];
             const s_key_t *key = s_key_find (S_APP, flags.names [i]);

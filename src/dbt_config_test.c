@@ -8,6 +8,7 @@
     =========================================================================
 */
 #include "dbt_classes.h"
+#include "dbt_config_env.h"
 
 extern char **environ;
 
@@ -433,6 +434,26 @@ dbt_config_test (bool verbose)
     assert (s_test_load (&config, &action, err, "--config", nul_path, NULL) == -1);
     assert (strstr (err, "nul.ini:2: NUL byte in config file"));
 
+    //  quoted values, as upstream's TOML writes strings
+    config = s_test_ini ("log_level = \"DEBUG\"\nqueue = 'q1' # a TOML comment\n"
+                         "[app]\nserver = \"127.0.0.1:7000\"   \nauth_token = \"a#b;c\"\n"
+                         "worker_name = \"it's\"\n"
+                         "[db.q]\ntype = \"postgres\"\ndsn = 'host=h user=\"u\"'\n", NULL);
+    assert (config->log_level == DBT_LOG_DEBUG && streq (config->queue, "q1"));
+    assert (streq (config->server, "127.0.0.1:7000") && streq (config->auth_token, "a#b;c"));
+    assert (streq (config->worker_name, "it's"));
+    assert (streq (dbt_config_db (config, "q")->conf.dsn, "host=h user=\"u\""));
+    dbt_config_destroy (&config);
+    s_test_ini ("data_dir = ''", "data_dir: must not be empty");
+    s_test_ini ("queue = \"abc", "queue: unterminated quoted value \"abc");
+    s_test_ini ("queue = \"a ;b\"", "unterminated quoted value");
+    s_test_ini ("queue = \"a\"b", "queue: unexpected text after the quoted value: 'b'");
+    s_test_ini ("queue = \"a\"#b", "unexpected text after the quoted value: '#b'");
+    s_test_ini ("[app]\nqueue = \"a\\\\b\"", "[app] queue: a backslash inside");
+    config = s_test_ini ("auth_token = a\"b\"", NULL);
+    assert (streq (config->auth_token, "a\"b\""));
+    dbt_config_destroy (&config);
+
     //  environment over file
     setenv ("DUNGBEETLE_QUEUE", "env_q", 1);
     setenv ("DUNGBEETLE_APP__LOG_LEVEL", "error", 1);
@@ -491,10 +512,32 @@ dbt_config_test (bool verbose)
     assert (s_test_load (&config, &action, err, config_flag, NULL) == -1);
     assert (strstr (err, "DUNGBEETLE_A__B__C__D: cannot map the name"));
     unsetenv ("DUNGBEETLE_A__B__C__D");
+    //  upstream's keys without a meaning here are warned about and ignored
     setenv ("DUNGBEETLE_JOB_QUEUE__STATE__EXPIRY", "30s", 1);
-    assert (s_test_load (&config, &action, err, config_flag, NULL) == -1);
-    assert (strstr (err, "DUNGBEETLE_JOB_QUEUE__STATE__EXPIRY: section [job_queue.state] is not supported"));
+    setenv ("DUNGBEETLE_JOB_QUEUE__BROKER__ADDRESSES", "[\"localhost:6379\"]", 1);
+    setenv ("DUNGBEETLE_CONFIG", "other.toml", 1);
+    setenv ("DUNGBEETLE_DB__MY_DB__UNLOGGED", "true", 1);
+    assert (s_test_load (&config, &action, err, config_flag, NULL) == 0);
+    assert (streq (config->queue, "env_q"));
+    assert (dbt_config_db (config, "my_db") && !dbt_config_db (config, "my_db")->conf.unlogged);
+    dbt_config_destroy (&config);
     unsetenv ("DUNGBEETLE_JOB_QUEUE__STATE__EXPIRY");
+    unsetenv ("DUNGBEETLE_JOB_QUEUE__BROKER__ADDRESSES");
+    unsetenv ("DUNGBEETLE_CONFIG");
+    unsetenv ("DUNGBEETLE_DB__MY_DB__UNLOGGED");
+    const char *why = NULL;
+    assert (dbt_config_env_upstream_only ("job_queue__broker__type", &why) && strstr (why, "LMDB"));
+    assert (dbt_config_env_upstream_only ("job_queue", NULL));
+    assert (dbt_config_env_upstream_only ("db__a__unlogged", &why) && strstr (why, "results"));
+    assert (!dbt_config_env_upstream_only ("results__a__unlogged", NULL));
+    assert (!dbt_config_env_upstream_only ("db__unlogged", NULL));
+    assert (!dbt_config_env_upstream_only ("job_queues", NULL));
+    assert (!dbt_config_env_upstream_only ("app__log_level", NULL));
+    //  but a typo in one of them is still an error
+    setenv ("DUNGBEETLE_DB__MY_DB__UNLOGGD", "true", 1);
+    assert (s_test_load (&config, &action, err, config_flag, NULL) == -1);
+    assert (strstr (err, "DUNGBEETLE_DB__MY_DB__UNLOGGD: unknown key 'unloggd' in [db.my_db]"));
+    unsetenv ("DUNGBEETLE_DB__MY_DB__UNLOGGD");
     setenv ("DUNGBEETLE_MESH__HEARTBEAT_LIVENESS", "99", 1);
     assert (s_test_load (&config, &action, err, config_flag, NULL) == -1);
     assert (streq (err, "DUNGBEETLE_MESH__HEARTBEAT_LIVENESS: expected an integer from 2 to 20, got '99'"));
