@@ -18,6 +18,7 @@
 . "$top_srcdir/tests/lib/tap.sh"
 . "$top_srcdir/tests/lib/node.sh"
 . "$top_srcdir/tests/lib/servers.sh"
+. "$top_srcdir/tests/lib/pair.sh"
 need "jq" command -v jq
 need "python3 at /usr/bin/python3" test -x /usr/bin/python3
 need "mdb_dump (apt-get install lmdb-utils)" command -v mdb_dump
@@ -104,40 +105,12 @@ wait_roles () { # wait_roles SECONDS A_ROLE B_ROLE
 }
 ok "a is active and b passive after start" wait_roles 30 active passive
 
-#  The load: 4 keep-alive clients (about 100 jobs/s) through c until the stop file appears;
+#  The load: 4 keep-alive clients (about 100 jobs/s) through c until the
+#  stop file appears;
 #  every 10th job is slow (2 s) so that some run across each kill.
-/usr/bin/python3 - "$c_HTTP" "$NODE_DIR/stop" > "$NODE_DIR/posted.txt" <<'PY' &
-import sys, os, json, http.client, threading, itertools, time
-port, stop = int(sys.argv[1]), sys.argv[2]
-lock, counter = threading.Lock(), itertools.count()
-def client():
-    conn = None
-    while not os.path.exists(stop):
-        with lock:
-            n = next(counter)
-        task = "slow" if n % 10 == 0 else "quick"
-        job = "f%d" % n
-        status = "err"
-        try:
-            conn = conn or http.client.HTTPConnection("127.0.0.1", port, timeout=15)
-            conn.request("POST", "/tasks/%s/jobs" % task, json.dumps({"job_id": job, "args": [str(n)]}),
-                         {"Content-Type": "application/json"})
-            r = conn.getresponse(); r.read(); status = r.status
-        except Exception:
-            conn = None
-        with lock:
-            print(job, status, flush=True)
-        time.sleep(0.04)
-threads = [threading.Thread(target=client) for _ in range(4)]
-for t in threads: t.start()
-for t in threads: t.join()
-PY
+pair_poster "$NODE_DIR/posted.txt" "$NODE_DIR/stop" 127.0.0.1 "$c_HTTP" 4 0.04
 poster=$!
 
-now_ms () { date +%s%3N; }
-log_ms () {     # log_ms LINE: the log line's timestamp in ms since the epoch
-    date -d "$(printf '%s' "$1" | cut -d' ' -f1)" +%s%3N
-}
 : > "$NODE_DIR/kills.txt"
 roles () {      # roles: sets active and passive from /health, or fails
     local ra rb
@@ -156,7 +129,7 @@ for round in 1 2 3 4 5; do
     took=
     for i in $(seq 100); do
         line=$(grep "pair: this node's dispatcher is now ACTIVE" "$NODE_DIR/$passive.log" | sed -n "$((seen + 1))p")
-        [ -n "$line" ] && { took=$(( $(log_ms "$line") - killed )); break; }
+        [ -n "$line" ] && { took=$(( $(pair_log_ms "$line") - killed )); break; }
         sleep 0.1
     done
     diag "round $round: killed $active; $passive active after ${took:-(never)} ms"
@@ -185,37 +158,9 @@ is "$(awk '$2 == 409' "$NODE_DIR/posted.txt" | wc -l)" 0 "no submission was refu
 ok "jobs were accepted after the last failover" \
     test "$(awk '$2 == 200' "$NODE_DIR/posted.txt" | tail -50 | wc -l)" -eq 50
 
-check () {      # check PORT: the state and attempts of every accepted job, as that node says
-    /usr/bin/python3 - "$NODE_DIR/posted.txt" "$1" <<'PY'
-import sys, json, http.client, time
-ids = [l.split()[0] for l in open(sys.argv[1]) if l.split()[1:2] == ["200"]]
-left, states, conn = set(ids), {}, None
-deadline = time.time() + 180
-while left and time.time() < deadline:
-    for job in sorted(left):
-        try:
-            conn = conn or http.client.HTTPConnection("127.0.0.1", int(sys.argv[2]), timeout=5)
-            conn.request("GET", "/jobs/" + job)
-            r = conn.getresponse(); body = r.read()
-            if r.status == 200:
-                d = json.loads(body)["data"]
-                state = "%s %s" % (d["state"], d.get("attempts", "?"))
-            else:
-                state = "missing -"
-        except Exception:
-            conn, state = None, "unreachable -"
-        states[job] = state
-        if state.split()[0] in ("SUCCESS", "FAILURE"):
-            left.discard(job)
-    if left:
-        time.sleep(0.5)
-for job in ids:
-    print(job, states.get(job, "unknown -"))
-PY
-}
 for node in a b c; do
     eval "port=\${${node}_HTTP}"
-    check "$port" > "$NODE_DIR/states-$node.txt"
+    pair_states "$NODE_DIR/posted.txt" 127.0.0.1 "$port" 180 > "$NODE_DIR/states-$node.txt"
     is "$(awk '$2 == "missing"' "$NODE_DIR/states-$node.txt" | wc -l)" 0 "every accepted job is found on $node"
     is "$(awk '$2 != "SUCCESS"' "$NODE_DIR/states-$node.txt" | wc -l)" 0 "every accepted job succeeded, as $node says"
 done
@@ -289,7 +234,7 @@ table_rows () { psql "$PG_DSN" -X -A -t -q -c "SELECT n FROM results_$1"; }
 sample=$(awk '$2 == 200 { print $1 }' "$NODE_DIR/posted.txt" | shuf -n 30 --random-source=/dev/zero)
 bad=0
 for id in $sample; do
-    [ "$(table_rows "$id")" = "${id#f}" ] || { diag "results of $id: '$(table_rows "$id")'"; bad=$((bad + 1)); }
+    [ "$(table_rows "$id")" = "${id#p}" ] || { diag "results of $id: '$(table_rows "$id")'"; bad=$((bad + 1)); }
 done
 is "$bad" 0 "a sample of results tables holds what the task returns"
 
