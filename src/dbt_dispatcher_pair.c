@@ -405,16 +405,10 @@ dbt_disp__handle_pair (dbt_disp_t *self, dbt_msg_t *msg)
     }
     if (!self->partner_instance || !streq (self->partner_instance, instance)) {
         dbt_log (DBT_LOG_INFO, "pair: partner '%s' (%s) heard, run %s, %s", node, endpoint, instance, state);
-        zstr_free (&self->partner_instance);
-        self->partner_instance = instance;
-        instance = NULL;
+        dbt_str_move (&self->partner_instance, &instance);
     }
-    free (self->partner_node);
-    self->partner_node = node;
-    node = NULL;
-    free (self->partner_publish);
-    self->partner_publish = publish;
-    publish = NULL;
+    dbt_str_move (&self->partner_node, &node);
+    dbt_str_move (&self->partner_publish, &publish);
     dbt_pair_state_t was = dbt_pair_state (self->pair);
     dbt_pair_state_t peer = dbt_pair_state_named (state, strlen (state));
     dbt_pair_set_claim (self->pair, s_claim (self));

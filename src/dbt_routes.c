@@ -282,22 +282,12 @@ dbt_routes_peer_up (dbt_routes_t *self, const char *endpoint, const msgpack_obje
         peer->up = true;
         peer->last_seen = dbt_time_ms ();
         peer->is_default = is_default;
-        free (peer->node);
-        peer->node = node;
-        node = NULL;
-        free (peer->instance);
-        peer->instance = instance;
-        instance = NULL;
-        free (peer->publish);
-        peer->publish = publish;
-        publish = NULL;
+        dbt_str_move (&peer->node, &node);
+        dbt_str_move (&peer->instance, &instance);
+        dbt_str_move (&peer->publish, &publish);
         peer->role = role ? dbt_pair_state_named (role, strlen (role)) : 0;
-        free (peer->partner);
-        peer->partner = partner;
-        partner = NULL;
-        free (peer->partner_node);
-        peer->partner_node = partner_node;
-        partner_node = NULL;
+        dbt_str_move (&peer->partner, &partner);
+        dbt_str_move (&peer->partner_node, &partner_node);
         zlist_purge (peer->queues);
         for (uint32_t q = 0; queues && queues->type == MSGPACK_OBJECT_ARRAY && q < queues->via.array.size; q++) {
             const char *str;

@@ -73,6 +73,14 @@ dbt_strdup (const char *str)
     return dbt_strndup (str, strlen (str));
 }
 
+void
+dbt_str_move (char **dest, char **src)
+{
+    free (*dest);
+    *dest = *src;
+    *src = NULL;
+}
+
 //  --------------------------------------------------------------------------
 //  Duplicate len bytes and terminate. Caller frees.
 

@@ -49,6 +49,11 @@ void *
 char *
     dbt_strdup (const char *str);
 
+//  Replace the string *dest with *src, which it takes over: frees the old
+//  *dest and nulls *src.
+void
+    dbt_str_move (char **dest, char **src);
+
 //  Duplicate the first len bytes of str and add a NUL. Caller frees.
 char *
     dbt_strndup (const char *str, size_t len);
