@@ -98,6 +98,7 @@ typedef struct {
     uint64_t failovers;         //  takeovers by this member since it started
     int64_t remote_heard;       //  monotonic ms of the last message from another node (0 = never)
     bool isolated;              //  active, but neither the partner nor another node heard lately
+    int64_t rejoin_at;          //  isolated, others heard again: resume at this monotonic ms
     bool terminated;            //  $TERM received
 } dbt_disp_t;
 

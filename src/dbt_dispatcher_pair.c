@@ -336,10 +336,21 @@ s_isolation (dbt_disp_t *self)
         dbt_disp__fence_workers (self, "the dispatcher is cut off from its failover partner");
     }
     else
-    if (!cut && self->isolated) {
-        self->isolated = false;
-        dbt_log (DBT_LOG_INFO, "pair: this node hears %s again", dbt_pair_partner_alive (self->pair, now)
-                 ? "its partner" : "other nodes");
+    if (cut)
+        self->rejoin_at = 0;
+    else
+    if (self->isolated) {
+        //  Other nodes are back but the partner is still silent: wait one
+        //  partner expiry, so that a partner that took over meanwhile is
+        //  heard (and this member steps down) before it dispatches again.
+        bool partner = dbt_pair_partner_alive (self->pair, now);
+        if (!partner && !self->rejoin_at)
+            self->rejoin_at = now + self->config->heartbeat_ms;
+        if (partner || now >= self->rejoin_at) {
+            self->isolated = false;
+            self->rejoin_at = 0;
+            dbt_log (DBT_LOG_INFO, "pair: this node hears %s again", partner ? "its partner" : "other nodes");
+        }
     }
 }
 
