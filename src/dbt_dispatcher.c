@@ -805,10 +805,15 @@ s_check_workers (dbt_disp_t *self)
 {
     int64_t now = dbt_clock_ms ();
     zlist_t *dead = zlist_new ();
+    //  A pair member that may be cut off keeps silent workers' jobs: its
+    //  fence stops them, or someone is heard again and they expire then.
+    bool quiet = dbt_disp__pair_quiet (self);
     for (dbt_disp_worker_t *worker = (dbt_disp_worker_t *) zhashx_first (self->workers); worker;
          worker = (dbt_disp_worker_t *) zhashx_next (self->workers)) {
-        if (worker->expires <= now)
-            zlist_append (dead, worker);
+        if (worker->expires <= now) {
+            if (!quiet)
+                zlist_append (dead, worker);
+        }
         else
         if (worker->connected && worker->next_heartbeat <= now) {
             dbt_mpw_map (self->writer);
@@ -899,7 +904,7 @@ dbt_disp__fence_workers (dbt_disp_t *self, const char *reason)
 static void
 s_dispatch (dbt_disp_t *self)
 {
-    if (self->isolated)
+    if (self->isolated || dbt_disp__pair_quiet (self))
         return;                         //  cut off: its partner may be running these
     size_t assigned = 0;
     bool progress = true;

@@ -206,6 +206,13 @@ void
     dbt_disp__handle_pair (dbt_disp_t *self, dbt_msg_t *msg);
 void
     dbt_disp__pair_heard (dbt_disp_t *self, const char *node, size_t len);
+//  True while an active member hears neither its partner nor, for one
+//  and a half heartbeats, any other node: it may be cut off, and its
+//  partner may take over a heartbeat later. Until it is heard from again
+//  or isolated, it dispatches nothing, sends nothing unconfirmed, and
+//  takes no silent worker as lost (see s_isolation).
+bool
+    dbt_disp__pair_quiet (dbt_disp_t *self);
 bool
     dbt_disp__pair_admit (dbt_disp_t *self, dbt_msg_t *msg, uint64_t rid, bool worker,
                           const char *voter);

@@ -296,6 +296,10 @@ static void
 s_release (dbt_disp_t *self)
 {
     int64_t now = dbt_clock_ms ();
+    //  Cut off, maybe: what the partner has not confirmed waits (a
+    //  partner that takes over knows nothing of it).
+    if (self->isolated || dbt_disp__pair_quiet (self))
+        return;
     dbt_disp_out_t *out = (dbt_disp_out_t *) zlistx_first (self->held);
     if (out && now - out->held_at > self->config->sync_timeout_ms) {
         self->alone = true;
@@ -319,7 +323,10 @@ s_release (dbt_disp_t *self)
 //  the partner's liveness period would give them to other workers, and
 //  dispatches and accepts no writes until it hears someone again (then
 //  it carries on, or steps down if the partner has taken over). A member
-//  that never heard another node (two hosts) is never isolated.
+//  that never heard another node (two hosts) is never isolated. Until it
+//  is, workers that fall silent are not taken as lost (their jobs would
+//  go to this node's own workers while the partner gives them to others):
+//  see dbt_disp__pair_quiet.
 static void
 s_isolation (dbt_disp_t *self)
 {
@@ -458,6 +465,15 @@ dbt_disp__pair_heard (dbt_disp_t *self, const char *node, size_t len)
     const char *own = self->config->worker_name;
     if (self->pair && node && len && !(strlen (own) == len && memcmp (own, node, len) == 0))
         self->remote_heard = dbt_clock_ms ();
+}
+
+bool
+dbt_disp__pair_quiet (dbt_disp_t *self)
+{
+    int64_t now = dbt_clock_ms ();
+    return self->pair && self->remote_heard && dbt_disp__serving (self)
+        && !dbt_pair_partner_alive (self->pair, now)
+        && now - self->remote_heard > self->config->heartbeat_ms * 3 / 2;
 }
 
 //  A vote from this member's own node (its workers, its HTTP front)
