@@ -108,6 +108,10 @@ typedef struct {
     const char *name;           //  config type name
     const char *alias;          //  second accepted name, or NULL
 
+    //  Check conf's DSN without connecting (at start-up): 0 or DBT_EINVAL
+    //  with err; what is accepted but ignored is described in warn
+    //  (DBT_ERRMSG_LEN, "" when nothing). NULL: checked at connect only.
+    int (*check) (const dbt_dbconf_t *conf, char *warn, char *err);
     //  Connect; on success *handle_p owns a connection.
     int (*connect) (const dbt_dbconf_t *conf, void **handle_p, char *err);
     //  Close and free; nulls the pointer. Safe on NULL.
@@ -152,6 +156,12 @@ typedef struct {
 //  Find a driver by type name; NULL when unknown.
 const dbt_driver_t *
     dbt_driver_find (const char *type);
+
+//  Check a section's DSN at start-up with its driver's check (unknown
+//  types are left to connect), logging what is accepted but ignored as a
+//  warning naming the section. Returns 0 or DBT_EINVAL with err set.
+int
+    dbt_driver_check (const dbt_dbconf_t *conf, char *err);
 
 //  Space-separated list of known type names (for error messages). Static.
 const char *
