@@ -1,0 +1,271 @@
+#!/bin/bash
+#  compat.sh - coming from the Go original: upstream's config.toml imported
+#  by tools/dungbeetle-import-config (its sample and a config using every
+#  upstream key) and real nodes started on the result; each DSN form
+#  (go-sql-driver tcp and unix, libpq URL and conninfo, ClickHouse
+#  native-protocol DSNs rewritten, port 9000 refused naming 8123); ttl 0
+#  meaning default_job_ttl and -1 no limit.
+. "$top_srcdir/tests/lib/tap.sh"
+. "$top_srcdir/tests/lib/node.sh"
+. "$top_srcdir/tests/lib/servers.sh"
+need "jq" command -v jq
+need "psql" command -v psql
+need "mariadb client" command -v mariadb
+need "python 3.11 (tomllib)" /usr/bin/python3 -c 'import tomllib'
+node_dir
+need "a PostgreSQL server (apt-get install postgresql)" start_pg
+need "a MariaDB server (apt-get install mariadb-server)" start_mariadb
+need "a ClickHouse server (apt-get install clickhouse-server)" start_clickhouse
+
+IMPORT=$top_srcdir/tools/dungbeetle-import-config
+FIX=$top_srcdir/tests/fixtures/import
+q () { psql "$PG_DSN" -X -A -t -q -v ON_ERROR_STOP=1 -c "$1"; }
+m () { mariadb --no-defaults --default-character-set=utf8mb4 -h 127.0.0.1 -P "$MDB_PORT" -utest -ptestpw \
+              testdb -N -B -e "$1"; }
+CH_HTTP_PORT=${CH_URL#http://127.0.0.1:}; CH_HTTP_PORT=${CH_HTTP_PORT%/}
+
+#  start_imported NAME: start a node on $NODE_DIR/NAME.ini (written by the
+#  importer), its HTTP port given by --server unless the file sets it, and
+#  its mesh port and data directory by environment (upstream has neither).
+start_imported () {
+    local name=$1; shift
+    local mesh
+    mesh=$(free_port)
+    DUNGBEETLE_MESH__BIND=tcp://127.0.0.1:$mesh DUNGBEETLE_APP__DATA_DIR=$NODE_DIR/data_$name \
+        node_start "$name" "$@"
+}
+
+#  count_keys FILE: how many keys (leaves) a TOML file has
+count_keys () {
+    /usr/bin/python3 -c '
+import sys, tomllib
+def walk(d):
+    for v in d.values():
+        yield from walk(v) if isinstance(v, dict) else [1]
+print(sum(walk(tomllib.load(open(sys.argv[1], "rb")))))' "$1"
+}
+
+q "CREATE TABLE entries (id BIGSERIAL PRIMARY KEY, amount NUMERIC(12,2), user_id VARCHAR(6),
+                         entry_date DATE, timestamp TIMESTAMP)"
+q "INSERT INTO entries (amount, user_id, entry_date, timestamp)
+   SELECT g / 100.0, 'user' || (g % 3 + 1), DATE '2024-01-01' + g % 30,
+          TIMESTAMP '2024-01-01 09:00:00' + g * INTERVAL '1 minute' FROM generate_series (1, 3000) g"
+m "CREATE TABLE entries (id BIGINT PRIMARY KEY, amount DECIMAL(12,2), user_id VARCHAR(6));
+   INSERT INTO entries SELECT seq, seq / 100.0, CONCAT('user', seq % 3 + 1) FROM seq_1_to_3000"
+
+# ----------------------------------------------------------------------
+#  1. Upstream's sample config, its addresses pointed at the test servers
+
+mkdir -p "$NODE_DIR/sql_sample"
+cat > "$NODE_DIR/sql_sample/sample.sql" <<'SQL'
+-- name: get_profit_summary
+-- db: my_db
+SELECT SUM(amount) AS total, entry_date FROM entries WHERE user_id = $1 GROUP BY entry_date;
+
+-- name: ch_numbers
+-- db: ch_db
+SELECT number, toString(number) AS s FROM system.numbers LIMIT 5
+SQL
+sed -e "s|postgres://testUser:testPass@127.0.0.1:5432/testDB|postgres://postgres@127.0.0.1:$PG_PORT/testdb|" \
+    -e "s|127.0.0.1:9000|127.0.0.1:$CH_TCP_PORT|" "$FIX/upstream_sample.toml" > "$NODE_DIR/sample.toml"
+( cd "$NODE_DIR" && "$IMPORT" --clickhouse-port "$CH_TCP_PORT=$CH_HTTP_PORT" -o sample.ini sample.toml ) \
+    > "$NODE_DIR/sample.report" 2>&1
+is "$?" 0 "the importer converts upstream's sample config"
+report=$(cat "$NODE_DIR/sample.report")
+keys=$(count_keys "$NODE_DIR/sample.toml")
+is "$(grep -cE '^(kept|changed|ignored) ' "$NODE_DIR/sample.report")" "$keys" \
+   "one report line for each of the sample's $keys keys"
+like "$report" "ignored  job_queue.broker.addresses: no Redis" "broker keys are reported as ignored"
+like "$report" "changed  job_queue.state.expiry: '3000s' -> 3000s as \[app\] state_ttl" \
+     "the state expiry becomes state_ttl"
+like "$report" "changed  db.ch_db.dsn: native protocol \(clickhouse://, port $CH_TCP_PORT\) -> HTTP interface, port $CH_HTTP_PORT; sslmode=disable dropped" \
+     "the ClickHouse native DSN is rewritten, and says so"
+ini=$(cat "$NODE_DIR/sample.ini")
+like "$ini" "dsn = http://default@127.0.0.1:$CH_HTTP_PORT/\?database=default" "to the HTTP interface's URL"
+like "$ini" "log_level = DEBUG" "log_level without TOML's quotes"
+like "$ini" "state_ttl = 3000s" "state_ttl in the INI"
+is "$(stat -c %a "$NODE_DIR/sample.ini")" 600 "the INI (it holds passwords) is private"
+( cd "$NODE_DIR" && "$IMPORT" -o sample.ini sample.toml ) >/dev/null 2>&1
+is "$?" 1 "an existing output file is not overwritten without --force"
+
+sample_HTTP=$(free_port)
+start_imported sample --server "127.0.0.1:$sample_HTTP" --sql-directory "$NODE_DIR/sql_sample" \
+    || bail "no node on the imported sample config"
+api POST /tasks/get_profit_summary/jobs '{"job_id":"s1","args":["user1"],"ttl":0}'
+is "$STATUS" 200 "a job is accepted by the node on the imported sample"
+ok "it succeeds" wait_state s1 SUCCESS 30
+is "$(q 'SELECT COUNT(*), SUM(total) FROM results_s1')" \
+   "$(q "SELECT COUNT(DISTINCT entry_date), SUM(amount) FROM entries WHERE user_id = 'user1'")" \
+   "its results are in the sample's results database"
+api POST /tasks/ch_numbers/jobs '{"job_id":"s2"}'
+ok "a job on the sample's ClickHouse database (DSN rewritten) succeeds" wait_state s2 SUCCESS 30
+is "$(q 'SELECT string_agg(s, $$,$$ ORDER BY number) FROM results_s2')" "0,1,2,3,4" "with its rows"
+node_stop sample
+
+# ----------------------------------------------------------------------
+#  2. A config using every upstream key; a node on it
+
+mkdir -p "$NODE_DIR/sql"
+cat > "$NODE_DIR/sql/every.sql" <<'SQL'
+-- name: nap
+-- db: pg
+-- results: pg
+SELECT pg_sleep($1::float8) AS slept, $1 AS secs;
+
+-- name: my_rows
+-- db: my
+-- results: my
+SELECT id, amount, user_id FROM entries WHERE user_id = ? ORDER BY id;
+
+-- name: sock_rows
+-- db: mysock
+-- results: pg
+SELECT id, amount FROM entries WHERE id <= ? ORDER BY id;
+
+-- name: ch_rows
+-- db: ch
+-- results: my
+SELECT number AS n FROM system.numbers LIMIT 7
+SQL
+every_HTTP=$(free_port)
+sed -e "s|@HTTP@|$every_HTTP|" -e "s|@DIR@|$NODE_DIR|" -e "s|@PG_DSN@|$PG_DSN|" -e "s|@PG_PORT@|$PG_PORT|" \
+    -e "s|@MDB_PORT@|$MDB_PORT|g" -e "s|@MDB_SOCK@|$MDB_SOCK|" -e "s|@CH_TCP_PORT@|$CH_TCP_PORT|" \
+    "$FIX/every_key.toml" > "$NODE_DIR/every.toml"
+"$IMPORT" --clickhouse-port "$CH_TCP_PORT=$CH_HTTP_PORT" -o "$NODE_DIR/every.ini" "$NODE_DIR/every.toml" \
+    > "$NODE_DIR/every.report" 2>&1
+is "$?" 0 "the importer converts a config with every upstream key"
+report=$(cat "$NODE_DIR/every.report")
+keys=$(count_keys "$NODE_DIR/every.toml")
+is "$(grep -cE '^(kept|changed|ignored) ' "$NODE_DIR/every.report")" "$keys" \
+   "one report line per key ($keys keys)"
+for key in server queue sql-directory worker-name worker-concurrency worker-only config \
+           app.log_level app.default_job_ttl job_queue.broker.write_timeout job_queue.state.meta_expiry \
+           results.pg.unlogged results.my.connect_timeout db.pg.unlogged db.ch.host db.ch.port; do
+    like "$report" "^(kept|changed|ignored) +$key:" "the report has a line for $key"
+done
+like "$report" "results.my.dsn: go-sql-driver DSN kept; parseTime=true dropped" \
+     "go-sql-driver options that change nothing are dropped, one by one"
+like "$report" "results.my.connect_timeout: 5000000000 \(a bare integer is nanoseconds upstream" \
+     "an integer duration is read as upstream's nanoseconds"
+ini=$(cat "$NODE_DIR/every.ini")
+like "$ini" "sql_directory = $NODE_DIR/sql" "sql-directory becomes sql_directory"
+like "$ini" "dsn = test:testpw@tcp\(127.0.0.1:$MDB_PORT\)/testdb\?timeout=5s" "go-sql-driver DSN, options kept"
+start_imported every || bail "no node on the imported every-key config"
+api GET /
+is "$STATUS" 200 "the node answers on upstream's server key"
+
+#  ttl: 0 (as the Go client sends) is default_job_ttl (2s here)
+api POST /tasks/nap/jobs '{"job_id":"t0","args":["30"],"ttl":0}'
+is "$STATUS" 200 "a job with ttl 0 is accepted"
+ok "it fails at default_job_ttl" wait_state t0 FAILURE 15
+like "$(jfield .data.error)" "time limit" "with the time limit error"
+is "$(jfield .data.queue)" "imported" "on upstream's root queue key"
+api POST /tasks/nap/jobs '{"job_id":"tn","args":["30"]}'
+ok "a job without ttl fails at default_job_ttl too" wait_state tn FAILURE 15
+api POST /tasks/nap/jobs '{"job_id":"t_1","args":["3"],"ttl":-1}'
+is "$STATUS" 200 "ttl -1 is accepted"
+ok "and runs past default_job_ttl: no limit" wait_state t_1 SUCCESS 20
+api POST /tasks/nap/jobs '{"job_id":"t_2","args":["1"],"ttl":-2}'
+is "$STATUS" 400 "ttl -2 is refused"
+like "$(jfield .message)" "-1 for no limit" "naming -1"
+api POST /tasks/nap/jobs '{"job_id":"t_3","args":["1"],"ttl":315360001}'
+is "$STATUS" 400 "a ttl past the bound is refused"
+like "$(jfield .message)" "315360000" "naming the bound"
+is "$(q "SELECT relpersistence FROM pg_class WHERE relname = 'res_t_1'")" "u" \
+   "results.pg.unlogged and results_table carried over (res_t_1 is UNLOGGED)"
+
+#  Each DSN form the import kept or rewrote
+api POST /tasks/my_rows/jobs '{"job_id":"d1","args":["user2"]}'
+ok "go-sql-driver tcp DSN, source and results" wait_state d1 SUCCESS 30
+is "$(m 'SELECT COUNT(*), SUM(amount) FROM results_d1')" \
+   "$(m "SELECT COUNT(*), SUM(amount) FROM entries WHERE user_id = 'user2'")" "rows as in the source"
+api POST /tasks/sock_rows/jobs '{"job_id":"d2","args":["10"]}'
+ok "go-sql-driver unix(socket) DSN" wait_state d2 SUCCESS 30
+is "$(q 'SELECT COUNT(*) FROM res_d2')" 10 "rows through the socket"
+api POST /tasks/ch_rows/jobs '{"job_id":"d3"}'
+ok "ClickHouse tcp:// DSN rewritten to HTTP" wait_state d3 SUCCESS 30
+is "$(m 'SELECT GROUP_CONCAT(n ORDER BY n) FROM results_d3')" "0,1,2,3,4,5,6" "rows from ClickHouse"
+node_stop every
+
+# ----------------------------------------------------------------------
+#  3. DSNs given by hand: warnings once at start-up, refusals naming the fix
+
+node_config w <<INI
+[app]
+server = 127.0.0.1:@HTTP@
+sql_directory = @DIR@/sql_w
+data_dir = @DIR@/data_w
+[mesh]
+bind = tcp://127.0.0.1:@MESH@
+[db.my]
+type = mysql
+dsn = test:testpw@tcp(127.0.0.1:$MDB_PORT)/testdb?parseTime=true&readTimeout=30s
+max_active = 3
+[results.my]
+type = mysql
+dsn = test:testpw@tcp(127.0.0.1:$MDB_PORT)/testdb
+INI
+mkdir -p "$NODE_DIR/sql_w"
+printf -- '-- name: one\nSELECT 1 AS one, ? AS x;\n' > "$NODE_DIR/sql_w/w.sql"
+node_start w || bail "node w did not start"
+for i in 1 2 3; do api POST /tasks/one/jobs "{\"job_id\":\"w$i\",\"args\":[\"$i\"]}"; done
+ok "jobs on a DSN with ignored options succeed" wait_state w3 SUCCESS 20
+wait_state w1 SUCCESS 5 >/dev/null; wait_state w2 SUCCESS 5 >/dev/null
+is "$(grep -c 'option parseTime=true is ignored' "$NODE_DIR/w.log")" 1 \
+   "the ignored option is logged once, at start-up"
+like "$(grep 'parseTime' "$NODE_DIR/w.log")" "\[db.my\] mysql: dsn option parseTime=true is ignored.*; option readTimeout=30s is ignored" \
+     "naming the section and every ignored option"
+node_stop w
+
+refused () {    # refused DSN TYPE PATTERN DESC: a node with DSN exits 1 naming PATTERN
+    local dsn=$1 type=$2 pattern=$3 desc=$4 rc
+    cat > "$NODE_DIR/r.ini" <<INI
+[app]
+server = 127.0.0.1:$(free_port)
+sql_directory = $NODE_DIR/sql_w
+data_dir = $NODE_DIR/data_r
+[mesh]
+bind = tcp://127.0.0.1:$(free_port)
+[db.x]
+type = $type
+dsn = $dsn
+[results.my]
+type = mysql
+dsn = mysql://test:testpw@127.0.0.1:$MDB_PORT/testdb
+INI
+    timeout 20 "$DBT_BIN" --config "$NODE_DIR/r.ini" > "$NODE_DIR/r.log" 2>&1
+    rc=$?
+    is "$rc" 1 "$desc: start-up refused"
+    like "$(cat "$NODE_DIR/r.log")" "$pattern" "$desc: the message says why"
+    ok "$desc: the message holds no password" sh -c "! grep -q testpw '$NODE_DIR/r.log'"
+}
+refused "http://127.0.0.1:9000/" clickhouse "\[db.x\] clickhouse: dsn names port 9000, ClickHouse's native protocol.*8123" \
+        "a ClickHouse DSN on port 9000"
+refused "tcp://default:testpw@127.0.0.1:$CH_TCP_PORT?database=default" clickhouse \
+        "native-protocol \(tcp://\) DSN.*http://127.0.0.1:8123/" "a ClickHouse tcp:// DSN"
+refused "test:testpw@tcp(127.0.0.1:$MDB_PORT)/testdb?sql_mode=ANSI" mysql \
+        "unknown option 'sql_mode'.*session variables" "a go-sql-driver session variable"
+refused "test:testpw@tcp(127.0.0.1:$MDB_PORT)/testdb?tls=custom" mysql \
+        "registered TLS config" "a go-sql-driver named TLS config"
+refused "test:testpw@tcp(127.0.0.1:$MDB_PORT/testdb" mysql \
+        "does not end with '\)'" "a go-sql-driver DSN without its ')'"
+
+#  What the importer cannot convert, it refuses whole
+printf '[app]\nlog_level = "INFO"\n[db.a]\ntype = "mysql"\ndsn = "u:p@tcp(h)/d?sql_mode=ANSI"\n[results.r]\ntype = "postgres"\ndsn = "x"\n' \
+    > "$NODE_DIR/bad.toml"
+out=$("$IMPORT" -o "$NODE_DIR/bad.ini" "$NODE_DIR/bad.toml" 2>&1)
+is "$?" 1 "a DSN with a session variable is not converted"
+like "$out" "db.a.dsn: option 'sql_mode' would be SET as a session variable.*nothing written" "and says why"
+ok "nothing is written" test ! -e "$NODE_DIR/bad.ini"
+printf 'log_level = INFO\n' > "$NODE_DIR/broken.toml"
+out=$("$IMPORT" -o - "$NODE_DIR/broken.toml" 2>&1)
+is "$?" 1 "a file that is not TOML is refused"
+printf '[app]\nlog_level = "INFO"\n[db.a]\ntype = "postgres"\ndsn = "host=h dbname=d"\n[results.r]\ntype = "postgres"\ndsn = "postgres://u@h/d"\n' \
+    > "$NODE_DIR/pq.toml"
+out=$("$IMPORT" -o - "$NODE_DIR/pq.toml" 2>/dev/null)
+like "$out" "dsn = host=h dbname=d sslmode=require" "lib/pq's default sslmode (require) is made explicit"
+like "$out" "dsn = postgres://u@h/d\?sslmode=require" "also in a URL"
+out=$("$IMPORT" --help)
+like "$out" "job_queue.state.expiry becomes state_ttl" "--help explains the conversion"
+
+done_testing
