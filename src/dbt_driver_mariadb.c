@@ -527,7 +527,7 @@ dbt_mariadb_error (dbt_mariadb_t *self, unsigned code, const char *message, cons
     }
     const char *hint = "";
     if (code == ER_NOT_ALLOWED_COMMAND || code == 4166)
-        hint = " (results need local_infile=1 on the server)";
+        hint = " (the server refuses LOCAL INFILE: local_infile=0)";
     dbt_err_set (err, "mysql: %s%s (error %u)%s", what, message && *message ? message
                  : "unknown error", code, hint);
     switch (code) {
@@ -661,8 +661,15 @@ s_connect (const dbt_dbconf_t *conf, void **handle_p, char *err)
         return rc == DBT_EINVAL ? rc : DBT_ECONN;
     }
     self->thread_id = mysql_thread_id (self->mysql);
-    if (conf->results)
+    if (conf->results) {
         dbt_mariadb_infile_handler (self);
+        rc = dbt_mariadb_write_probe (self, err);
+        if (rc) {
+            void *handle = self;
+            s_disconnect (&handle);
+            return rc;
+        }
+    }
     *handle_p = self;
     return 0;
 }

@@ -250,6 +250,77 @@ refused "test:testpw@tcp(127.0.0.1:$MDB_PORT)/testdb?tls=custom" mysql \
 refused "test:testpw@tcp(127.0.0.1:$MDB_PORT/testdb" mysql \
         "does not end with '\)'" "a go-sql-driver DSN without its ')'"
 
+# ----------------------------------------------------------------------
+#  4. MariaDB results without local_infile: the same tables with INSERTs
+
+mroot () { mariadb --no-defaults --socket="$MDB_SOCK" -uroot testdb -N -B -e "$1"; }
+#  Rows that need every escape, NULLs in each type, and enough bytes for
+#  several INSERT statements (over 4 MB)
+m "CREATE TABLE wide (id BIGINT PRIMARY KEY, d DECIMAL(14,4), f DOUBLE, b BOOLEAN, day DATE,
+                      ts DATETIME(6), u BIGINT UNSIGNED, t TEXT, pad TEXT) DEFAULT CHARSET = utf8mb4;
+   INSERT INTO wide
+   SELECT seq, IF(seq % 11 = 0, NULL, seq * 1.0001 - 5000), IF(seq % 13 = 0, NULL, seq / 7e3),
+          IF(seq % 17 = 0, NULL, seq % 2), IF(seq % 19 = 0, NULL, DATE '2024-01-01' + INTERVAL seq % 400 DAY),
+          IF(seq % 23 = 0, NULL, TIMESTAMP '2024-01-01 00:00:00.000001' + INTERVAL seq SECOND),
+          IF(seq % 29 = 0, NULL, 18446744073709551615 - seq),
+          IF(seq % 31 = 0, NULL, CONCAT('q''uote \\\\ back\ttab\nnl \"dq\" é😀 ', seq, CHAR(0), 'z')),
+          REPEAT('x', 200)
+   FROM seq_1_to_30000"
+mkdir -p "$NODE_DIR/sql_li"
+printf -- '-- name: wide
+SELECT * FROM wide WHERE id >= ? ORDER BY id;
+' > "$NODE_DIR/sql_li/li.sql"
+node_config li <<INI
+[app]
+server = 127.0.0.1:@HTTP@
+sql_directory = @DIR@/sql_li
+data_dir = @DIR@/data_li
+retry_backoff = 100ms
+[mesh]
+bind = tcp://127.0.0.1:@MESH@
+[db.my]
+type = mysql
+dsn = test:testpw@tcp(127.0.0.1:$MDB_PORT)/testdb
+[results.my]
+type = mysql
+dsn = test:testpw@tcp(127.0.0.1:$MDB_PORT)/testdb
+INI
+node_start li || bail "node li did not start"
+api POST /tasks/wide/jobs '{"job_id":"infile","args":["1"]}'
+ok "with local_infile=1: the job succeeds (LOAD DATA)" wait_state infile SUCCESS 60
+#  The server's setting changed under open connections: the first LOAD
+#  DATA refused fails its attempt, the retry writes with INSERTs
+mroot "SET GLOBAL local_infile = 0"
+api POST /tasks/wide/jobs '{"job_id":"refused","args":["1"],"retries":1}'
+ok "after SET GLOBAL local_infile=0, the job succeeds on its retry" wait_state refused SUCCESS 60
+is "$(jfield .data.attempts)" 2 "in two attempts"
+like "$(grep 'refused LOAD DATA' "$NODE_DIR/li.log")" "multi-row INSERTs from the next attempt on"      "the refused LOAD DATA is logged"
+node_stop li
+MDB_LOCAL_INFILE=0 restart_mariadb || bail "MariaDB did not restart with local_infile=0"
+is "$(mroot 'SELECT @@GLOBAL.local_infile')" 0 "MariaDB runs with local_infile=0"
+: > "$NODE_DIR/li.log"
+node_start li || bail "node li did not start on local_infile=0"
+api POST /tasks/wide/jobs '{"job_id":"inserts","args":["1"]}'
+ok "with local_infile=0: the job succeeds" wait_state inserts SUCCESS 60
+is "$(jfield .data.count)" 30000 "every row"
+is "$(grep -c 'local_infile=0: this connection writes results with multi-row INSERTs' "$NODE_DIR/li.log")" 1    "the fallback is logged once (one results connection)"
+cols () { m "SELECT GROUP_CONCAT(CONCAT(column_name, ':', column_type, ':', is_nullable) ORDER BY ordinal_position)
+             FROM information_schema.columns WHERE table_schema = 'testdb' AND table_name = '$1'"; }
+is "$(cols results_inserts)" "$(cols results_infile)" "the same columns as with LOAD DATA"
+sums () { m "SELECT COUNT(*), SUM(CRC32(CONCAT_WS('|', id, d, f, b, day, ts, u, HEX(t), pad, ISNULL(d),
+                   ISNULL(f), ISNULL(b), ISNULL(day), ISNULL(ts), ISNULL(u), ISNULL(t)))) FROM \`$1\`"; }
+is "$(sums results_inserts)" "$(sums results_infile)" "the same rows as with LOAD DATA (CRC of every row)"
+is "$(sums results_refused)" "$(sums results_infile)" "the same rows after a refused LOAD DATA"
+is "$(sums results_inserts)" "$(sums wide)" "the same rows as the source"
+is "$(m "SELECT COUNT(*) FROM results_inserts r JOIN wide w USING (id) WHERE NOT (r.t <=> w.t) OR NOT (r.ts <=> w.ts)")" 0 \
+   "text with quotes, backslashes, tabs, NUL and emoji, and microseconds, kept exactly"
+api POST /tasks/wide/jobs '{"job_id":"inserts","args":["29990"]}'
+ok "a re-run with INSERTs swaps in the new table" wait_state inserts SUCCESS 30
+is "$(m 'SELECT COUNT(*) FROM results_inserts')" 11 "with the new rows only"
+ok "no staging table is left" test "$(m "SELECT COUNT(*) FROM information_schema.tables
+                                       WHERE table_schema = 'testdb' AND table_name LIKE '%stag%'")" = 0
+node_stop li
+
 #  What the importer cannot convert, it refuses whole
 printf '[app]\nlog_level = "INFO"\n[db.a]\ntype = "mysql"\ndsn = "u:p@tcp(h)/d?sql_mode=ANSI"\n[results.r]\ntype = "postgres"\ndsn = "x"\n' \
     > "$NODE_DIR/bad.toml"
