@@ -906,7 +906,7 @@ dbt_driver_mariadb_test (bool verbose)
     assert (streq (err, "query exceeded its time limit of 300 ms"));
     assert (dbt_mariadb_error (self, ER_RECORD_FILE_FULL, "full", "", err) == DBT_EFULL);
     assert (dbt_mariadb_error (self, 4166, "disabled", "x: ", err) == DBT_ERROR);
-    assert (strstr (err, "local_infile=1"));
+    assert (strstr (err, "local_infile=0"));
     assert (!self->lost);
     assert (dbt_mariadb_error (self, CR_SERVER_LOST, NULL, "", err) == DBT_ECONN);
     assert (self->lost && strstr (err, "unknown error"));
