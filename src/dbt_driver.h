@@ -46,13 +46,34 @@ typedef enum {
     DBT_COL_TIMESTAMPTZ
 } dbt_coltype_t;
 
-//  One result column.
+//  What a TEXT column holds when the source knows it exactly: a results
+//  backend with that type keeps it (PostgreSQL: json, jsonb, uuid, ...),
+//  the others store TEXT. Cells are the source's text output of the type.
+typedef enum {
+    DBT_KIND_NONE = 0,          //  plain text
+    DBT_KIND_JSON,              //  JSON, kept byte for byte (PostgreSQL json)
+    DBT_KIND_JSONB,             //  JSON, kept as a value (PostgreSQL jsonb)
+    DBT_KIND_UUID,              //  UUID
+    DBT_KIND_INET,              //  IP address, optionally with a mask
+    DBT_KIND_CIDR,              //  IP network
+    DBT_KIND_INTERVAL,          //  PostgreSQL interval
+    DBT_KIND_ARRAY              //  PostgreSQL array literal; elements of
+                                //  elem_type/elem_kind (precision and scale
+                                //  apply to DECIMAL elements)
+} dbt_colkind_t;
+
+//  One result column. Zero-initialised fields beyond type mean "nothing
+//  more known" (kind none, nullable).
 typedef struct {
     char *name;                 //  column name (owned by whoever built it)
     dbt_coltype_t type;         //  canonical type
     int precision;              //  DECIMAL total digits, 0 when unconstrained
     int scale;                  //  DECIMAL digits after the point, -1 unknown
     char *source_type;          //  source database's own type name (owned)
+    dbt_colkind_t kind;         //  TEXT: what the text is, when known
+    dbt_coltype_t elem_type;    //  ARRAY: canonical type of the elements
+    dbt_colkind_t elem_kind;    //  ARRAY: kind of TEXT elements
+    bool not_null;              //  the source says it never holds NULL
 } dbt_column_t;
 
 //  One row of cells; vals [i] is NULL for SQL NULL. Borrowed.

@@ -600,8 +600,9 @@ dbt_mariadb_write_begin (void *handle, const char *table, const dbt_column_t *co
     for (size_t i = 0; i < ncols; i++) {
         char *qname = dbt_quote_ident (self->cols [i].name, '`');
         char type [48];
-        dbt_buf_printf (&create, "%s%s %s", i ? ", " : "", qname,
-                        s_sql_type (&cols [i], type, sizeof (type)));
+        dbt_buf_printf (&create, "%s%s %s%s", i ? ", " : "", qname,
+                        s_sql_type (&cols [i], type, sizeof (type)),
+                        cols [i].not_null ? " NOT NULL" : "");
         dbt_buf_printf (&load, "%s%s", i ? ", " : "", qname);
         free (qname);
     }
@@ -794,21 +795,21 @@ dbt_mariadb_write_test (bool verbose)
         dbt_column_t col;
         const char *sql;
     } types [] = {
-        { { "a", DBT_COL_TEXT, 0, -1, NULL }, "LONGTEXT" },
-        { { "a", DBT_COL_BIGINT, 0, -1, NULL }, "BIGINT" },
-        { { "a", DBT_COL_UBIGINT, 0, -1, NULL }, "BIGINT UNSIGNED" },
-        { { "a", DBT_COL_DECIMAL, 24, 6, NULL }, "DECIMAL(24,6)" },
-        { { "a", DBT_COL_DECIMAL, 65, 38, NULL }, "DECIMAL(65,38)" },
-        { { "a", DBT_COL_DECIMAL, 3, 3, NULL }, "DECIMAL(3,3)" },
-        { { "a", DBT_COL_DECIMAL, 0, -1, NULL }, "LONGTEXT" },
-        { { "a", DBT_COL_DECIMAL, 66, 2, NULL }, "LONGTEXT" },
-        { { "a", DBT_COL_DECIMAL, 60, 39, NULL }, "LONGTEXT" },
-        { { "a", DBT_COL_DECIMAL, 5, 7, NULL }, "LONGTEXT" },
-        { { "a", DBT_COL_DOUBLE, 0, -1, NULL }, "DOUBLE" },
-        { { "a", DBT_COL_BOOLEAN, 0, -1, NULL }, "BOOLEAN" },
-        { { "a", DBT_COL_DATE, 0, -1, NULL }, "DATE" },
-        { { "a", DBT_COL_TIMESTAMP, 0, -1, NULL }, "DATETIME(6)" },
-        { { "a", DBT_COL_TIMESTAMPTZ, 0, -1, NULL }, "DATETIME(6)" },
+        { { "a", DBT_COL_TEXT, 0, -1, NULL, 0, 0, 0, false }, "LONGTEXT" },
+        { { "a", DBT_COL_BIGINT, 0, -1, NULL, 0, 0, 0, false }, "BIGINT" },
+        { { "a", DBT_COL_UBIGINT, 0, -1, NULL, 0, 0, 0, false }, "BIGINT UNSIGNED" },
+        { { "a", DBT_COL_DECIMAL, 24, 6, NULL, 0, 0, 0, false }, "DECIMAL(24,6)" },
+        { { "a", DBT_COL_DECIMAL, 65, 38, NULL, 0, 0, 0, false }, "DECIMAL(65,38)" },
+        { { "a", DBT_COL_DECIMAL, 3, 3, NULL, 0, 0, 0, false }, "DECIMAL(3,3)" },
+        { { "a", DBT_COL_DECIMAL, 0, -1, NULL, 0, 0, 0, false }, "LONGTEXT" },
+        { { "a", DBT_COL_DECIMAL, 66, 2, NULL, 0, 0, 0, false }, "LONGTEXT" },
+        { { "a", DBT_COL_DECIMAL, 60, 39, NULL, 0, 0, 0, false }, "LONGTEXT" },
+        { { "a", DBT_COL_DECIMAL, 5, 7, NULL, 0, 0, 0, false }, "LONGTEXT" },
+        { { "a", DBT_COL_DOUBLE, 0, -1, NULL, 0, 0, 0, false }, "DOUBLE" },
+        { { "a", DBT_COL_BOOLEAN, 0, -1, NULL, 0, 0, 0, false }, "BOOLEAN" },
+        { { "a", DBT_COL_DATE, 0, -1, NULL, 0, 0, 0, false }, "DATE" },
+        { { "a", DBT_COL_TIMESTAMP, 0, -1, NULL, 0, 0, 0, false }, "DATETIME(6)" },
+        { { "a", DBT_COL_TIMESTAMPTZ, 0, -1, NULL, 0, 0, 0, false }, "DATETIME(6)" },
     };
     for (size_t i = 0; i < sizeof (types) / sizeof (types [0]); i++)
         assert (streq (s_sql_type (&types [i].col, buf, sizeof (buf)), types [i].sql));
@@ -816,13 +817,13 @@ dbt_mariadb_write_test (bool verbose)
 
     //  Row encoding for LOAD DATA, and refusals
     dbt_column_t wcols [] = {
-        { "t", DBT_COL_TEXT, 0, -1, NULL },
-        { "b", DBT_COL_BOOLEAN, 0, -1, NULL },
-        { "f", DBT_COL_DOUBLE, 0, -1, NULL },
-        { "d", DBT_COL_DECIMAL, 12, 2, NULL },
-        { "dt", DBT_COL_DECIMAL, 0, -1, NULL },
-        { "day", DBT_COL_DATE, 0, -1, NULL },
-        { "tz", DBT_COL_TIMESTAMPTZ, 0, -1, NULL },
+        { "t", DBT_COL_TEXT, 0, -1, NULL, 0, 0, 0, false },
+        { "b", DBT_COL_BOOLEAN, 0, -1, NULL, 0, 0, 0, false },
+        { "f", DBT_COL_DOUBLE, 0, -1, NULL, 0, 0, 0, false },
+        { "d", DBT_COL_DECIMAL, 12, 2, NULL, 0, 0, 0, false },
+        { "dt", DBT_COL_DECIMAL, 0, -1, NULL, 0, 0, 0, false },
+        { "day", DBT_COL_DATE, 0, -1, NULL, 0, 0, 0, false },
+        { "tz", DBT_COL_TIMESTAMPTZ, 0, -1, NULL, 0, 0, 0, false },
     };
     dbt_mariadb_write_t *self = s_write_new (NULL, "stage", wcols, 7);
     const char *row1 [] = { "a\tb\nc\\d\0e\r", "t", "1e-300", "-0.50", "NaN", "2024-02-29",
