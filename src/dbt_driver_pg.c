@@ -985,6 +985,41 @@ dbt_driver_pg_test (bool verbose)
     dbt_column_t txt = { .type = DBT_COL_TEXT };
     assert (streq (s_sql_type (&txt, buf, sizeof (buf)), "text"));
 
+    //  Kept types: a source column's kind gives the same results type
+    const struct {
+        unsigned oid;
+        int typmod;
+        const char *sql;
+    } kept [] = {
+        { 114, -1, "json" }, { 3802, -1, "jsonb" }, { 2950, -1, "uuid" },
+        { 869, -1, "inet" }, { 650, -1, "cidr" }, { 1186, -1, "interval" },
+        { 1000, -1, "boolean[]" }, { 1005, -1, "bigint[]" }, { 1007, -1, "bigint[]" },
+        { 1016, -1, "bigint[]" }, { 1022, -1, "double precision[]" },
+        { 1231, ((10 << 16) | 3) + 4, "numeric(10,3)[]" }, { 1231, -1, "numeric[]" },
+        { 1009, -1, "text[]" }, { 1015, -1, "text[]" }, { 1182, -1, "date[]" },
+        { 1115, -1, "timestamp[]" }, { 1185, -1, "timestamptz[]" }, { 199, -1, "json[]" },
+        { 3807, -1, "jsonb[]" }, { 2951, -1, "uuid[]" }, { 1041, -1, "inet[]" },
+        { 651, -1, "cidr[]" }, { 1187, -1, "interval[]" },
+        //  not kept: real[] (a real's shortest text is another double),
+        //  xml, money, time
+        { 1021, -1, "text" }, { 142, -1, "text" }, { 790, -1, "text" }, { 1083, -1, "text" },
+    };
+    for (size_t i = 0; i < sizeof (kept) / sizeof (kept [0]); i++) {
+        memset (&col, 0, sizeof (col));
+        s_column_type (kept [i].oid, kept [i].typmod, &col);
+        if (!streq (s_sql_type (&col, buf, sizeof (buf)), kept [i].sql))
+            fprintf (stderr, "pg: oid %u gave %s\n", kept [i].oid, s_sql_type (&col, buf, sizeof (buf)));
+        assert (col.type == DBT_COL_TEXT || kept [i].oid == 0);
+        assert (streq (s_sql_type (&col, buf, sizeof (buf)), kept [i].sql));
+        free (col.source_type);
+    }
+    assert (streq (s_sql_type (&(dbt_column_t) { .type = DBT_COL_TEXT, .kind = DBT_KIND_ARRAY,
+                                                 .elem_type = DBT_COL_UBIGINT }, buf, sizeof (buf)),
+                   "text"));
+    //  MariaDB JSON (kind jsonb on TEXT) becomes jsonb
+    assert (streq (s_sql_type (&(dbt_column_t) { .type = DBT_COL_TEXT, .kind = DBT_KIND_JSONB },
+                               buf, sizeof (buf)), "jsonb"));
+
     //  COPY text escaping
     char *copy = s_copy_of ("plain", 5);
     assert (streq (copy, "<plain>"));
