@@ -13,7 +13,10 @@
       driver read raw   the same as a raw task (text protocol)
       driver write      dbt_conn_write_begin/row/commit of the same rows,
                         held in memory beforehand: LOAD DATA LOCAL INFILE
-                        streamed from memory (the driver's path)
+                        streamed from memory (the driver's path), and,
+                        when the user may SET GLOBAL local_infile (root),
+                        again on a server with local_infile=0 (the
+                        driver's multi-row INSERT fallback, up to 4 MB)
       INSERT write      the rejected path, written here against Connector/C
                         with the same rows: multi-row INSERTs of ~1 MB,
                         values escaped with mysql_real_escape_string (
@@ -278,6 +281,20 @@ main (int argc, char **argv)
     dbt_bench_read (src, select, NULL, &kept);
     DBT_BENCH_BEST (best, rows, dbt_bench_write (res, &kept, NULL));
     dbt_bench_report ("driver write (LOAD DATA)", rows, best, ref, s_ref);
+    //  The driver's fallback for a server with local_infile=0: a new
+    //  results connection sees the setting and writes multi-row INSERTs
+    if (mysql_query (raw, "SET GLOBAL local_infile = 0") == 0) {
+        dbt_conn_t *ins = dbt_conn_new (&rconf, err);
+        if (!ins)
+            dbt_bench_die ("connect", err);
+        DBT_BENCH_BEST (best, rows, dbt_bench_write (ins, &kept, NULL));
+        dbt_bench_report ("driver write (INSERTs, local_infile=0)", rows, best, ref, s_ref);
+        dbt_conn_destroy (&ins);
+        s_exec (raw, "SET GLOBAL local_infile = 1");
+    }
+    else
+        printf ("driver write (INSERTs, local_infile=0): skipped, SET GLOBAL local_infile "
+                "refused: %s\n", mysql_error (raw));
     DBT_BENCH_BEST (best, rows, s_insert_write (raw, &kept, false));
     dbt_bench_report ("INSERT write (1 MB)", rows, best, ref, s_ref);
     DBT_BENCH_BEST (best, rows, s_insert_write (raw, &kept, true));

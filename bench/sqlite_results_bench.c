@@ -123,9 +123,9 @@ s_run_driver (s_run_t *run)
     if (!conn)
         dbt_bench_die ("driver connect", err);
     dbt_column_t cols [] = {
-        { "id", DBT_COL_BIGINT, 0, -1, NULL },
-        { "v", DBT_COL_TEXT, 0, -1, NULL },
-        { "x", DBT_COL_DOUBLE, 0, -1, NULL }
+        { "id", DBT_COL_BIGINT, 0, -1, NULL, 0, 0, 0, false },
+        { "v", DBT_COL_TEXT, 0, -1, NULL, 0, 0, 0, false },
+        { "x", DBT_COL_DOUBLE, 0, -1, NULL, 0, 0, 0, false }
     };
     long k;
     while ((k = atomic_fetch_add (&run->next, 1)) < run->jobs) {

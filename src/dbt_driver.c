@@ -48,6 +48,29 @@ dbt_driver_find (const char *type)
 }
 
 //  --------------------------------------------------------------------------
+//  Check a section's DSN at start-up, logging what is ignored.
+
+int
+dbt_driver_check (const dbt_dbconf_t *conf, char *err)
+{
+    assert (conf);
+    const dbt_driver_t *driver = dbt_driver_find (conf->type);
+    if (!driver || !driver->check)
+        return 0;
+    char warn [DBT_ERRMSG_LEN] = "";
+    char inner [DBT_ERRMSG_LEN] = "";
+    const char *name = conf->name ? conf->name : "?";
+    const char *kind = conf->results ? "results" : "db";
+    if (driver->check (conf, warn, inner)) {
+        dbt_err_set (err, "[%s.%s] %s", kind, name, inner);
+        return DBT_EINVAL;
+    }
+    if (*warn)
+        dbt_log (DBT_LOG_WARN, "node: [%s.%s] %s", kind, name, warn);
+    return 0;
+}
+
+//  --------------------------------------------------------------------------
 //  Space-separated list of known type names. Static.
 
 const char *

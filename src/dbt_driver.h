@@ -46,13 +46,34 @@ typedef enum {
     DBT_COL_TIMESTAMPTZ
 } dbt_coltype_t;
 
-//  One result column.
+//  What a TEXT column holds when the source knows it exactly: a results
+//  backend with that type keeps it (PostgreSQL: json, jsonb, uuid, ...),
+//  the others store TEXT. Cells are the source's text output of the type.
+typedef enum {
+    DBT_KIND_NONE = 0,          //  plain text
+    DBT_KIND_JSON,              //  JSON, kept byte for byte (PostgreSQL json)
+    DBT_KIND_JSONB,             //  JSON, kept as a value (PostgreSQL jsonb)
+    DBT_KIND_UUID,              //  UUID
+    DBT_KIND_INET,              //  IP address, optionally with a mask
+    DBT_KIND_CIDR,              //  IP network
+    DBT_KIND_INTERVAL,          //  PostgreSQL interval
+    DBT_KIND_ARRAY              //  PostgreSQL array literal; elements of
+                                //  elem_type/elem_kind (precision and scale
+                                //  apply to DECIMAL elements)
+} dbt_colkind_t;
+
+//  One result column. Zero-initialised fields beyond type mean "nothing
+//  more known" (kind none, nullable).
 typedef struct {
     char *name;                 //  column name (owned by whoever built it)
     dbt_coltype_t type;         //  canonical type
     int precision;              //  DECIMAL total digits, 0 when unconstrained
     int scale;                  //  DECIMAL digits after the point, -1 unknown
     char *source_type;          //  source database's own type name (owned)
+    dbt_colkind_t kind;         //  TEXT: what the text is, when known
+    dbt_coltype_t elem_type;    //  ARRAY: canonical type of the elements
+    dbt_colkind_t elem_kind;    //  ARRAY: kind of TEXT elements
+    bool not_null;              //  the source says it never holds NULL
 } dbt_column_t;
 
 //  One row of cells; vals [i] is NULL for SQL NULL. Borrowed.
@@ -108,6 +129,10 @@ typedef struct {
     const char *name;           //  config type name
     const char *alias;          //  second accepted name, or NULL
 
+    //  Check conf's DSN without connecting (at start-up): 0 or DBT_EINVAL
+    //  with err; what is accepted but ignored is described in warn
+    //  (DBT_ERRMSG_LEN, "" when nothing). NULL: checked at connect only.
+    int (*check) (const dbt_dbconf_t *conf, char *warn, char *err);
     //  Connect; on success *handle_p owns a connection.
     int (*connect) (const dbt_dbconf_t *conf, void **handle_p, char *err);
     //  Close and free; nulls the pointer. Safe on NULL.
@@ -152,6 +177,12 @@ typedef struct {
 //  Find a driver by type name; NULL when unknown.
 const dbt_driver_t *
     dbt_driver_find (const char *type);
+
+//  Check a section's DSN at start-up with its driver's check (unknown
+//  types are left to connect), logging what is accepted but ignored as a
+//  warning naming the section. Returns 0 or DBT_EINVAL with err set.
+int
+    dbt_driver_check (const dbt_dbconf_t *conf, char *err);
 
 //  Space-separated list of known type names (for error messages). Static.
 const char *

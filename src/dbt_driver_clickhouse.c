@@ -330,6 +330,22 @@ s_parse_dsn (s_ch_t *self, const char *dsn, char *err)
         dbt_err_set (err, "clickhouse: dsn '%s' names no host", dsn);
         goto done;
     }
+    //  Upstream's clickhouse-go DSNs speak the native protocol (tcp://,
+    //  port 9000); this driver speaks HTTP, whose port is 8123
+    if (curl_url_get (url, CURLUPART_PORT, &port, 0) == CURLUE_OK && streq (port, "9000")) {
+        dbt_err_set (err, "clickhouse: dsn names port 9000, ClickHouse's native protocol; "
+                     "this driver speaks its HTTP interface, port 8123 by default "
+                     "(http://%s:8123/?database=DB)", host);
+        goto done;
+    }
+    curl_free (port);
+    port = NULL;
+    if (scheme && (strcasecmp (scheme, "tcp") == 0 || strcasecmp (scheme, "native") == 0)) {
+        dbt_err_set (err, "clickhouse: dsn is a native-protocol (%s://) DSN; this driver "
+                     "speaks ClickHouse's HTTP interface: http://%s:8123/?database=DB "
+                     "(user and password as URL user info or user=, password=)", scheme, host);
+        goto done;
+    }
     curl_url_get (url, CURLUPART_PATH, &path, 0);
     bool short_form = scheme && strcasecmp (scheme, "clickhouse") == 0;
     if (short_form) {
@@ -1070,9 +1086,23 @@ s_cancel (void *handle)
         s_kill (self, query_id);
 }
 
+//  A DSN refused at start-up rather than at the first job.
+static int
+s_check (const dbt_dbconf_t *conf, char *warn, char *err)
+{
+    char *url = NULL, *user = NULL, *password = NULL;
+    warn [0] = 0;
+    int rc = dbt_driver_clickhouse_dsn (conf->dsn ? conf->dsn : "", &url, &user, &password, err);
+    free (url);
+    free (user);
+    free (password);
+    return rc;
+}
+
 const dbt_driver_t dbt_driver_clickhouse = {
     .name = "clickhouse",
     .alias = NULL,
+    .check = s_check,
     .connect = s_connect,
     .disconnect = s_disconnect,
     .alive = s_alive,
@@ -1376,6 +1406,27 @@ dbt_driver_clickhouse_test (bool verbose)
     assert (s_test_dsn ("clickhouse://ch:9999/", "http://ch:9999/", NULL, NULL) == 0);
     assert (s_test_dsn ("ClickHouse://ch", "http://ch:8123/", NULL, NULL) == 0);
     assert (s_test_dsn ("http://h/#frag", "http://h/", NULL, NULL) == 0);
+    //  The native protocol (upstream's tcp://host:9000) is refused, naming 8123
+    assert (s_test_dsn ("tcp://127.0.0.1:9000?username=u&password=p&database=d", NULL, NULL,
+                        NULL) == DBT_EINVAL);
+    assert (s_test_dsn ("clickhouse://ch:9000/db", NULL, NULL, NULL) == DBT_EINVAL);
+    assert (s_test_dsn ("http://ch:9000/", NULL, NULL, NULL) == DBT_EINVAL);
+    assert (s_test_dsn ("tcp://ch:9440/", NULL, NULL, NULL) == DBT_EINVAL);
+    {
+        char *u = NULL, *n = NULL, *pw = NULL;
+        char e [DBT_ERRMSG_LEN];
+        assert (dbt_driver_clickhouse_dsn ("clickhouse://a:secret@ch:9000/db", &u, &n, &pw, e)
+                == DBT_EINVAL);
+        assert (strstr (e, "port 9000") && strstr (e, "8123") && !strstr (e, "secret"));
+        assert (dbt_driver_clickhouse_dsn ("tcp://ch:9001?password=secret", &u, &n, &pw, e)
+                == DBT_EINVAL);
+        assert (strstr (e, "native-protocol (tcp://)") && strstr (e, "http://ch:8123/"));
+        assert (!strstr (e, "secret"));
+        dbt_dbconf_t conf = { .name = "c", .type = "clickhouse", .dsn = "tcp://ch:9000" };
+        assert (s_check (&conf, e, e) == DBT_EINVAL);
+        conf.dsn = "http://ch:8123/";
+        assert (s_check (&conf, e, e) == 0 && e [0] == 0);
+    }
     assert (s_test_dsn ("http://h/?query_id=x", NULL, NULL, NULL) == DBT_EINVAL);
     assert (s_test_dsn ("http://h/?max_execution_time=5", NULL, NULL, NULL) == DBT_EINVAL);
     assert (s_test_dsn ("http://h/?query=SELECT+2", NULL, NULL, NULL) == DBT_EINVAL);

@@ -55,6 +55,8 @@ struct _dbt_mariadb_dsn_t {
     char *ssl_cert;             //  client certificate file
     char *ssl_key;              //  client key file
     unsigned timeout_s;         //  connect timeout in seconds
+    unsigned dsn_timeout_s;     //  timeout= of the DSN, 0 = not given (the
+                                //  section's connect_timeout wins over it)
 };
 
 //  --------------------------------------------------------------------------
@@ -106,9 +108,33 @@ s_unescape (const char *text, size_t len)
     return copy;
 }
 
-//  Apply one query option to dsn. Returns 0 or DBT_EINVAL.
+//  go-sql-driver options that change nothing here: each gets a warning
+//  (values are read as text, sessions are UTC and utf8mb4, statements are
+//  never interpolated or batched).
+static const char *s_go_ignored [] = {
+    "allowAllFiles", "allowCleartextPasswords", "allowFallbackToPlaintext",
+    "allowNativePasswords", "allowOldPasswords", "checkConnLiveness", "clientFoundRows",
+    "collation", "columnsWithAlias", "compress", "connectionAttributes", "interpolateParams",
+    "loc", "maxAllowedPacket", "multiStatements", "parseTime", "readTimeout",
+    "rejectReadOnly", "serverPubKey", "timeTruncate", "writeTimeout", NULL
+};
+
+//  Append one warning to warn (NULL: dropped), "; " between them.
+static void
+s_warn (dbt_buf_t *warn, const char *key, const char *value, const char *what)
+{
+    if (!warn)
+        return;
+    if (warn->len)
+        dbt_buf_puts (warn, "; ");
+    dbt_buf_printf (warn, "option %s=%s %s", key, value, what);
+}
+
+//  Apply one query option to dsn (warnings into warn, may be NULL).
+//  Returns 0 or DBT_EINVAL.
 static int
-s_dsn_option (dbt_mariadb_dsn_t *dsn, const char *key, char *value, char *err)
+s_dsn_option (dbt_mariadb_dsn_t *dsn, const char *key, char *value, dbt_buf_t *warn,
+              char *err)
 {
     char **file = streq (key, "ssl_ca") ? &dsn->ssl_ca
                 : streq (key, "ssl_capath") ? &dsn->ssl_capath
@@ -136,8 +162,52 @@ s_dsn_option (dbt_mariadb_dsn_t *dsn, const char *key, char *value, char *err)
         }
         return 0;
     }
+    //  go-sql-driver's tls: true verifies, skip-verify does not
+    if (streq (key, "tls")) {
+        bool on;
+        if (streq (value, "skip-verify"))
+            dsn->ssl = S_SSL_ON;
+        else
+        if (streq (value, "preferred")) {
+            dsn->ssl = S_SSL_OFF;
+            s_warn (warn, key, value, "is not supported: TLS is not tried (tls=skip-verify "
+                    "or tls=true requires it)");
+        }
+        else
+        if (dbt_parse_bool (value, &on) == 0)
+            dsn->ssl = on ? S_SSL_VERIFY : S_SSL_OFF;
+        else {
+            dbt_err_set (err, "mysql: bad dsn: tls must be true, false, skip-verify or "
+                         "preferred, not '%s' (a registered TLS config: give its files "
+                         "as ssl_ca, ssl_cert, ssl_key with ssl=verify)", value);
+            return DBT_EINVAL;
+        }
+        return 0;
+    }
+    if (streq (key, "timeout")) {
+        int64_t ms = 0;
+        if (dbt_parse_duration (value, &ms) || ms < 0 || ms > INT64_C (86400000)) {
+            dbt_err_set (err, "mysql: bad dsn: timeout must be a duration up to 24h, "
+                         "such as 10s, not '%s'", value);
+            return DBT_EINVAL;
+        }
+        dsn->dsn_timeout_s = (unsigned) ((ms + 999) / 1000);
+        return 0;
+    }
+    if (streq (key, "charset")) {
+        if (!strstr (value, "utf8mb4"))
+            s_warn (warn, key, value, "is ignored: connections use utf8mb4");
+        return 0;
+    }
+    for (size_t i = 0; s_go_ignored [i]; i++)
+        if (streq (key, s_go_ignored [i])) {
+            s_warn (warn, key, value, "is ignored (it changes nothing here)");
+            return 0;
+        }
     dbt_err_set (err, "mysql: bad dsn: unknown option '%s' (known: socket ssl ssl_ca "
-                 "ssl_capath ssl_cert ssl_key)", key);
+                 "ssl_capath ssl_cert ssl_key, and go-sql-driver's tls timeout charset "
+                 "and others, ignored; session variables in the DSN are not supported: "
+                 "set them for the user on the server)", key);
     return DBT_EINVAL;
 }
 
@@ -145,7 +215,7 @@ s_dsn_option (dbt_mariadb_dsn_t *dsn, const char *key, char *value, char *err)
 //  joined by '&', each side percent-decoded on its own. Returns 0 or
 //  DBT_EINVAL.
 static int
-s_dsn_query (dbt_mariadb_dsn_t *dsn, const char *query, char *err)
+s_dsn_query (dbt_mariadb_dsn_t *dsn, const char *query, dbt_buf_t *warn, char *err)
 {
     int rc = 0;
     const char *p = query;
@@ -161,7 +231,7 @@ s_dsn_query (dbt_mariadb_dsn_t *dsn, const char *query, char *err)
                 rc = DBT_EINVAL;
             }
             else
-                rc = s_dsn_option (dsn, key, value, err);
+                rc = s_dsn_option (dsn, key, value, warn, err);
             free (key);
             free (value);
         }
@@ -172,23 +242,160 @@ s_dsn_query (dbt_mariadb_dsn_t *dsn, const char *query, char *err)
     return rc;
 }
 
-//  Parse a mysql:// or mariadb:// URL into dsn (zeroed first; freed on
-//  failure). Returns 0 or DBT_EINVAL with the reason in err; the password
-//  never appears in err.
+//  host[:port] or [v6]:port of a go-sql-driver tcp address into dsn (port
+//  3306 when none is given, as go-sql-driver). Returns 0 or DBT_EINVAL.
 static int
-s_dsn_parse (const char *text, dbt_mariadb_dsn_t *dsn, char *err)
+s_go_address (dbt_mariadb_dsn_t *dsn, const char *addr, size_t len, char *err)
+{
+    const char *port = NULL;
+    size_t hlen = len;
+    if (len && addr [0] == '[') {
+        const char *close = memchr (addr, ']', len);
+        if (!close || (close + 1 < addr + len && close [1] != ':')) {
+            dbt_err_set (err, "mysql: bad dsn: address '%.*s' is not [v6]:port", (int) len, addr);
+            return DBT_EINVAL;
+        }
+        hlen = (size_t) (close - addr) + 1;
+        if (close + 1 < addr + len)
+            port = close + 2;
+        dsn->host = dbt_strndup (addr + 1, hlen - 2);
+    }
+    else {
+        const char *colon = memchr (addr, ':', len);
+        if (colon && memchr (colon + 1, ':', len - (size_t) (colon - addr) - 1)) {
+            dbt_err_set (err, "mysql: bad dsn: address '%.*s' has too many colons "
+                         "(an IPv6 address goes in brackets)", (int) len, addr);
+            return DBT_EINVAL;
+        }
+        if (colon) {
+            hlen = (size_t) (colon - addr);
+            port = colon + 1;
+        }
+        dsn->host = hlen ? dbt_strndup (addr, hlen) : dbt_strdup ("127.0.0.1");
+    }
+    int64_t number = 3306;
+    char *text = port ? dbt_strndup (port, len - (size_t) (port - addr)) : NULL;
+    int rc = text && dbt_parse_int64 (text, 1, 65535, &number) ? DBT_EINVAL : 0;
+    if (rc)
+        dbt_err_set (err, "mysql: bad dsn: port '%s' is not 1-65535", text);
+    free (text);
+    dsn->port = (unsigned) number;
+    return rc;
+}
+
+//  Parse upstream's go-sql-driver DSN into dsn (zeroed; the caller frees
+//  it on failure), as go-sql-driver splits it:
+//  [user[:password]@][tcp[(host:port)]|unix(path)]/dbname[?name=value&...]
+//  The database name follows the last '/', so a password may hold '/',
+//  '@' and ':' (after the first) unescaped. Returns 0 or DBT_EINVAL.
+static int
+s_dsn_parse_go (const char *text, dbt_mariadb_dsn_t *dsn, dbt_buf_t *warn, char *err)
+{
+    const char *slash = strrchr (text, '/');
+    if (!slash) {
+        dbt_err_set (err, "mysql: bad dsn: neither a mysql:// URL nor a go-sql-driver DSN "
+                     "(user:password@tcp(host:port)/db): no '/' before the database name");
+        return DBT_EINVAL;
+    }
+    //  [user[:password]@] up to the last '@' before the slash
+    const char *at = NULL;
+    for (const char *p = text; p < slash; p++)
+        if (*p == '@')
+            at = p;
+    const char *net = text;
+    if (at) {
+        const char *colon = memchr (text, ':', (size_t) (at - text));
+        if (colon) {
+            dsn->user = colon > text ? dbt_strndup (text, (size_t) (colon - text)) : NULL;
+            dsn->password = colon + 1 < at ? dbt_strndup (colon + 1, (size_t) (at - colon - 1))
+                          : NULL;
+        }
+        else
+        if (at > text)
+            dsn->user = dbt_strndup (text, (size_t) (at - text));
+        net = at + 1;
+    }
+    //  net[(addr)]
+    const char *open = memchr (net, '(', (size_t) (slash - net));
+    size_t nlen = open ? (size_t) (open - net) : (size_t) (slash - net);
+    const char *addr = open ? open + 1 : slash;
+    size_t alen = 0;
+    if (open) {
+        if (slash [-1] != ')') {
+            dbt_err_set (err, "mysql: bad dsn: the address after '%.*s(' does not end with "
+                         "')' before the database name", at ? (int) nlen : 0, net);
+            return DBT_EINVAL;
+        }
+        alen = (size_t) (slash - 1 - addr);
+    }
+    int rc = 0;
+    if (nlen == 0 || (nlen == 3 && memcmp (net, "tcp", 3) == 0)
+    ||  (nlen == 4 && (memcmp (net, "tcp4", 4) == 0 || memcmp (net, "tcp6", 4) == 0)))
+        rc = s_go_address (dsn, addr, alen, err);
+    else
+    if (nlen == 4 && memcmp (net, "unix", 4) == 0) {
+        dsn->host = dbt_strdup ("localhost");
+        dsn->socket = alen ? dbt_strndup (addr, alen) : dbt_strdup ("/tmp/mysql.sock");
+    }
+    else {
+        //  (named only when it cannot be a password: an '@' came before)
+        if (at)
+            dbt_err_set (err, "mysql: bad dsn: network '%.*s' is not tcp or unix",
+                         (int) nlen, net);
+        else
+            dbt_err_set (err, "mysql: bad dsn: not a mysql:// URL nor a go-sql-driver DSN "
+                         "([user[:password]@]tcp(host:port)/db or unix(path))");
+        return DBT_EINVAL;
+    }
+    if (rc)
+        return rc;
+    //  /dbname[?params]
+    const char *db = slash + 1;
+    size_t dlen = strcspn (db, "?");
+    if (dlen) {
+        dsn->db = s_unescape (db, dlen);
+        if (!dsn->db) {
+            dbt_err_set (err, "mysql: bad dsn: the database name does not decode");
+            return DBT_EINVAL;
+        }
+    }
+    if (db [dlen] == '?') {
+        //  Query-unescaped as go-sql-driver does: '+' is a space
+        char *query = dbt_strdup (db + dlen + 1);
+        dbt_buf_t spaced = { 0 };
+        for (const char *p = query; *p; p++)
+            if (*p == '+')
+                dbt_buf_puts (&spaced, "%20");
+            else
+                dbt_buf_putc (&spaced, *p);
+        dbt_buf_putc (&spaced, 0);
+        rc = s_dsn_query (dsn, spaced.data, warn, err);
+        dbt_buf_free (&spaced);
+        free (query);
+    }
+    return rc;
+}
+
+//  Parse a mysql:// or mariadb:// URL, or upstream's go-sql-driver DSN,
+//  into dsn (zeroed first; freed on failure). Options that are ignored
+//  go into warn (may be NULL). Returns 0 or DBT_EINVAL with the reason in
+//  err; the password never appears in err.
+static int
+s_dsn_parse (const char *text, dbt_mariadb_dsn_t *dsn, dbt_buf_t *warn, char *err)
 {
     memset (dsn, 0, sizeof (*dsn));
     if (!text || !*text) {
         dbt_err_set (err, "mysql: empty dsn (a mysql://user:password@host:port/db URL)");
         return DBT_EINVAL;
     }
-    //  Upstream's configs carry go-sql-driver DSNs: say how to rewrite them
-    if (!strstr (text, "://") && (strstr (text, "@tcp(") || strstr (text, "@unix("))) {
-        dbt_err_set (err, "mysql: the dsn looks like a go-sql-driver DSN "
-                     "(user:password@tcp(host:port)/db); write it as a URL, "
-                     "mysql://user:password@host:port/db (?socket=PATH for unix(PATH))");
-        return DBT_EINVAL;
+    //  Upstream's configs carry go-sql-driver DSNs: no scheme://
+    size_t slen = strspn (text, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                "0123456789+.-");
+    if (slen == 0 || strncmp (text + slen, "://", 3) != 0) {
+        int rc = s_dsn_parse_go (text, dsn, warn, err);
+        if (rc)
+            s_dsn_free (dsn);
+        return rc;
     }
     CURLU *url = curl_url ();
     if (!url) {
@@ -241,7 +448,7 @@ s_dsn_parse (const char *text, dbt_mariadb_dsn_t *dsn, char *err)
     if (rc == 0 && db && *db)
         dsn->db = dbt_strdup (db);
     if (rc == 0 && query)
-        rc = s_dsn_query (dsn, query, err);
+        rc = s_dsn_query (dsn, query, warn, err);
     free (scheme);
     free (port);
     free (path);
@@ -258,19 +465,41 @@ dbt_driver_mariadb_dsn (const char *text, char **desc, char *err)
     assert (desc);
     dbt_mariadb_dsn_t dsn;
     *desc = NULL;
-    int rc = s_dsn_parse (text, &dsn, err);
-    if (rc)
+    dbt_buf_t warn = { 0 };
+    int rc = s_dsn_parse (text, &dsn, &warn, err);
+    if (rc) {
+        dbt_buf_free (&warn);
         return rc;
+    }
     static const char *ssl [] = { "off", "on", "verify" };
     *desc = dbt_printf ("host=%s port=%u user=%s password=%s db=%s socket=%s ssl=%s "
-                        "ssl_ca=%s ssl_capath=%s ssl_cert=%s ssl_key=%s",
+                        "ssl_ca=%s ssl_capath=%s ssl_cert=%s ssl_key=%s timeout=%u warn=%.*s",
                         dsn.host ? dsn.host : "", dsn.port, dsn.user ? dsn.user : "",
                         dsn.password ? "set" : "none", dsn.db ? dsn.db : "",
                         dsn.socket ? dsn.socket : "", ssl [dsn.ssl],
                         dsn.ssl_ca ? dsn.ssl_ca : "", dsn.ssl_capath ? dsn.ssl_capath : "",
-                        dsn.ssl_cert ? dsn.ssl_cert : "", dsn.ssl_key ? dsn.ssl_key : "");
+                        dsn.ssl_cert ? dsn.ssl_cert : "", dsn.ssl_key ? dsn.ssl_key : "",
+                        dsn.dsn_timeout_s, (int) warn.len, warn.len ? warn.data : "");
+    dbt_buf_free (&warn);
     s_dsn_free (&dsn);
     return 0;
+}
+
+//  Check a section's DSN at start-up: refused as connect would refuse it;
+//  options that are ignored are described in warn ("" when none).
+static int
+s_check (const dbt_dbconf_t *conf, char *warn, char *err)
+{
+    dbt_mariadb_dsn_t dsn;
+    dbt_buf_t notes = { 0 };
+    warn [0] = 0;
+    int rc = s_dsn_parse (conf->dsn, &dsn, &notes, err);
+    if (rc == 0)
+        s_dsn_free (&dsn);
+    if (rc == 0 && notes.len)
+        snprintf (warn, DBT_ERRMSG_LEN, "mysql: dsn %.*s", (int) notes.len, notes.data);
+    dbt_buf_free (&notes);
+    return rc;
 }
 
 //  --------------------------------------------------------------------------
@@ -298,7 +527,7 @@ dbt_mariadb_error (dbt_mariadb_t *self, unsigned code, const char *message, cons
     }
     const char *hint = "";
     if (code == ER_NOT_ALLOWED_COMMAND || code == 4166)
-        hint = " (results need local_infile=1 on the server)";
+        hint = " (the server refuses LOCAL INFILE: local_infile=0)";
     dbt_err_set (err, "mysql: %s%s (error %u)%s", what, message && *message ? message
                  : "unknown error", code, hint);
     switch (code) {
@@ -416,10 +645,11 @@ s_connect (const dbt_dbconf_t *conf, void **handle_p, char *err)
     atomic_init (&self->canceled, false);
     self->results = conf->results;
     self->dsn = (dbt_mariadb_dsn_t *) dbt_malloc (sizeof (dbt_mariadb_dsn_t));
-    int rc = s_dsn_parse (conf->dsn, self->dsn, err);
+    int rc = s_dsn_parse (conf->dsn, self->dsn, NULL, err);
     if (rc == 0) {
         self->dsn->timeout_s = conf->connect_timeout_ms > 0
                              ? (unsigned) ((conf->connect_timeout_ms + 999) / 1000)
+                             : self->dsn->dsn_timeout_s > 0 ? self->dsn->dsn_timeout_s
                              : S_CONNECT_TIMEOUT_S;
         self->mysql = s_open (self->dsn, self->dsn->timeout_s, conf->results, &rc, err);
     }
@@ -431,8 +661,15 @@ s_connect (const dbt_dbconf_t *conf, void **handle_p, char *err)
         return rc == DBT_EINVAL ? rc : DBT_ECONN;
     }
     self->thread_id = mysql_thread_id (self->mysql);
-    if (conf->results)
+    if (conf->results) {
         dbt_mariadb_infile_handler (self);
+        rc = dbt_mariadb_write_probe (self, err);
+        if (rc) {
+            void *handle = self;
+            s_disconnect (&handle);
+            return rc;
+        }
+    }
     *handle_p = self;
     return 0;
 }
@@ -495,6 +732,7 @@ s_cancel (void *handle)
 const dbt_driver_t dbt_driver_mariadb = {
     .name = "mysql",
     .alias = "mariadb",
+    .check = s_check,
     .connect = s_connect,
     .disconnect = s_disconnect,
     .alive = s_alive,
@@ -520,7 +758,7 @@ const dbt_driver_t dbt_driver_mariadb = {
 static int
 s_dsn_check (const char *text, dbt_mariadb_dsn_t *dsn, char *err)
 {
-    int rc = s_dsn_parse (text, dsn, err);
+    int rc = s_dsn_parse (text, dsn, NULL, err);
     if (rc == 0)
         assert (!dsn->password || !strstr (err, dsn->password));
     return rc;
@@ -569,7 +807,7 @@ dbt_driver_mariadb_test (bool verbose)
     char *desc = NULL;
     assert (dbt_driver_mariadb_dsn ("mysql://u:secret@[::1]:3307/db?ssl_ca=%2Fca", &desc, err) == 0);
     assert (streq (desc, "host=::1 port=3307 user=u password=set db=db socket= ssl=on "
-                         "ssl_ca=/ca ssl_capath= ssl_cert= ssl_key="));
+                         "ssl_ca=/ca ssl_capath= ssl_cert= ssl_key= timeout=0 warn="));
     free (desc);
     assert (dbt_driver_mariadb_dsn ("mysql://u:secret@h:0/db", &desc, err) == DBT_EINVAL);
     assert (!desc && strstr (err, "port") && !strstr (err, "secret"));
@@ -588,8 +826,67 @@ dbt_driver_mariadb_test (bool verbose)
     assert (s_dsn_check ("", &dsn, err) == DBT_EINVAL && strstr (err, "empty dsn"));
     assert (s_dsn_check (NULL, &dsn, err) == DBT_EINVAL);
     assert (s_dsn_check ("host=127.0.0.1 user=x", &dsn, err) == DBT_EINVAL);
-    assert (s_dsn_check ("user:secret@tcp(h:3306)/db", &dsn, err) == DBT_EINVAL);
-    assert (strstr (err, "go-sql-driver") && !strstr (err, "secret"));
+
+    //  Upstream's go-sql-driver DSNs: the same settings as the URL form
+    assert (s_dsn_check ("user:secret@tcp(h:3307)/db", &dsn, err) == 0);
+    assert (streq (dsn.user, "user") && streq (dsn.password, "secret"));
+    assert (streq (dsn.host, "h") && dsn.port == 3307 && streq (dsn.db, "db"));
+    assert (!dsn.socket && dsn.ssl == S_SSL_OFF);
+    s_dsn_free (&dsn);
+    //  The password runs to the last '@' before the last '/'
+    assert (s_dsn_check ("u:p@s:s/w@rd@tcp([::1]:3306)/my%20db?tls=true", &dsn, err) == 0);
+    assert (streq (dsn.user, "u") && streq (dsn.password, "p@s:s/w@rd"));
+    assert (streq (dsn.host, "::1") && dsn.port == 3306 && streq (dsn.db, "my db"));
+    assert (dsn.ssl == S_SSL_VERIFY);
+    s_dsn_free (&dsn);
+    //  No address: go-sql-driver's 127.0.0.1:3306; a host alone gets 3306
+    assert (s_dsn_check ("root@/", &dsn, err) == 0);
+    assert (streq (dsn.user, "root") && !dsn.password && streq (dsn.host, "127.0.0.1"));
+    assert (dsn.port == 3306 && !dsn.db);
+    s_dsn_free (&dsn);
+    assert (s_dsn_check ("tcp(db.example)/x?tls=skip-verify&timeout=1500ms", &dsn, err) == 0);
+    assert (streq (dsn.host, "db.example") && dsn.port == 3306 && dsn.ssl == S_SSL_ON);
+    assert (dsn.dsn_timeout_s == 2 && !dsn.user);
+    s_dsn_free (&dsn);
+    assert (s_dsn_check ("u:pw@unix(/run/mysqld/mysqld.sock)/db", &dsn, err) == 0);
+    assert (streq (dsn.socket, "/run/mysqld/mysqld.sock") && streq (dsn.db, "db"));
+    s_dsn_free (&dsn);
+    assert (s_dsn_check ("u@unix/db", &dsn, err) == 0 && streq (dsn.socket, "/tmp/mysql.sock"));
+    s_dsn_free (&dsn);
+    //  Options that change nothing are accepted with a warning
+    assert (dbt_driver_mariadb_dsn ("u:secret@tcp(h:3306)/db?parseTime=true&loc=Local"
+                                    "&charset=utf8mb4,utf8&tls=false", &desc, err) == 0);
+    assert (strstr (desc, "warn=option parseTime=true is ignored"));
+    assert (strstr (desc, "; option loc=Local is ignored") && !strstr (desc, "charset"));
+    assert (!strstr (desc, "secret") && strstr (desc, " ssl=off "));
+    free (desc);
+    assert (dbt_driver_mariadb_dsn ("u@tcp(h)/db?charset=latin1&tls=preferred", &desc, err) == 0);
+    assert (strstr (desc, "charset=latin1 is ignored") && strstr (desc, "TLS is not tried"));
+    free (desc);
+    dbt_dbconf_t goconf = { .name = "m", .type = "mysql", .dsn = "u:p@tcp(h)/db?parseTime=true" };
+    char warn [DBT_ERRMSG_LEN];
+    assert (s_check (&goconf, warn, err) == 0 && strstr (warn, "mysql: dsn option parseTime"));
+    goconf.dsn = "u:p@tcp(h)/db";
+    assert (s_check (&goconf, warn, err) == 0 && warn [0] == 0);
+    goconf.dsn = "u:p@tcp(h)/db?tls=custom";
+    assert (s_check (&goconf, warn, err) == DBT_EINVAL && strstr (err, "registered TLS config"));
+    //  Refusals never show the password
+    assert (s_dsn_check ("u:secret@tcp(h:3306)/db?sql_mode=ANSI", &dsn, err) == DBT_EINVAL);
+    assert (strstr (err, "unknown option 'sql_mode'") && strstr (err, "session variables"));
+    assert (s_dsn_check ("u:secret@tcp(h:3306/db", &dsn, err) == DBT_EINVAL);
+    assert (strstr (err, "does not end with ')'") && !strstr (err, "secret"));
+    assert (s_dsn_check ("u:secret@tcp(h:70000)/db", &dsn, err) == DBT_EINVAL);
+    assert (strstr (err, "port '70000'") && !strstr (err, "secret"));
+    assert (s_dsn_check ("u:secret@tcp(a:b:c)/db", &dsn, err) == DBT_EINVAL);
+    assert (strstr (err, "too many colons"));
+    assert (s_dsn_check ("u:secret@udp(h)/db", &dsn, err) == DBT_EINVAL);
+    assert (strstr (err, "network 'udp'") && !strstr (err, "secret"));
+    assert (s_dsn_check ("u:secret(x/db", &dsn, err) == DBT_EINVAL && !strstr (err, "secret"));
+    assert (s_dsn_check ("u:secretvalue/db", &dsn, err) == DBT_EINVAL && !strstr (err, "secret"));
+    assert (s_dsn_check ("u:secret@tcp(h)", &dsn, err) == DBT_EINVAL);
+    assert (strstr (err, "no '/'") && !strstr (err, "secret"));
+    assert (s_dsn_check ("u@tcp(h)/db?timeout=soon", &dsn, err) == DBT_EINVAL);
+    assert (strstr (err, "timeout must be a duration"));
 
     //  Errors and their codes
     dbt_mariadb_t *self = (dbt_mariadb_t *) dbt_malloc (sizeof (dbt_mariadb_t));
@@ -609,7 +906,7 @@ dbt_driver_mariadb_test (bool verbose)
     assert (streq (err, "query exceeded its time limit of 300 ms"));
     assert (dbt_mariadb_error (self, ER_RECORD_FILE_FULL, "full", "", err) == DBT_EFULL);
     assert (dbt_mariadb_error (self, 4166, "disabled", "x: ", err) == DBT_ERROR);
-    assert (strstr (err, "local_infile=1"));
+    assert (strstr (err, "local_infile=0"));
     assert (!self->lost);
     assert (dbt_mariadb_error (self, CR_SERVER_LOST, NULL, "", err) == DBT_ECONN);
     assert (self->lost && strstr (err, "unknown error"));

@@ -30,6 +30,10 @@ typedef struct {
     unsigned long thread_id;    //  server thread id of the connection
     atomic_bool canceled;       //  cancel was called for the running query
     bool results;               //  opened for results (LOCAL INFILE on)
+    bool no_infile;             //  results: the server refuses LOAD DATA
+                                //  LOCAL (local_infile=0), so rows go in
+                                //  multi-row INSERTs
+    unsigned long max_packet;   //  results: the server's max_allowed_packet
     bool lost;                  //  a connection error made it unusable
     int64_t stmt_timeout_ms;    //  the session's max_statement_time, 0 none
     int64_t timeout_ms;         //  the running query's limit (for errors)
@@ -90,6 +94,12 @@ void
 //  handler, which serves only its own results stream.
 void
     dbt_mariadb_infile_handler (dbt_mariadb_t *self);
+
+//  Results connection: learn whether the server takes LOAD DATA LOCAL
+//  (else writes use multi-row INSERTs, logged) and its packet limit.
+//  Returns 0 or an error code.
+int
+    dbt_mariadb_write_probe (dbt_mariadb_t *self, char *err);
 
 int
     dbt_mariadb_write_begin (void *handle, const char *table, const dbt_column_t *cols,

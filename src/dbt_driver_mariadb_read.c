@@ -326,6 +326,14 @@ s_build_columns (dbt_mariadb_query_t *self, const MYSQL_FIELD *fields, size_t nc
         self->cols [i].name = dbt_strndup (f->name, f->name_length);
         cell->read = s_field_map (f->type, f->flags, f->length, f->decimals, f->charsetnr,
                                   &self->cols [i]);
+        //  What the server reports: NOT NULL, and JSON (extended metadata,
+        //  MariaDB 10.5+), kept as JSONB where the results can
+        self->cols [i].not_null = (f->flags & NOT_NULL_FLAG) != 0;
+        MARIADB_CONST_STRING format = { NULL, 0 };
+        if (self->cols [i].type == DBT_COL_TEXT
+        &&  mariadb_field_attr (&format, f, MARIADB_FIELD_ATTR_FORMAT_NAME) == 0
+        &&  format.length == 4 && strncasecmp (format.str, "json", 4) == 0)
+            self->cols [i].kind = DBT_KIND_JSONB;
         if (!binary)
             continue;
         MYSQL_BIND *b = &self->binds [i];

@@ -22,6 +22,15 @@
     count that differs. The commit swaps the table in with one RENAME TABLE
     and drops the old one.
 
+    A server with local_infile=0 refuses LOAD DATA LOCAL: the connection
+    learns so when it opens (or from the first refused LOAD DATA, which
+    fails that write) and then writes rows as multi-row INSERTs into the
+    same staging table, each statement below S_INSERT_MAX bytes and the
+    server's max_allowed_packet, run on the writer's thread (logged once
+    per connection). Values are quoted string literals
+    (mysql_real_escape_string), converted by the server under the strict
+    sql_mode, so a bad value fails the write as in LOAD DATA.
+
     Why LOAD DATA (bench/mariadb_bench.c, 1M rows of six columns, MariaDB
     10.11 on loopback): 481k rows/s, where ~1 MB multi-row INSERTs gave
     294k (319k with the next statement encoded while the server ran the
@@ -39,6 +48,10 @@
 #define S_CHUNK (256 * 1024)
 #define S_QUEUE 4
 
+//  Multi-row INSERT statements: flushed when this long (and kept below
+//  the server's max_allowed_packet, less room for one more row's start).
+#define S_INSERT_MAX (4 * 1024 * 1024)
+
 //  The file name LOAD DATA asks the local infile handler for; the handler
 //  refuses any other name and any request outside a write.
 #define S_STREAM "dbt-results-stream"
@@ -51,7 +64,12 @@ struct _dbt_mariadb_write_t {
     size_t ncols;               //  number of its columns
     int64_t rows;               //  rows encoded so far
     dbt_buf_t buf;              //  encoded rows not yet queued
-    char *sql;                  //  the LOAD DATA statement (owned)
+    char *sql;                  //  the LOAD DATA statement, or the INSERT
+                                //  statements' head (owned)
+    bool insert;                //  rows go in multi-row INSERTs
+    size_t insert_max;          //  flush an INSERT at this many bytes
+    size_t insert_rows;         //  rows in the INSERT being built
+    uint64_t inserted;          //  rows the server took in INSERTs
 
     //  The stream, shared with the loader thread
     pthread_mutex_t lock;       //  guards the fields down to finished
@@ -176,6 +194,35 @@ dbt_mariadb_infile_handler (dbt_mariadb_t *conn)
                                     s_infile_end, s_infile_error, conn);
 }
 
+//  --------------------------------------------------------------------------
+//  Results connection: whether the server takes LOAD DATA LOCAL, and its
+//  max_allowed_packet.
+
+int
+dbt_mariadb_write_probe (dbt_mariadb_t *conn, char *err)
+{
+    static const char sql [] = "SELECT @@local_infile, @@max_allowed_packet";
+    if (mysql_real_query (conn->mysql, sql, sizeof (sql) - 1))
+        return dbt_mariadb_last_error (conn, "cannot read local_infile: ", err);
+    MYSQL_RES *res = mysql_store_result (conn->mysql);
+    MYSQL_ROW row = res ? mysql_fetch_row (res) : NULL;
+    int64_t infile = 1, packet = 0;
+    if (row && row [0])
+        dbt_parse_int64 (row [0], 0, 1, &infile);
+    if (row && row [1])
+        dbt_parse_int64 (row [1], 0, INT64_C (1) << 32, &packet);
+    mysql_free_result (res);
+    conn->max_packet = (unsigned long) packet;
+    conn->no_infile = infile == 0;
+    if (conn->no_infile)
+        dbt_log (DBT_LOG_WARN, "mysql: the results server has local_infile=0: this connection "
+                 "writes results with multi-row INSERTs of up to %zu bytes (slower than "
+                 "LOAD DATA LOCAL INFILE; SET GLOBAL local_infile=1 for it)",
+                 packet > 2048 && (size_t) packet - 1024 < S_INSERT_MAX ? (size_t) packet - 1024
+                 : (size_t) S_INSERT_MAX);
+    return 0;
+}
+
 //  Loader thread: run the LOAD DATA statement, record its outcome.
 static void *
 s_loader (void *arg)
@@ -248,6 +295,8 @@ s_load_stop (dbt_mariadb_write_t *self, bool abort)
     self->running = false;
 }
 
+static int s_warnings_error (dbt_mariadb_write_t *self, char *err);
+
 //  Finish the stream and check the load: no error, no warning, every row.
 //  Returns 0 or an error code.
 static int
@@ -258,29 +307,46 @@ s_load_finish (dbt_mariadb_write_t *self, char *err)
     if (!started)
         return 0;               //  no rows at all
     dbt_mariadb_t *conn = self->conn;
+    if (self->error == ER_NOT_ALLOWED_COMMAND || self->error == ER_LOAD_INFILE_CAPABILITY_DISABLED) {
+        conn->no_infile = true;
+        dbt_log (DBT_LOG_WARN, "mysql: the results server refused LOAD DATA LOCAL INFILE "
+                 "(local_infile=0?): this connection writes results with multi-row INSERTs "
+                 "from the next attempt on");
+        dbt_err_set (err, "mysql: the results server refused LOAD DATA LOCAL INFILE: %s "
+                     "(error %u); the next attempt writes with INSERTs", self->message,
+                     self->error);
+        return DBT_ERROR;
+    }
     if (self->error)
         return dbt_mariadb_error (conn, self->error, self->message,
                                   "cannot write the results: ", err);
-    if (self->warnings) {
-        //  The first warning names the column and row
-        char message [DBT_ERRMSG_LEN] = "";
-        if (mysql_real_query (conn->mysql, "SHOW WARNINGS LIMIT 1", 21) == 0) {
-            MYSQL_RES *res = mysql_store_result (conn->mysql);
-            MYSQL_ROW row = res ? mysql_fetch_row (res) : NULL;
-            if (row && mysql_num_fields (res) >= 3)
-                snprintf (message, sizeof (message), "%s", row [2] ? row [2] : "");
-            mysql_free_result (res);
-        }
-        dbt_err_set (err, "mysql: the results table refused a value: %s (%u warning%s)",
-                     message, self->warnings, self->warnings == 1 ? "" : "s");
-        return DBT_ERROR;
-    }
+    if (self->warnings)
+        return s_warnings_error (self, err);
     if (self->affected != (uint64_t) self->rows) {
         dbt_err_set (err, "mysql: %" PRIu64 " of %" PRId64 " results rows were loaded",
                      self->affected, self->rows);
         return DBT_ERROR;
     }
     return 0;
+}
+
+//  The error of a load or INSERT that raised warnings: the first names the
+//  column and row.
+static int
+s_warnings_error (dbt_mariadb_write_t *self, char *err)
+{
+    dbt_mariadb_t *conn = self->conn;
+    char message [DBT_ERRMSG_LEN] = "";
+    if (mysql_real_query (conn->mysql, "SHOW WARNINGS LIMIT 1", 21) == 0) {
+        MYSQL_RES *res = mysql_store_result (conn->mysql);
+        MYSQL_ROW row = res ? mysql_fetch_row (res) : NULL;
+        if (row && mysql_num_fields (res) >= 3)
+            snprintf (message, sizeof (message), "%s", row [2] ? row [2] : "");
+        mysql_free_result (res);
+    }
+    dbt_err_set (err, "mysql: the results table refused a value: %s (%u warning%s)",
+                 message, self->warnings, self->warnings == 1 ? "" : "s");
+    return DBT_ERROR;
 }
 
 //  --------------------------------------------------------------------------
@@ -296,20 +362,23 @@ s_cell_error (dbt_mariadb_write_t *self, size_t i, const char *val, size_t len,
     return DBT_EINVAL;
 }
 
-//  Append cell i of a row to the stream in LOAD DATA form.
+//  The text MariaDB takes for cell i (*val, *len, maybe pointing into
+//  text, DBT_CELL_TIME_LEN bytes), checked for its column. Returns 0 or
+//  DBT_EINVAL. NULL cells are the caller's.
 static int
-s_encode_cell (dbt_mariadb_write_t *self, size_t i, const char *val, size_t len, char *err)
+s_cell_value (dbt_mariadb_write_t *self, size_t i, const char **val_p, size_t *len_p,
+              char *text, char *err)
 {
     const dbt_column_t *col = &self->cols [i];
-    char text [DBT_CELL_TIME_LEN];
-    if (!val)
-        return dbt_cell_tsv (&self->buf, NULL, 0, true);
+    const char *val = *val_p;
+    size_t len = *len_p;
     switch (col->type) {
         case DBT_COL_BOOLEAN: {
             bool value;
             if (dbt_cell_parse_bool (val, len, &value))
                 return s_cell_error (self, i, val, len, "is not a valid BOOLEAN", err);
-            dbt_buf_putc (&self->buf, value ? '1' : '0');
+            *val_p = value ? "1" : "0";
+            *len_p = 1;
             return 0;
         }
         case DBT_COL_DECIMAL:
@@ -337,7 +406,7 @@ s_encode_cell (dbt_mariadb_write_t *self, size_t i, const char *val, size_t len,
                 len -= 3;
                 break;
             }
-            int n = dbt_cell_time (DBT_COL_TIMESTAMPTZ, val, len, text, sizeof (text));
+            int n = dbt_cell_time (DBT_COL_TIMESTAMPTZ, val, len, text, DBT_CELL_TIME_LEN);
             if (n < 3)
                 return s_cell_error (self, i, val, len, "is not a valid TIMESTAMPTZ", err);
             val = text;
@@ -347,7 +416,37 @@ s_encode_cell (dbt_mariadb_write_t *self, size_t i, const char *val, size_t len,
         default:
             break;
     }
-    return dbt_cell_tsv (&self->buf, val, len, true);
+    *val_p = val;
+    *len_p = len;
+    return 0;
+}
+
+//  Append cell i of a row to the stream in LOAD DATA form, or as a quoted
+//  literal of an INSERT.
+static int
+s_encode_cell (dbt_mariadb_write_t *self, size_t i, const char *val, size_t len, char *err)
+{
+    char text [DBT_CELL_TIME_LEN];
+    if (!val) {
+        if (self->insert) {
+            dbt_buf_puts (&self->buf, "NULL");
+            return 0;
+        }
+        return dbt_cell_tsv (&self->buf, NULL, 0, true);
+    }
+    int rc = s_cell_value (self, i, &val, &len, text, err);
+    if (rc)
+        return rc;
+    if (!self->insert)
+        return dbt_cell_tsv (&self->buf, val, len, true);
+    //  mysql_real_escape_string writes at most 2 * len + 1 bytes, and
+    //  follows the session (utf8mb4, NO_BACKSLASH_ESCAPES)
+    dbt_buf_reserve (&self->buf, 2 * len + 3);
+    self->buf.data [self->buf.len++] = '\'';
+    self->buf.len += mysql_real_escape_string (self->conn->mysql, self->buf.data + self->buf.len,
+                                               val, (unsigned long) len);
+    self->buf.data [self->buf.len++] = '\'';
+    return 0;
 }
 
 //  Append one row to the stream (queued once a chunk is full).
@@ -360,15 +459,62 @@ s_encode_row (dbt_mariadb_write_t *self, const dbt_row_t *row, char *err)
         return DBT_EINVAL;
     }
     size_t mark = self->buf.len;
+    if (self->insert) {
+        if (self->insert_rows == 0)
+            dbt_buf_puts (&self->buf, self->sql);
+        dbt_buf_puts (&self->buf, self->insert_rows ? ",(" : "(");
+    }
     for (size_t i = 0; i < row->ncols; i++) {
         int rc = s_encode_cell (self, i, row->vals [i], row->lens [i], err);
         if (rc) {
             self->buf.len = mark;
             return rc;
         }
-        dbt_buf_putc (&self->buf, i + 1 < row->ncols ? '\t' : '\n');
+        if (self->insert)
+            dbt_buf_putc (&self->buf, i + 1 < row->ncols ? ',' : ')');
+        else
+            dbt_buf_putc (&self->buf, i + 1 < row->ncols ? '\t' : '\n');
     }
+    if (self->insert)
+        self->insert_rows++;
     self->rows++;
+    return 0;
+}
+
+//  --------------------------------------------------------------------------
+//  Multi-row INSERTs (a server with local_infile=0)
+
+//  Run the INSERT built so far. Returns 0 or an error code; a warning (a
+//  value the table changed) fails it as in LOAD DATA.
+static int
+s_insert_flush (dbt_mariadb_write_t *self, char *err)
+{
+    if (self->insert_rows == 0)
+        return 0;
+    dbt_mariadb_t *conn = self->conn;
+    size_t rows = self->insert_rows;
+    self->insert_rows = 0;
+    int failed = mysql_real_query (conn->mysql, self->buf.data, self->buf.len);
+    dbt_buf_reset (&self->buf);
+    if (failed) {
+        if (mysql_errno (conn->mysql) == ER_NET_PACKET_TOO_LARGE)
+            return dbt_mariadb_error (conn, mysql_errno (conn->mysql), "a results row is "
+                                      "larger than the server's max_allowed_packet",
+                                      "cannot write the results: ", err);
+        return dbt_mariadb_last_error (conn, "cannot write the results: ", err);
+    }
+    uint64_t affected = mysql_affected_rows (conn->mysql);
+    unsigned warnings = mysql_warning_count (conn->mysql);
+    if (warnings) {
+        self->warnings = warnings;
+        self->affected = affected;
+        return 1;
+    }
+    if (affected != rows) {
+        dbt_err_set (err, "mysql: %" PRIu64 " of %zu results rows were inserted", affected, rows);
+        return DBT_ERROR;
+    }
+    self->inserted += affected;
     return 0;
 }
 
@@ -454,13 +600,25 @@ dbt_mariadb_write_begin (void *handle, const char *table, const dbt_column_t *co
     for (size_t i = 0; i < ncols; i++) {
         char *qname = dbt_quote_ident (self->cols [i].name, '`');
         char type [48];
-        dbt_buf_printf (&create, "%s%s %s", i ? ", " : "", qname,
-                        s_sql_type (&cols [i], type, sizeof (type)));
+        dbt_buf_printf (&create, "%s%s %s%s", i ? ", " : "", qname,
+                        s_sql_type (&cols [i], type, sizeof (type)),
+                        cols [i].not_null ? " NOT NULL" : "");
         dbt_buf_printf (&load, "%s%s", i ? ", " : "", qname);
         free (qname);
     }
     dbt_buf_puts (&create, ") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4");
     dbt_buf_putc (&load, ')');
+    if (conn->no_infile) {
+        //  INSERT INTO t (cols) VALUES: the column list of the LOAD DATA
+        char *cols_list = strrchr (load.data, '(');
+        char *head = dbt_printf ("INSERT INTO %s %s VALUES ", qtable, cols_list);
+        dbt_buf_reset (&load);
+        dbt_buf_puts (&load, head);
+        free (head);
+        self->insert = true;
+        size_t limit = conn->max_packet > 2048 ? conn->max_packet - 1024 : 1024;
+        self->insert_max = limit < S_INSERT_MAX ? limit : S_INSERT_MAX;
+    }
     if (rc == 0)
         rc = dbt_mariadb_exec (conn, create.data, "cannot create the results table: ", err);
     dbt_buf_free (&create);
@@ -480,7 +638,11 @@ dbt_mariadb_write_row (void *handle, const dbt_row_t *row, char *err)
         return DBT_EINVAL;
     }
     int rc = s_encode_row (self, row, err);
-    if (rc || self->buf.len < S_CHUNK)
+    if (rc == 0 && self->insert && self->buf.len >= self->insert_max) {
+        rc = s_insert_flush (self, err);
+        return rc == 1 ? s_warnings_error (self, err) : rc;
+    }
+    if (rc || self->insert || self->buf.len < S_CHUNK)
         return rc;
     rc = s_load_push (self, err);
     if (rc == 1) {
@@ -542,9 +704,22 @@ dbt_mariadb_write_commit (void *handle, const char *table, const char *final, ch
         dbt_err_set (err, "mysql: no results write in progress");
         return DBT_EINVAL;
     }
-    int rc = s_load_push (self, err);
-    if (rc >= 0)
-        rc = s_load_finish (self, err);
+    int rc;
+    if (self->insert) {
+        rc = s_insert_flush (self, err);
+        if (rc == 1)
+            rc = s_warnings_error (self, err);
+        if (rc == 0 && self->inserted != (uint64_t) self->rows) {
+            dbt_err_set (err, "mysql: %" PRIu64 " of %" PRId64 " results rows were inserted",
+                         self->inserted, self->rows);
+            rc = DBT_ERROR;
+        }
+    }
+    else {
+        rc = s_load_push (self, err);
+        if (rc >= 0)
+            rc = s_load_finish (self, err);
+    }
     if (rc == 0 && strcmp (table, final) != 0)
         rc = s_swap (conn, table, final, err);
     if (rc) {
@@ -620,21 +795,21 @@ dbt_mariadb_write_test (bool verbose)
         dbt_column_t col;
         const char *sql;
     } types [] = {
-        { { "a", DBT_COL_TEXT, 0, -1, NULL }, "LONGTEXT" },
-        { { "a", DBT_COL_BIGINT, 0, -1, NULL }, "BIGINT" },
-        { { "a", DBT_COL_UBIGINT, 0, -1, NULL }, "BIGINT UNSIGNED" },
-        { { "a", DBT_COL_DECIMAL, 24, 6, NULL }, "DECIMAL(24,6)" },
-        { { "a", DBT_COL_DECIMAL, 65, 38, NULL }, "DECIMAL(65,38)" },
-        { { "a", DBT_COL_DECIMAL, 3, 3, NULL }, "DECIMAL(3,3)" },
-        { { "a", DBT_COL_DECIMAL, 0, -1, NULL }, "LONGTEXT" },
-        { { "a", DBT_COL_DECIMAL, 66, 2, NULL }, "LONGTEXT" },
-        { { "a", DBT_COL_DECIMAL, 60, 39, NULL }, "LONGTEXT" },
-        { { "a", DBT_COL_DECIMAL, 5, 7, NULL }, "LONGTEXT" },
-        { { "a", DBT_COL_DOUBLE, 0, -1, NULL }, "DOUBLE" },
-        { { "a", DBT_COL_BOOLEAN, 0, -1, NULL }, "BOOLEAN" },
-        { { "a", DBT_COL_DATE, 0, -1, NULL }, "DATE" },
-        { { "a", DBT_COL_TIMESTAMP, 0, -1, NULL }, "DATETIME(6)" },
-        { { "a", DBT_COL_TIMESTAMPTZ, 0, -1, NULL }, "DATETIME(6)" },
+        { { "a", DBT_COL_TEXT, 0, -1, NULL, 0, 0, 0, false }, "LONGTEXT" },
+        { { "a", DBT_COL_BIGINT, 0, -1, NULL, 0, 0, 0, false }, "BIGINT" },
+        { { "a", DBT_COL_UBIGINT, 0, -1, NULL, 0, 0, 0, false }, "BIGINT UNSIGNED" },
+        { { "a", DBT_COL_DECIMAL, 24, 6, NULL, 0, 0, 0, false }, "DECIMAL(24,6)" },
+        { { "a", DBT_COL_DECIMAL, 65, 38, NULL, 0, 0, 0, false }, "DECIMAL(65,38)" },
+        { { "a", DBT_COL_DECIMAL, 3, 3, NULL, 0, 0, 0, false }, "DECIMAL(3,3)" },
+        { { "a", DBT_COL_DECIMAL, 0, -1, NULL, 0, 0, 0, false }, "LONGTEXT" },
+        { { "a", DBT_COL_DECIMAL, 66, 2, NULL, 0, 0, 0, false }, "LONGTEXT" },
+        { { "a", DBT_COL_DECIMAL, 60, 39, NULL, 0, 0, 0, false }, "LONGTEXT" },
+        { { "a", DBT_COL_DECIMAL, 5, 7, NULL, 0, 0, 0, false }, "LONGTEXT" },
+        { { "a", DBT_COL_DOUBLE, 0, -1, NULL, 0, 0, 0, false }, "DOUBLE" },
+        { { "a", DBT_COL_BOOLEAN, 0, -1, NULL, 0, 0, 0, false }, "BOOLEAN" },
+        { { "a", DBT_COL_DATE, 0, -1, NULL, 0, 0, 0, false }, "DATE" },
+        { { "a", DBT_COL_TIMESTAMP, 0, -1, NULL, 0, 0, 0, false }, "DATETIME(6)" },
+        { { "a", DBT_COL_TIMESTAMPTZ, 0, -1, NULL, 0, 0, 0, false }, "DATETIME(6)" },
     };
     for (size_t i = 0; i < sizeof (types) / sizeof (types [0]); i++)
         assert (streq (s_sql_type (&types [i].col, buf, sizeof (buf)), types [i].sql));
@@ -642,13 +817,13 @@ dbt_mariadb_write_test (bool verbose)
 
     //  Row encoding for LOAD DATA, and refusals
     dbt_column_t wcols [] = {
-        { "t", DBT_COL_TEXT, 0, -1, NULL },
-        { "b", DBT_COL_BOOLEAN, 0, -1, NULL },
-        { "f", DBT_COL_DOUBLE, 0, -1, NULL },
-        { "d", DBT_COL_DECIMAL, 12, 2, NULL },
-        { "dt", DBT_COL_DECIMAL, 0, -1, NULL },
-        { "day", DBT_COL_DATE, 0, -1, NULL },
-        { "tz", DBT_COL_TIMESTAMPTZ, 0, -1, NULL },
+        { "t", DBT_COL_TEXT, 0, -1, NULL, 0, 0, 0, false },
+        { "b", DBT_COL_BOOLEAN, 0, -1, NULL, 0, 0, 0, false },
+        { "f", DBT_COL_DOUBLE, 0, -1, NULL, 0, 0, 0, false },
+        { "d", DBT_COL_DECIMAL, 12, 2, NULL, 0, 0, 0, false },
+        { "dt", DBT_COL_DECIMAL, 0, -1, NULL, 0, 0, 0, false },
+        { "day", DBT_COL_DATE, 0, -1, NULL, 0, 0, 0, false },
+        { "tz", DBT_COL_TIMESTAMPTZ, 0, -1, NULL, 0, 0, 0, false },
     };
     dbt_mariadb_write_t *self = s_write_new (NULL, "stage", wcols, 7);
     const char *row1 [] = { "a\tb\nc\\d\0e\r", "t", "1e-300", "-0.50", "NaN", "2024-02-29",

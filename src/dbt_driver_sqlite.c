@@ -857,7 +857,8 @@ s_write_begin (void *handle, const char *table, const dbt_column_t *cols, size_t
     for (size_t i = 0; i < ncols; i++) {
         char *qname = dbt_quote_ident (cols [i].name ? cols [i].name : "", '"');
         char *decl = s_decltype_for (&cols [i]);
-        dbt_buf_printf (&sql, "%s%s %s", i ? ", " : "", qname, decl);
+        dbt_buf_printf (&sql, "%s%s %s%s", i ? ", " : "", qname, decl,
+                        cols [i].not_null ? " NOT NULL" : "");
         dbt_buf_puts (&insert, i ? ", ?" : "?");
         free (qname);
         free (decl);
@@ -1204,7 +1205,7 @@ dbt_driver_sqlite_test (bool verbose)
     //  Read-only: writes are refused
     assert (s_run (src, "DELETE FROM entries", NULL, 0, &out, err) < 0);
     assert (strstr (err, "readonly"));
-    dbt_column_t rocol = { "a", DBT_COL_TEXT, 0, -1, NULL };
+    dbt_column_t rocol = { "a", DBT_COL_TEXT, 0, -1, NULL, 0, 0, 0, false };
     assert (dbt_conn_write_begin (src, "t", &rocol, 1, NULL, err) == DBT_EINVAL);
     assert (strstr (err, "read-only"));
     //  Arg counts and statement checks
@@ -1281,17 +1282,17 @@ dbt_driver_sqlite_test (bool verbose)
     dbt_conn_t *res = dbt_conn_new (&rconf, err);
     assert (res);
     dbt_column_t wcols [] = {
-        { "t", DBT_COL_TEXT, 0, -1, NULL },
-        { "i", DBT_COL_BIGINT, 0, -1, NULL },
-        { "u", DBT_COL_UBIGINT, 0, -1, NULL },
-        { "d", DBT_COL_DECIMAL, 24, 6, NULL },
-        { "dd", DBT_COL_DECIMAL, 0, -1, NULL },
-        { "f", DBT_COL_DOUBLE, 0, -1, NULL },
-        { "b", DBT_COL_BOOLEAN, 0, -1, NULL },
-        { "day", DBT_COL_DATE, 0, -1, NULL },
-        { "ts", DBT_COL_TIMESTAMP, 0, -1, NULL },
-        { "tz", DBT_COL_TIMESTAMPTZ, 0, -1, NULL },
-        { "q\"x", DBT_COL_TEXT, 0, -1, NULL }
+        { "t", DBT_COL_TEXT, 0, -1, NULL, 0, 0, 0, false },
+        { "i", DBT_COL_BIGINT, 0, -1, NULL, 0, 0, 0, false },
+        { "u", DBT_COL_UBIGINT, 0, -1, NULL, 0, 0, 0, false },
+        { "d", DBT_COL_DECIMAL, 24, 6, NULL, 0, 0, 0, false },
+        { "dd", DBT_COL_DECIMAL, 0, -1, NULL, 0, 0, 0, false },
+        { "f", DBT_COL_DOUBLE, 0, -1, NULL, 0, 0, 0, false },
+        { "b", DBT_COL_BOOLEAN, 0, -1, NULL, 0, 0, 0, false },
+        { "day", DBT_COL_DATE, 0, -1, NULL, 0, 0, 0, false },
+        { "ts", DBT_COL_TIMESTAMP, 0, -1, NULL, 0, 0, 0, false },
+        { "tz", DBT_COL_TIMESTAMPTZ, 0, -1, NULL, 0, 0, 0, false },
+        { "q\"x", DBT_COL_TEXT, 0, -1, NULL, 0, 0, 0, false }
     };
     size_t wn = sizeof (wcols) / sizeof (wcols [0]);
     const char *rows [][11] = {
@@ -1370,7 +1371,7 @@ dbt_driver_sqlite_test (bool verbose)
     char *finalpath = dbt_printf ("%s/results.db.d/final.db", dir);
     assert (access (finalpath, F_OK) == 0);
     //  A second write replaces the first
-    dbt_column_t one [] = { { "n", DBT_COL_BIGINT, 0, -1, NULL } };
+    dbt_column_t one [] = { { "n", DBT_COL_BIGINT, 0, -1, NULL, 0, 0, 0, false } };
     assert (dbt_conn_write_begin (res, "stage3", one, 1, NULL, err) == 0);
     const char *seven [] = { "7" };
     size_t sevenlen [] = { 1 };

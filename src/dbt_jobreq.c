@@ -90,7 +90,7 @@ s_job_spec (json_t *req, const char *task_name, dbt_mpw_t *w, char **id_p, char 
         return DBT_EINVAL;
     }
     const char *task = NULL, *id = NULL, *queue = NULL, *eta = NULL, *db = NULL;
-    json_int_t retries = 0, ttl = -1, results_ttl = -1;
+    json_int_t retries = 0, ttl = 0, results_ttl = -1;
     if (s_str (req, "task", &task, err) || s_str (req, "job_id", &id, err)
     ||  s_str (req, "queue", &queue, err) || s_str (req, "eta", &eta, err)
     ||  s_str (req, "db", &db, err) || s_int (req, "retries", &retries, err)
@@ -117,8 +117,14 @@ s_job_spec (json_t *req, const char *task_name, dbt_mpw_t *w, char **id_p, char 
         dbt_err_set (err, "retries must be between 0 and %d", DBT_MAX_RETRIES);
         return DBT_EINVAL;
     }
-    if (ttl < -1 || ttl > DBT_MAX_TTL_MS / 1000 || results_ttl < -1 || results_ttl > DBT_MAX_TTL_MS / 1000) {
-        dbt_err_set (err, "ttl and results_ttl must be whole seconds from 0 to %" PRId64 " (10 years)",
+    //  ttl as upstream: absent or 0 = default_job_ttl; -1 = no limit
+    if (ttl < -1 || ttl > DBT_MAX_TTL_MS / 1000) {
+        dbt_err_set (err, "ttl must be whole seconds up to %" PRId64 " (10 years), "
+                     "0 for default_job_ttl or -1 for no limit", DBT_MAX_TTL_MS / 1000);
+        return DBT_EINVAL;
+    }
+    if (results_ttl < -1 || results_ttl > DBT_MAX_TTL_MS / 1000) {
+        dbt_err_set (err, "results_ttl must be whole seconds from 0 to %" PRId64 " (10 years)",
                      DBT_MAX_TTL_MS / 1000);
         return DBT_EINVAL;
     }
@@ -154,7 +160,11 @@ s_job_spec (json_t *req, const char *task_name, dbt_mpw_t *w, char **id_p, char 
         dbt_mpw_str (w, json_is_string (arg) ? json_string_value (arg) : NULL);
     dbt_mpw_end (w);
     dbt_mpw_ki64 (w, "eta", eta_ms);
-    if (ttl >= 0)
+    //  In the dispatcher's map an absent ttl is the default and 0 no limit
+    if (ttl == -1)
+        dbt_mpw_ki64 (w, "ttl", 0);
+    else
+    if (ttl > 0)
         dbt_mpw_ki64 (w, "ttl", (int64_t) ttl * 1000);
     if (results_ttl >= 0)
         dbt_mpw_ki64 (w, "results_ttl", (int64_t) results_ttl * 1000);
@@ -413,6 +423,16 @@ dbt_jobreq_test (bool verbose)
     reader = s_test_job ("{\"queue\":null,\"args\":null,\"ttl\":null}", NULL, err);
     assert (reader);
     dbt_mpr_destroy (&reader);
+    //  ttl 0 (the Go client always sends it) is the default, as upstream;
+    //  -1 is no limit (0 in the dispatcher's map)
+    reader = s_test_job ("{\"ttl\":0}", NULL, err);
+    map = &dbt_mpr_root (reader)->via.array.ptr [0];
+    assert (!dbt_mp_get (map, "ttl"));
+    dbt_mpr_destroy (&reader);
+    reader = s_test_job ("{\"ttl\":-1}", NULL, err);
+    map = &dbt_mpr_root (reader)->via.array.ptr [0];
+    assert (dbt_mp_field_i64 (map, "ttl", true, &value, err) == 0 && value == 0);
+    dbt_mpr_destroy (&reader);
 
     //  Refusals
     s_test_job_refused ("", "request body is empty");
@@ -425,7 +445,9 @@ dbt_jobreq_test (bool verbose)
     s_test_job_refused ("{\"retries\":1.5}", "must be an integer");
     s_test_job_refused ("{\"retries\":1001}", "retries must be between 0 and 1000");
     s_test_job_refused ("{\"retries\":-1}", "retries must be between");
-    s_test_job_refused ("{\"ttl\":-2}", "whole seconds");
+    s_test_job_refused ("{\"ttl\":-2}", "-1 for no limit");
+    s_test_job_refused ("{\"ttl\":315360001}", "up to 315360000");
+    s_test_job_refused ("{\"results_ttl\":-2}", "results_ttl must be whole seconds");
     s_test_job_refused ("{\"results_ttl\":9223372036854775807}", "whole seconds");
     s_test_job_refused ("{\"job_id\":7}", "field 'job_id' must be a string");
     s_test_job_refused ("{\"queue\":\"a\\u0000b\"}", "must not contain NUL");

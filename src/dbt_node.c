@@ -80,6 +80,21 @@ s_lock_data_dir (dbt_node_t *self, char *err)
 }
 
 //  --------------------------------------------------------------------------
+//  Every database section's DSN checked by its driver before any connect
+
+static int
+s_check_dsns (const dbt_config_t *config, char *err)
+{
+    for (size_t i = 0; i < config->ndbs; i++)
+        if (dbt_driver_check (&config->dbs [i].conf, err))
+            return -1;
+    for (size_t i = 0; i < config->nresults; i++)
+        if (dbt_driver_check (&config->results [i].conf, err))
+            return -1;
+    return 0;
+}
+
+//  --------------------------------------------------------------------------
 //  Tasks: load, bind, prepare
 
 static int
@@ -221,7 +236,8 @@ dbt_node_new (const dbt_config_t *config, char *err)
     //  The data directory first: the default SQLite files live in it.
     //  A worker-only node keeps no state of its own there (the upstream
     //  example runs one beside a full node in the same directory).
-    if (dbt_mkdirs (config->data_dir, err) || (!config->worker_only && s_lock_data_dir (self, err))
+    if (s_check_dsns (config, err)
+    ||  dbt_mkdirs (config->data_dir, err) || (!config->worker_only && s_lock_data_dir (self, err))
     ||  s_load_tasks (self, err) || s_prepare_tasks (self, err))
         goto fail;
     if (config->mesh_insecure)

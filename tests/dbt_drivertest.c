@@ -445,7 +445,7 @@ s_check_text_cells (dbt_conn_t *res, bool nul_ok)
     };
     size_t n = sizeof (texts) / sizeof (texts [0]) - (nul_ok ? 0 : 1);
     dbt_column_t cols [] = {
-        { "i", DBT_COL_BIGINT, 0, -1, NULL }, { "v", DBT_COL_TEXT, 0, -1, NULL }
+        { "i", DBT_COL_BIGINT, 0, -1, NULL, 0, 0, 0, false }, { "v", DBT_COL_TEXT, 0, -1, NULL, 0, 0, 0, false }
     };
     const char *cells [2 * 10];
     size_t lens [2 * 10];
@@ -482,15 +482,15 @@ s_check_mysql_results (dbt_conn_t *res)
         int rc;
         const char *says;
     } bad [] = {
-        { { "f", DBT_COL_DOUBLE, 0, -1, NULL }, "NaN", DBT_EINVAL, "column 'f' row 2: 'NaN'" },
-        { { "f", DBT_COL_DOUBLE, 0, -1, NULL }, "-Infinity", DBT_EINVAL, "MariaDB DOUBLE" },
-        { { "n", DBT_COL_DECIMAL, 12, 2, NULL }, "Infinity", DBT_EINVAL, "MariaDB DECIMAL" },
-        { { "d", DBT_COL_DATE, 0, -1, NULL }, "infinity", DBT_EINVAL, "column 'd' row 2" },
-        { { "b", DBT_COL_BOOLEAN, 0, -1, NULL }, "maybe", DBT_EINVAL, "not a valid BOOLEAN" },
-        { { "i", DBT_COL_BIGINT, 0, -1, NULL }, "99999999999999999999", DBT_ERROR,
+        { { "f", DBT_COL_DOUBLE, 0, -1, NULL, 0, 0, 0, false }, "NaN", DBT_EINVAL, "column 'f' row 2: 'NaN'" },
+        { { "f", DBT_COL_DOUBLE, 0, -1, NULL, 0, 0, 0, false }, "-Infinity", DBT_EINVAL, "MariaDB DOUBLE" },
+        { { "n", DBT_COL_DECIMAL, 12, 2, NULL, 0, 0, 0, false }, "Infinity", DBT_EINVAL, "MariaDB DECIMAL" },
+        { { "d", DBT_COL_DATE, 0, -1, NULL, 0, 0, 0, false }, "infinity", DBT_EINVAL, "column 'd' row 2" },
+        { { "b", DBT_COL_BOOLEAN, 0, -1, NULL, 0, 0, 0, false }, "maybe", DBT_EINVAL, "not a valid BOOLEAN" },
+        { { "i", DBT_COL_BIGINT, 0, -1, NULL, 0, 0, 0, false }, "99999999999999999999", DBT_ERROR,
           "Out of range value for column 'i' at row 2" },
-        { { "n", DBT_COL_DECIMAL, 12, 2, NULL }, "1.005", DBT_ERROR, "for column 'n' at row 2" },
-        { { "t", DBT_COL_TEXT, 0, -1, NULL }, "\xff\xfe", DBT_ERROR,
+        { { "n", DBT_COL_DECIMAL, 12, 2, NULL, 0, 0, 0, false }, "1.005", DBT_ERROR, "for column 'n' at row 2" },
+        { { "t", DBT_COL_TEXT, 0, -1, NULL, 0, 0, 0, false }, "\xff\xfe", DBT_ERROR,
           "Incorrect string value" },
     };
     for (size_t i = 0; i < sizeof (bad) / sizeof (bad [0]); i++) {
@@ -514,7 +514,7 @@ s_check_mysql_results (dbt_conn_t *res)
 
     //  DECIMALs beyond DECIMAL(65,38) go to a text column, digits unchanged
     dbt_column_t dec [] = {
-        { "n", DBT_COL_DECIMAL, 0, -1, NULL }, { "w", DBT_COL_DECIMAL, 65, 38, NULL }
+        { "n", DBT_COL_DECIMAL, 0, -1, NULL, 0, 0, 0, false }, { "w", DBT_COL_DECIMAL, 65, 38, NULL, 0, 0, 0, false }
     };
     const char *cells [] = {
         "123456789012345678901234567890123456789012345678901234567890.1234567890123456789"
@@ -1210,7 +1210,7 @@ main (int argc, char **argv)
 
     //  A NUL byte in text: SQLite and MariaDB keep it, PostgreSQL refuses
     //  it clearly
-    dbt_column_t ncol [] = { { "v", DBT_COL_TEXT, 0, -1, NULL } };
+    dbt_column_t ncol [] = { { "v", DBT_COL_TEXT, 0, -1, NULL, 0, 0, 0, false } };
     const char *nulval [] = { "a\0b" };
     size_t nullen [] = { 3 };
     dbt_row_t nulrow = { 1, nulval, nullen };

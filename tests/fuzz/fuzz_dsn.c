@@ -13,7 +13,9 @@
     MariaDB: a DSN that parses is described with its port in range and no
     password; and whether it parses or not, the password of the URL (as
     curl reads it, when it is long enough to be told from the rest) never
-    appears in the error message.
+    appears in the error message. The same holds for upstream's
+    go-sql-driver form (no scheme): its password, the text between the
+    first ':' and the last '@' before the last '/', is never in the error.
 
     PostgreSQL DSNs are not parsed by project code: libpq reads them whole
     (PQconnectdbParams with expand_dbname), so there is no target for them.
@@ -107,6 +109,34 @@ s_password (const char *dsn, char **decoded, char **raw)
     curl_url_cleanup (url);
 }
 
+//  The password of a go-sql-driver DSN as that driver splits it (the
+//  text after the first ':' up to the last '@' before the last '/'), when
+//  the DSN has no scheme, the password is at least six bytes and occurs
+//  once in dsn; else NULL. Caller frees.
+static char *
+s_go_password (const char *dsn)
+{
+    const char *colon3 = strstr (dsn, "://");
+    const char *slash = strrchr (dsn, '/');
+    if ((colon3 && strspn (dsn, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                "0123456789+.-") == (size_t) (colon3 - dsn)) || !slash)
+        return NULL;
+    const char *at = NULL;
+    for (const char *p = dsn; p < slash; p++)
+        if (*p == '@')
+            at = p;
+    const char *colon = at ? memchr (dsn, ':', (size_t) (at - dsn)) : NULL;
+    if (!colon || at - colon - 1 < 6)
+        return NULL;
+    char *pw = dbt_strndup (colon + 1, (size_t) (at - colon - 1));
+    const char *first = strstr (dsn, pw);
+    if (!first || strstr (first + 1, pw)) {
+        free (pw);
+        return NULL;
+    }
+    return pw;
+}
+
 //  True when the error for dsn holds text of its password: it holds pw,
 //  and the error for the same DSN with the password's raw text replaced by
 //  as many 'Q's does not (so pw did not come from the message's own words,
@@ -143,6 +173,12 @@ s_mariadb (const char *dsn, char *err)
     }
     free (decoded);
     free (raw);
+    char *go = s_go_password (dsn);
+    if (go && s_leaks (dsn, go, go, err)) {
+        fprintf (stderr, "fuzz_dsn: password '%s' of '%s' is in the error: %s\n", go, dsn, err);
+        assert (false);
+    }
+    free (go);
     if (rc) {
         assert (rc == DBT_EINVAL && err [0] && !desc);
         return -1;

@@ -4,7 +4,9 @@
 #   trap stop_all EXIT
 #   start_pg          # exports PG_DSN  (libpq conninfo: host 127.0.0.1, user postgres, db testdb)
 #   start_mariadb     # exports MDB_PORT MDB_SOCK  (user test / testpw, db testdb, local_infile=1)
+#   start_mariadb --local-infile=0   # the same with LOAD DATA LOCAL refused by the server
 #   start_clickhouse  # exports CH_URL  (http://127.0.0.1:PORT/, user default, no password)
+#                     # and CH_TCP_PORT (its native-protocol port)
 #   stop_all          # stops every server started here and removes their dirs
 #
 # Each start_* returns non-zero (with the reason on stderr) when the server
@@ -172,7 +174,7 @@ _srv_launch_mariadb () {
         --socket="$dir/mysqld.sock" --port="$port" --bind-address=127.0.0.1 \
         --pid-file="$dir/mysqld.pid" --log-error="$dir/error.log" --skip-name-resolve \
         --skip-log-bin --performance-schema=OFF --innodb-flush-log-at-trx-commit=0 \
-        --local-infile=1 --tmpdir="$dir" --innodb-log-file-size=8M \
+        --local-infile="${MDB_LOCAL_INFILE:-1}" --tmpdir="$dir" --innodb-log-file-size=8M \
         --innodb-buffer-pool-size=32M >>"$dir/stdout.log" 2>&1 &
     pid=$!
     _srv_record mariadb "$pid"
@@ -188,6 +190,12 @@ restart_mariadb () {
 start_mariadb () {
     _srv_root || return 1
     local mariadbd user dir port pid try rc inno
+    MDB_LOCAL_INFILE=1
+    case "${1:-}" in
+        --local-infile=0|--local-infile=1) MDB_LOCAL_INFILE=${1#--local-infile=} ;;
+        "") ;;
+        *) _srv_log "start_mariadb: unknown option '$1'"; return 1 ;;
+    esac
     mariadbd=$(command -v mariadbd 2>/dev/null || echo /usr/sbin/mariadbd)
     if [ ! -x "$mariadbd" ] || ! command -v mariadb-install-db >/dev/null; then
         _srv_log "mariadb is not installed (apt-get install mariadb-server)"
@@ -304,7 +312,8 @@ EOF
         [ $rc = 2 ] && continue
         if [ $rc != 0 ]; then tail -20 "$dir/log/clickhouse-server.err.log" >&2; return 1; fi
         CH_URL="http://127.0.0.1:$http/"
-        export CH_URL
+        CH_TCP_PORT=$tcp
+        export CH_URL CH_TCP_PORT
         return 0
     done
     _srv_log "clickhouse-server did not start:"
@@ -324,5 +333,5 @@ stop_all () {
         rm -rf "$DBT_SRV_ROOT"
     fi
     DBT_SRV_ROOT=
-    unset PG_DSN PG_PORT MDB_PORT MDB_SOCK CH_URL
+    unset PG_DSN PG_PORT MDB_PORT MDB_SOCK CH_URL CH_TCP_PORT MDB_LOCAL_INFILE
 }
