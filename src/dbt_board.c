@@ -669,13 +669,6 @@ s_get_detail (dbt_board_t *self, const char *id, dbt_query_fn *query, void *quer
     json_object_set_new (data, "seq", json_integer ((json_int_t) job->seq));
     json_object_set_new (data, "cancelled", json_boolean (job->cancelled));
     json_object_set_new (data, "expired", json_boolean (job->expired));
-    int64_t now = dbt_time_ms ();
-    int64_t end = job->finished_ms ? job->finished_ms : now;
-    json_t *progress = json_object ();
-    json_object_set_new (progress, "rows", json_integer ((json_int_t) job->rows));
-    json_object_set_new (progress, "elapsed_ms", json_integer (
-        job->started_ms && end >= job->started_ms ? end - job->started_ms : 0));
-    json_object_set_new (data, "progress", progress);
     json_object_set_new (data, "dispatcher", json_string (origin.node));
     json_object_set_new (data, "replica_lag_ms", json_integer (origin.lag_ms));
     bool readable = job->state == DBT_STATE_SUCCESS && !job->expired && job->table;

@@ -296,7 +296,11 @@
             field(list, 'eta', zeroTime(job.eta) ? '' : job.eta);
             field(list, 'started', zeroTime(job.started_at) ? '' : job.started_at);
             field(list, 'finished', zeroTime(job.finished_at) ? '' : job.finished_at);
-            field(list, 'elapsed', (job.progress.elapsed_ms / 1000).toFixed(1) + ' s');
+            if (!zeroTime(job.started_at)) {
+                var end = zeroTime(job.finished_at) ? Date.now() : Date.parse(job.finished_at);
+                field(list, 'elapsed', Math.max(0, (end - Date.parse(job.started_at)) / 1000).toFixed(1) + ' s' +
+                      (zeroTime(job.finished_at) ? ' so far' : ''));
+            }
             field(list, 'group', job.group_id ? link('#/group/' + encodeURIComponent(job.group_id), job.group_id) : '');
             field(list, 'db', job.db || '');
             field(list, 'results backend', job.results);
