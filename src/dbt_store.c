@@ -144,8 +144,7 @@ s_read_end (dbt_store_t *self, MDB_txn *txn)
     pthread_rwlock_unlock (&self->lock);
 }
 
-static int s_index_tables (dbt_store_t *self);
-static int s_index_lists (dbt_store_t *self);
+static int s_index_missing (dbt_store_t *self);
 
 //  A write found the map full: the store counts as full (whatever the
 //  free page count says, a transaction of that size did not fit) until
@@ -283,9 +282,7 @@ s_open (const char *dir, int64_t map_size, int64_t map_max, unsigned flags, char
     if (txn)
         mdb_txn_abort (txn);
     if (rc == 0)
-        rc = s_index_tables (self);
-    if (rc == 0)
-        rc = s_index_lists (self);
+        rc = s_index_missing (self);
     if (rc) {
         dbt_err_set (err, "cannot open state databases in '%s': %s", dir, mdb_strerror (rc));
         mdb_env_close (self->env);
@@ -840,68 +837,24 @@ s_reindex (dbt_store_t *store, MDB_txn *txn, const dbt_job_t *old, const dbt_job
     return 0;
 }
 
-//  Stores written before the list index existed get it (and its counts)
-//  on open.
+//  Stores written before the tables index, or the list index (and its
+//  counts), existed get them on open: one pass over the records fills
+//  whichever of the two is empty while records exist.
 static int
-s_index_lists (dbt_store_t *self)
+s_index_missing (dbt_store_t *self)
 {
     MDB_txn *txn;
     int rc = mdb_txn_begin (self->env, NULL, 0, &txn);
     if (rc)
         return rc;
-    MDB_stat list, jobs;
-    rc = mdb_stat (txn, self->list, &list);
-    if (rc == 0)
-        rc = mdb_stat (txn, self->jobs, &jobs);
-    if (rc || list.ms_entries > 0 || jobs.ms_entries == 0) {
-        mdb_txn_abort (txn);
-        return rc;
-    }
-    MDB_cursor *cursor;
-    rc = mdb_cursor_open (txn, self->jobs, &cursor);
-    MDB_val key, val;
-    int crc = rc ? MDB_NOTFOUND : mdb_cursor_get (cursor, &key, &val, MDB_FIRST);
-    size_t count = 0;
-    while (crc == 0 && rc == 0) {
-        char perr [DBT_ERRMSG_LEN];
-        dbt_job_t *job = NULL;
-        if (s_decode_job (&val, &job, perr) == 0) {
-            s_index_t entry;
-            s_list_key (self, job, &entry);
-            MDB_val value = { 0, (void *) "" };
-            rc = mdb_put (txn, self->list, &entry.key, &value, MDB_NOOVERWRITE);
-            if (rc == 0)
-                rc = s_count_add (self, txn, entry.buf, entry.counted, 1);
-            if (rc == MDB_KEYEXIST)
-                rc = 0;
-            count++;
-        }
-        dbt_job_destroy (&job);
-        crc = mdb_cursor_get (cursor, &key, &val, MDB_NEXT);
-    }
-    if (!rc)
-        mdb_cursor_close (cursor);
-    rc = rc ? rc : mdb_txn_commit (txn);
-    if (rc)
-        mdb_txn_abort (txn);
-    else
-        dbt_log (DBT_LOG_INFO, "store: listed %zu jobs by queue and state", count);
-    return rc;
-}
-
-//  Stores written before the tables index existed get it on open.
-static int
-s_index_tables (dbt_store_t *self)
-{
-    MDB_txn *txn;
-    int rc = mdb_txn_begin (self->env, NULL, 0, &txn);
-    if (rc)
-        return rc;
-    MDB_stat tables, jobs;
+    MDB_stat tables, list, jobs;
     rc = mdb_stat (txn, self->tables, &tables);
     if (rc == 0)
+        rc = mdb_stat (txn, self->list, &list);
+    if (rc == 0)
         rc = mdb_stat (txn, self->jobs, &jobs);
-    if (rc || tables.ms_entries > 0 || jobs.ms_entries == 0) {
+    bool fill_tables = tables.ms_entries == 0, fill_list = list.ms_entries == 0;
+    if (rc || (!fill_tables && !fill_list) || jobs.ms_entries == 0) {
         mdb_txn_abort (txn);
         return rc;
     }
@@ -909,19 +862,25 @@ s_index_tables (dbt_store_t *self)
     rc = mdb_cursor_open (txn, self->jobs, &cursor);
     MDB_val key, val;
     int crc = rc ? MDB_NOTFOUND : mdb_cursor_get (cursor, &key, &val, MDB_FIRST);
-    size_t count = 0;
+    size_t ntables = 0, nlisted = 0;
     while (crc == 0 && rc == 0) {
         char perr [DBT_ERRMSG_LEN];
         dbt_job_t *job = NULL;
-        if (s_decode_job (&val, &job, perr) == 0 && job->results && job->table && !job->expired) {
-            s_index_t index [S_MAX_INDEXES];
-            int n = s_indexes_of (self, job, index);
-            for (int i = 0; i < n && rc == 0; i++) {
-                if (index [i].dbi != self->tables)
-                    continue;
+        s_index_t index [S_MAX_INDEXES];
+        int n = s_decode_job (&val, &job, perr) == 0 ? s_indexes_of (self, job, index) : 0;
+        for (int i = 0; i < n && rc == 0; i++) {
+            if (fill_tables && index [i].dbi == self->tables) {
                 MDB_val value = { strlen (job->id), job->id };
                 rc = mdb_put (txn, self->tables, &index [i].key, &value, 0);
-                count++;
+                ntables++;
+            }
+            if (fill_list && index [i].dbi == self->list) {
+                MDB_val value = { 0, (void *) "" };
+                rc = mdb_put (txn, self->list, &index [i].key, &value, MDB_NOOVERWRITE);
+                if (rc == 0)
+                    rc = s_count_add (self, txn, index [i].buf, index [i].counted, 1);
+                rc = rc == MDB_KEYEXIST ? 0 : rc;
+                nlisted++;
             }
         }
         dbt_job_destroy (&job);
@@ -933,8 +892,9 @@ s_index_tables (dbt_store_t *self)
     if (rc)
         mdb_txn_abort (txn);
     else
-    if (count)
-        dbt_log (DBT_LOG_INFO, "store: indexed %zu results tables", count);
+    if (ntables || nlisted)
+        dbt_log (DBT_LOG_INFO, "store: indexed %zu results tables, listed %zu jobs by queue "
+                 "and state", ntables, nlisted);
     return rc;
 }
 
