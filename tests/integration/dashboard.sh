@@ -4,7 +4,9 @@
 #  query): the overview's counts, a job page following its job to SUCCESS
 #  and showing its rows, the Cancel button stopping a running query on the
 #  PostgreSQL server, the token prompt; the JSON routes it reads; pages
-#  over 100,000 jobs answered fast with a bounded size. Screenshots of the
+#  over 100,000 jobs answered fast with a bounded size; a second node
+#  without a dispatcher showing the first's queues, workers of both nodes
+#  and its replica lag. Screenshots of the
 #  overview and a job page go next to this test's log.
 . "$top_srcdir/tests/lib/tap.sh"
 . "$top_srcdir/tests/lib/node.sh"
@@ -209,6 +211,62 @@ read -r code size took < <(curl -s -o /dev/null -w '%{http_code} %{size_download
 diag "the overview with 100,000 jobs: $size bytes in $took s"
 ok "GET /queues with 100,000 jobs answers within 1 s" awk -v t="$took" 'BEGIN { exit !(t < 1.0) }'
 browser "the queue page lists one page of the 100,000 jobs" list "$UI" parked PENDING 50
+
+#  -- any node shows the whole mesh: a second node without a dispatcher -----
+node_config b <<INI
+[app]
+worker_name = b
+server = 127.0.0.1:@HTTP@
+sql_directory = @DIR@/sql
+data_dir = @DIR@/data-b
+worker_concurrency = 2
+[mesh]
+dispatch = false
+bind = tcp://127.0.0.1:@MESH@
+peers = tcp://127.0.0.1:$a_MESH
+heartbeat_interval = 200ms
+[db.lite]
+type = sqlite
+dsn = @DIR@/source.db
+[db.pg]
+type = postgres
+dsn = $PG_DSN
+[results.lres]
+type = sqlite
+dsn = @DIR@/results.db
+[results.pres]
+type = postgres
+dsn = $PG_DSN
+INI
+node_start b || bail "node b did not start"
+counts='.data.queues[] | select(.name == "default") | [.dispatcher, .depth, .running, .retrying, .succeeded, .failed, .failed_last_hour] | @csv'
+node_use a
+api GET /queues
+want=$(jfield "$counts")
+node_use b
+caught_up=no
+for _ in $(seq 1 100); do
+    api GET '/queues/parked/jobs?limit=1'
+    if [ "$(jfield .data.total 2>/dev/null)" = 100000 ]; then
+        api GET /queues
+        [ "$(jfield '[.data.queues[] | select(.name == "default") | .workers[].node] | sort | join(",")')" = "a,b" ] \
+            && { caught_up=yes; break; }
+    fi
+    sleep 0.2
+done
+is "$caught_up" yes "node b reads a's 100,000 jobs and sees both nodes' workers"
+is "$(jfield "$counts")" "$want" "node b's overview counts a's queue as a does"
+is "$(jfield '.data.peers[0] | [.node, .up, .replica_lag_ms >= 0] | @csv')" '"a",true,true' \
+   "node b lists a as a peer with its replica lag"
+is "$(jfield '[.data.dispatchers[] | .node + "=" + (.answered | tostring)] | join(",")')" "a=true" \
+   "node b asked a's dispatcher for its workers"
+browser "node b's page shows a's queue with a's counts" overview "http://127.0.0.1:$b_HTTP/ui/" \
+    "$NODE_DIR/b-overview.png" default depth=2 running=0 succeeded=4 failed=3
+api GET /jobs/ok2/detail
+is "$(jfield '[.data.state, .data.dispatcher, (.data.preview.rows | length)] | @csv')" '"SUCCESS","a",20' \
+   "node b shows a's job with its results preview"
+node_stop b
+node_use a
 
 #  -- with a token: the page asks for it once and works ----------------------
 node_stop a
