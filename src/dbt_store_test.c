@@ -3,7 +3,8 @@
 
     Part of the dbt_store module (see dbt_store.h): records and indexes,
     the tables index, a full map and its growth, the journal, snapshot
-    pages and replica stores, through the public API only.
+    pages and replica stores, lists by queue and state, through the
+    public API only (but for emptying the list index, to test its rebuild).
     =========================================================================
 */
 #include "dbt_classes.h"
@@ -218,6 +219,27 @@ s_test_lists (void)
     assert (dbt_store_each_count (store, s_collect_counts, lines, err) == 0);
     assert (zlist_size (lines) == 1 && streq ((char *) zlist_first (lines), "lq:98,11,90,40,0"));
     zlist_purge (lines);
+    //  A store written before the list index (its "list" and "counts"
+    //  emptied behind its back) gets both again on open.
+    dbt_store_destroy (&store);
+    MDB_env *env = NULL;
+    MDB_txn *raw = NULL;
+    MDB_dbi dbi;
+    assert (mdb_env_create (&env) == 0 && mdb_env_set_maxdbs (env, 12) == 0);
+    assert (mdb_env_set_mapsize (env, 16 << 20) == 0 && mdb_env_open (env, dir, 0, 0640) == 0);
+    assert (mdb_txn_begin (env, NULL, 0, &raw) == 0);
+    assert (mdb_dbi_open (raw, "list", 0, &dbi) == 0 && mdb_drop (raw, dbi, 0) == 0);
+    assert (mdb_dbi_open (raw, "counts", 0, &dbi) == 0 && mdb_drop (raw, dbi, 0) == 0);
+    assert (mdb_txn_commit (raw) == 0);
+    mdb_env_close (env);
+    store = dbt_store_open (dir, 16 << 20, 0, err);
+    assert (store);
+    assert (dbt_store_each_count (store, s_collect_counts, lines, err) == 0);
+    assert (zlist_size (lines) == 1 && streq ((char *) zlist_first (lines), "lq:98,11,90,40,0"));
+    zlist_purge (lines);
+    assert (dbt_store_list (store, "lq", DBT_STATE_STARTED, NULL, 50, s_collect_id, ids, &next, err) == 0);
+    assert (zlist_size (ids) == 11 && next == NULL);
+    zlist_purge (ids);
     //  A cleared store has no counts left.
     txn = dbt_store_begin (store, err);
     assert (dbt_wtxn_clear (txn, err) == 0 && dbt_wtxn_commit (&txn, err) == 0);
