@@ -139,7 +139,6 @@ typedef struct {
 typedef struct {
     s_asked_t *items;           //  dispatchers asked
     size_t count;               //  how many
-    const char *own;            //  own endpoint, to skip among peers
 } s_askers_t;
 
 static void
@@ -160,11 +159,6 @@ s_ask_peer (const dbt_peer_t *peer, void *arg)
         s_ask_add ((s_askers_t *) arg, peer->endpoint, peer->node);
 }
 
-static void
-s_build_stats (dbt_mpw_t *w)
-{
-}
-
 //  Ask every dispatcher at once; wait for the answers until one deadline.
 static void
 s_ask_all (dbt_board_t *self, s_askers_t *askers)
@@ -178,7 +172,7 @@ s_ask_all (dbt_board_t *self, s_askers_t *askers)
         asked->client = dbt_client_new (asked->endpoint, err);
         if (!asked->client)
             continue;
-        s_build_stats (dbt_client_begin (asked->client));
+        dbt_client_begin (asked->client);       //  STATS has no fields
         int rc = dbt_client_call (asked->client, DBT_C_STATS, 0, &asked->reply, err);
         if (rc != DBT_ETIMEDOUT)
             dbt_client_destroy (&asked->client);    //  answered at once, or not sent
@@ -230,14 +224,16 @@ s_mp_has (const msgpack_object *list, const char *name)
     return false;
 }
 
-//  The workers of queue in every STATS answer, summed per node:
-//  [{node, dispatcher, workers, slots, busy, free}].
+//  The workers of queue that its dispatcher (node dispatcher) counts,
+//  summed per node: [{node, dispatcher, workers, slots, busy, free}].
 static json_t *
-s_queue_workers (s_askers_t *askers, const char *queue)
+s_queue_workers (s_askers_t *askers, const char *queue, const char *dispatcher)
 {
     json_t *list = json_array ();
     char err [DBT_ERRMSG_LEN];
     for (size_t i = 0; i < askers->count; i++) {
+        if (!streq (askers->items [i].node, dispatcher))
+            continue;
         const dbt_reply_t *reply = askers->items [i].reply;
         const msgpack_object *workers = reply ? dbt_mp_get (reply->data, "worker_list") : NULL;
         for (uint32_t w = 0; workers && workers->type == MSGPACK_OBJECT_ARRAY
@@ -311,7 +307,7 @@ s_queue_entry (s_counting_t *counting, const char *queue, const uint64_t *counts
                                counting->now - S_HOUR_MS, &recent, err))
         dbt_log (DBT_LOG_WARN, "http: %s", err);
     json_object_set_new (item, "failed_last_hour", json_integer ((json_int_t) recent));
-    json_object_set_new (item, "workers", s_queue_workers (counting->askers, queue));
+    json_object_set_new (item, "workers", s_queue_workers (counting->askers, queue, counting->node));
     return item;
 }
 
@@ -412,7 +408,7 @@ s_peer_json (const dbt_peer_t *peer, void *arg)
 static dbt_response_t *
 s_get_queues (dbt_board_t *self)
 {
-    s_askers_t askers = { NULL, 0, self->args.local };
+    s_askers_t askers = { NULL, 0 };
     s_ask_all (self, &askers);
     s_overview_t overview = { json_array (), json_object (), json_array (), &askers };
     dbt_view_each_source (self->args.view, s_source_queues, &overview);
@@ -621,10 +617,15 @@ s_preview (dbt_board_t *self, const dbt_job_t *job, int64_t rows)
             break;
         }
         json_t *cells = json_array ();
-        for (size_t i = 0; i < row.ncols; i++)
-            json_array_append_new (cells, row.vals [i]
-                ? s_text (row.vals [i], row.lens [i] > S_CELL_MAX ? S_CELL_MAX : row.lens [i])
-                : json_null ());
+        for (size_t i = 0; i < row.ncols; i++) {
+            size_t len = row.vals [i] ? row.lens [i] : 0;
+            if (len > S_CELL_MAX) {
+                len = S_CELL_MAX;           //  cut, but not inside a UTF-8 sequence
+                while (len > 0 && ((unsigned char) row.vals [i][len] & 0xC0) == 0x80)
+                    len--;
+            }
+            json_array_append_new (cells, row.vals [i] ? s_text (row.vals [i], len) : json_null ());
+        }
         json_array_append_new (list, cells);
     }
     dbt_conn_query_end (conn);
