@@ -17,6 +17,9 @@ Used by tests/integration/dashboard.sh, one check per run:
   dashboard.py token URL TOKEN QUEUE
       the page asks for the token, refuses a wrong one, and with TOKEN
       shows the overview with QUEUE in it
+  dashboard.py group URL GROUP JOB...
+      the group page shows the group SUCCESS with exactly these jobs, each
+      SUCCESS and linking its job page
   dashboard.py list URL QUEUE STATE COUNT
       the queue's page for STATE lists COUNT jobs and links a next page
 
@@ -151,6 +154,19 @@ def token(driver, url, good, queue):
     return bool(shown) and hidden and bool(again)
 
 
+def group(driver, url, group_id, *jobs):
+    driver.get(url + "#/group/" + group_id)
+    rows = wait_for(driver, "the group's jobs", 15,
+                    lambda d: d.find_elements(By.CSS_SELECTOR, "#jobs tbody tr"))
+    state = text_of(driver, "main .state")
+    seen = sorted(r.get_attribute("data-job") for r in rows or [])
+    states = [s.text for s in driver.find_elements(By.CSS_SELECTOR, "#jobs tbody .state")]
+    links = driver.find_elements(By.CSS_SELECTOR, '#jobs tbody a[href^="#/job/"]')
+    say("group", state, "jobs", seen, "states", states)
+    return state == "SUCCESS" and seen == sorted(jobs) and states == ["SUCCESS"] * len(jobs) \
+        and len(links) == len(jobs)
+
+
 def listing(driver, url, queue, state, count):
     driver.get(url + "#/queue/%s?state=%s" % (queue, state))
     rows = wait_for(driver, "the job list", 15,
@@ -162,7 +178,8 @@ def listing(driver, url, queue, state, count):
 
 def main():
     check, url, args = sys.argv[1], sys.argv[2], sys.argv[3:]
-    checks = {"overview": overview, "job": job, "cancel": cancel, "token": token, "list": listing}
+    checks = {"overview": overview, "job": job, "cancel": cancel, "token": token, "list": listing,
+              "group": group}
     driver = browser()
     try:
         ok = checks[check](driver, url, *args)

@@ -2,7 +2,7 @@
 #  dashboard.sh - the web dashboard (/ui/) in headless Chromium against a
 #  node with real jobs (SQLite source and results, PostgreSQL for a long
 #  query): the overview's counts, a job page following its job to SUCCESS
-#  and showing its rows, the Cancel button stopping a running query on the
+#  and showing its rows, a group page, the Cancel button stopping a running query on the
 #  PostgreSQL server, the token prompt; the JSON routes it reads; pages
 #  over 100,000 jobs answered fast with a bounded size; a second node
 #  without a dispatcher showing the first's queues, workers of both nodes
@@ -169,6 +169,13 @@ browser "the job page shows its state change to SUCCESS and its rows" job "$UI" 
     "$SHOTS/dashboard-job.png" watch1 25 1
 ok "job page screenshot written" test -s "$SHOTS/dashboard-job.png"
 
+#  -- a group page --------------------------------------------------------
+api POST /groups '{"group_id":"grp1","jobs":[{"task":"numbers","job_id":"gj1","args":["3"]},{"task":"numbers","job_id":"gj2","args":["4"]}]}'
+is "$STATUS" 200 "a group of two jobs"
+both_done () { wait_state gj1 SUCCESS 20 && wait_state gj2 SUCCESS 20; }
+ok "its jobs succeed" both_done
+browser "the group page shows the group and its jobs" group "$UI" grp1 gj1 gj2
+
 #  -- the Cancel button stops the running query on PostgreSQL ---------------
 is "$(sleeping)" 1 "the long query runs on the PostgreSQL server"
 browser "the Cancel button cancels the running job" cancel "$UI" sleep1
@@ -261,7 +268,7 @@ is "$(jfield '.data.peers[0] | [.node, .up, .replica_lag_ms >= 0] | @csv')" '"a"
 is "$(jfield '[.data.dispatchers[] | .node + "=" + (.answered | tostring)] | join(",")')" "a=true" \
    "node b asked a's dispatcher for its workers"
 browser "node b's page shows a's queue with a's counts" overview "http://127.0.0.1:$b_HTTP/ui/" \
-    "$NODE_DIR/b-overview.png" default depth=2 running=0 succeeded=4 failed=3
+    "$NODE_DIR/b-overview.png" default depth=2 running=0 succeeded=6 failed=3
 api GET /jobs/ok2/detail
 is "$(jfield '[.data.state, .data.dispatcher, (.data.preview.rows | length)] | @csv')" '"SUCCESS","a",20' \
    "node b shows a's job with its results preview"
