@@ -3,11 +3,11 @@
 #  node with real jobs (SQLite source and results, PostgreSQL for a long
 #  query): the overview's counts, a job page following its job to SUCCESS
 #  and showing its rows, a group page, the Cancel button stopping a
-#  running query on the PostgreSQL server, the token prompt; the JSON routes it reads; pages
-#  over 100,000 jobs answered fast with a bounded size; a second node
-#  without a dispatcher showing the first's queues, workers of both nodes
-#  and its replica lag. Screenshots of the
-#  overview and a job page go next to this test's log.
+#  running query on the PostgreSQL server, the token prompt; the JSON
+#  routes it reads; pages over 100,000 jobs answered fast with a bounded
+#  size; a second node without a dispatcher showing the first's queues,
+#  workers of both nodes and its replica lag. Screenshots of the overview
+#  and a job page go next to this test's log.
 . "$top_srcdir/tests/lib/tap.sh"
 . "$top_srcdir/tests/lib/node.sh"
 . "$top_srcdir/tests/lib/servers.sh"
