@@ -66,6 +66,7 @@
 #include "dbt_export.h"
 #include "dbt_metrics.h"
 #include "dbt_api.h"
+#include "dbt_board.h"
 #include "dbt_http.h"
 #include "dbt_node.h"
 #include "dbt_testing.h"

@@ -678,6 +678,25 @@ s_handle_stats (dbt_disp_t *self, dbt_msg_t *msg, uint64_t rid)
     dbt_mpw_ku64 (w, "workers", workers);
     dbt_mpw_ku64 (w, "slots", slots);
     dbt_mpw_ku64 (w, "busy", busy);
+    //  Each connected worker, for the dashboard's per-node figures.
+    dbt_mpw_str (w, "worker_list");
+    dbt_mpw_array (w);
+    for (dbt_disp_worker_t *worker = (dbt_disp_worker_t *) zhashx_first (self->workers); worker;
+         worker = (dbt_disp_worker_t *) zhashx_next (self->workers)) {
+        if (!worker->connected)
+            continue;
+        dbt_mpw_map (w);
+        dbt_mpw_kstr (w, "node", worker->name ? worker->name : "");
+        dbt_mpw_ku64 (w, "capacity", worker->capacity);
+        dbt_mpw_ku64 (w, "busy", zhashx_size (worker->inflight));
+        dbt_mpw_str (w, "queues");
+        dbt_mpw_array (w);
+        for (char *q = (char *) zlist_first (worker->queues); q; q = (char *) zlist_next (worker->queues))
+            dbt_mpw_str (w, q);
+        dbt_mpw_end (w);
+        dbt_mpw_end (w);
+    }
+    dbt_mpw_end (w);
     dbt_mpw_ku64 (w, "drops_pending", zhashx_size (self->dropping));
     if (self->pair) {
         dbt_mpw_str (w, "pair");

@@ -329,7 +329,7 @@ static dbt_response_t *
 s_early (self_t *self, struct MHD_Connection *connection, const char *url)
 {
     const dbt_config_t *config = self->args->config;
-    if (config->auth_token && !streq (url, "/health")
+    if (config->auth_token && !streq (url, "/health") && !dbt_board_public (url)
     &&  !s_token_ok (self->token, MHD_lookup_connection_value (connection, MHD_HEADER_KIND,
                                                                MHD_HTTP_HEADER_AUTHORIZATION)))
         return dbt_api_error (401, "missing or wrong bearer token");
@@ -376,6 +376,8 @@ s_handler (void *cls, struct MHD_Connection *connection, const char *url, const 
                   config->max_body_size);
         response = dbt_api_error (413, message);
     }
+    if (!response && self->args->board)
+        response = dbt_board_handle (self->args->board, method, url, s_query, connection);
     if (!response)
         response = dbt_api_handle (self->args->api, method, url, s_query, connection,
                                    request->body.data ? request->body.data : "", request->body.len);
@@ -703,7 +705,9 @@ dbt_http_test (bool verbose)
     dbt_view_t *view = dbt_view_new (NULL, "test");
     dbt_api_args_t api_args = { config, tasks, NULL, NULL, routes, view, NULL };
     dbt_api_t *api = dbt_api_new (&api_args);
-    dbt_http_args_t args = { config, api };
+    dbt_board_args_t board_args = { config, view, routes, NULL, NULL };
+    dbt_board_t *board = dbt_board_new (&board_args);
+    dbt_http_args_t args = { config, api, board };
     zactor_t *http = zactor_new (dbt_http_actor, &args);
     zstr_send (http, "PORT");
     char *port = zstr_recv (http);
@@ -718,6 +722,22 @@ dbt_http_test (bool verbose)
     assert (curl_easy_perform (curl) == CURLE_OK);
     curl_easy_getinfo (curl, CURLINFO_RESPONSE_CODE, &code);
     assert (code == 401 && strstr (body.data, "bearer token"));
+    //  The dashboard's files need no token; its data does.
+    char *ui = dbt_printf ("http://127.0.0.1:%s/ui/", port);
+    curl_easy_setopt (curl, CURLOPT_URL, ui);
+    dbt_buf_reset (&body);
+    assert (curl_easy_perform (curl) == CURLE_OK);
+    curl_easy_getinfo (curl, CURLINFO_RESPONSE_CODE, &code);
+    assert (code == 200 && strstr (body.data, "<!doctype html>"));
+    free (ui);
+    ui = dbt_printf ("http://127.0.0.1:%s/queues", port);
+    curl_easy_setopt (curl, CURLOPT_URL, ui);
+    dbt_buf_reset (&body);
+    assert (curl_easy_perform (curl) == CURLE_OK);
+    curl_easy_getinfo (curl, CURLINFO_RESPONSE_CODE, &code);
+    assert (code == 401);
+    free (ui);
+    curl_easy_setopt (curl, CURLOPT_URL, url);
     struct curl_slist *headers = curl_slist_append (NULL, "Authorization: Bearer tok");
     curl_easy_setopt (curl, CURLOPT_HTTPHEADER, headers);
     dbt_buf_reset (&body);
@@ -789,6 +809,7 @@ dbt_http_test (bool verbose)
     free (url);
     free (port);
     zactor_destroy (&http);
+    dbt_board_destroy (&board);
     dbt_api_destroy (&api);
     dbt_view_destroy (&view);
     dbt_routes_destroy (&routes);

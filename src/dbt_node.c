@@ -34,6 +34,7 @@ struct _dbt_node_t {
     dbt_janitor_args_t janitor_args;
     zactor_t *janitor;          //  janitor actor, or NULL
     dbt_api_t *api;             //  HTTP API, or NULL
+    dbt_board_t *board;         //  the dashboard, or NULL
     dbt_http_args_t http_args;
     zactor_t *http;             //  HTTP actor, or NULL
     s_served_t *served;         //  queues with workers
@@ -281,7 +282,9 @@ dbt_node_new (const dbt_config_t *config, char *err)
         dbt_api_args_t api_args = { config, self->tasks, self->store, self->pools, self->routes,
                                     self->view, self->local };
         self->api = dbt_api_new (&api_args);
-        self->http_args = (dbt_http_args_t) { config, self->api };
+        dbt_board_args_t board_args = { config, self->view, self->routes, self->pools, self->local };
+        self->board = dbt_board_new (&board_args);
+        self->http_args = (dbt_http_args_t) { config, self->api, self->board };
         self->http = zactor_new (dbt_http_actor, &self->http_args);
         zstr_send (self->http, "PORT");
         char *port = zstr_recv (self->http);
@@ -340,6 +343,7 @@ dbt_node_destroy (dbt_node_t **self_p, bool drain)
     zactor_destroy (&self->dispatcher);
     zactor_destroy (&self->replica);
     dbt_api_destroy (&self->api);
+    dbt_board_destroy (&self->board);
     dbt_view_destroy (&self->view);
     dbt_routes_destroy (&self->routes);
     dbt_store_destroy (&self->store);

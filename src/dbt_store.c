@@ -20,6 +20,8 @@ struct _dbt_store_t {
     MDB_dbi tables;             //  results \0 folded table -> id
     MDB_dbi drops;              //  seq -> {results, table, id} to drop
     MDB_dbi meta;               //  "seq" -> u64
+    MDB_dbi list;               //  queue \0 state order id -> "" (every job)
+    MDB_dbi counts;             //  queue \0 state -> u64 entries of list
     int64_t map_size;           //  current map size
     int64_t map_max;            //  largest map size
     pthread_rwlock_t lock;      //  shared by transactions, exclusive to grow
@@ -142,7 +144,7 @@ s_read_end (dbt_store_t *self, MDB_txn *txn)
     pthread_rwlock_unlock (&self->lock);
 }
 
-static int s_index_tables (dbt_store_t *self);
+static int s_index_missing (dbt_store_t *self);
 
 //  A write found the map full: the store counts as full (whatever the
 //  free page count says, a transaction of that size did not fit) until
@@ -259,6 +261,8 @@ s_open (const char *dir, int64_t map_size, int64_t map_max, unsigned flags, char
     if (rc == 0) rc = mdb_dbi_open (txn, "tables", MDB_CREATE, &self->tables);
     if (rc == 0) rc = mdb_dbi_open (txn, "drops", MDB_CREATE, &self->drops);
     if (rc == 0) rc = mdb_dbi_open (txn, "meta", MDB_CREATE, &self->meta);
+    if (rc == 0) rc = mdb_dbi_open (txn, "list", MDB_CREATE, &self->list);
+    if (rc == 0) rc = mdb_dbi_open (txn, "counts", MDB_CREATE, &self->counts);
     //  The records' lineage: made with the store, copied by a follower.
     MDB_val lkey = { 7, (void *) "lineage" }, lval;
     if (rc == 0 && mdb_get (txn, self->meta, &lkey, &lval) == 0 && lval.mv_size == 36)
@@ -278,7 +282,7 @@ s_open (const char *dir, int64_t map_size, int64_t map_max, unsigned flags, char
     if (txn)
         mdb_txn_abort (txn);
     if (rc == 0)
-        rc = s_index_tables (self);
+        rc = s_index_missing (self);
     if (rc) {
         dbt_err_set (err, "cannot open state databases in '%s': %s", dir, mdb_strerror (rc));
         mdb_env_close (self->env);
@@ -663,9 +667,10 @@ typedef struct {
     MDB_val key;
     MDB_dbi dbi;
     bool keyed_by_id;           //  the key holds the id, the value is empty
+    size_t counted;             //  list: length of its counts key (queue \0 state), else 0
 } s_index_t;
 
-#define S_MAX_INDEXES 3
+#define S_MAX_INDEXES 4
 
 //  Copy at most max bytes of str to out; returns the count.
 static size_t
@@ -678,11 +683,67 @@ s_put_text (unsigned char *out, const char *str, size_t max)
     return len;
 }
 
+//  The order of a job in its list: finish time once finished, else its
+//  submission sequence.
+static uint64_t
+s_list_order (const dbt_job_t *job)
+{
+    return dbt_state_final (job->state) ? (uint64_t) job->finished_ms : job->seq;
+}
+
+//  Write the list prefix (queue \0 state) into buf; returns its length.
+static size_t
+s_list_prefix (unsigned char *buf, const char *queue, dbt_state_t state)
+{
+    size_t qlen = s_put_text (buf, queue ? queue : "", DBT_ID_MAX + 64);
+    buf [qlen] = 0;
+    buf [qlen + 1] = (unsigned char) state;
+    return qlen + 2;
+}
+
+//  The list entry of job: queue \0 state order id.
+static void
+s_list_key (dbt_store_t *store, const dbt_job_t *job, s_index_t *list)
+{
+    size_t len = s_list_prefix (list->buf, job->queue, job->state);
+    s_be64 (list->buf + len, s_list_order (job));
+    size_t idlen = s_put_text (list->buf + len + 8, job->id, S_KEY_MAX - len - 8);
+    list->key = (MDB_val) { len + 8 + idlen, list->buf };
+    list->dbi = store->list;
+    list->keyed_by_id = true;
+    list->counted = len;
+}
+
+//  Add delta to the count of list entries under key (queue \0 state); a
+//  count that reaches 0 is deleted.
+static int
+s_count_add (dbt_store_t *store, MDB_txn *txn, const unsigned char *key, size_t len, int delta)
+{
+    MDB_val k = { len, (void *) key }, v;
+    uint64_t count = 0;
+    int rc = mdb_get (txn, store->counts, &k, &v);
+    if (rc == 0 && v.mv_size == 8)
+        count = s_get_be64 ((const unsigned char *) v.mv_data);
+    else
+    if (rc && rc != MDB_NOTFOUND)
+        return rc;
+    count = delta < 0 ? (count > 0 ? count - 1 : 0) : count + 1;
+    if (count == 0) {
+        rc = mdb_del (txn, store->counts, &k, NULL);
+        return rc == MDB_NOTFOUND ? 0 : rc;
+    }
+    unsigned char buf [8];
+    s_be64 (buf, count);
+    v = (MDB_val) { 8, buf };
+    return mdb_put (txn, store->counts, &k, &v, 0);
+}
+
 //  Fill the index entries of job; returns how many (at most S_MAX_INDEXES).
 static int
 s_indexes_of (dbt_store_t *store, const dbt_job_t *job, s_index_t *index)
 {
     int n = 0;
+    s_list_key (store, job, &index [n++]);
     if (job->results && job->table && !job->expired) {
         s_index_t *tab = &index [n++];
         size_t len = s_put_text (tab->buf, job->results, DBT_ID_MAX);
@@ -693,6 +754,7 @@ s_indexes_of (dbt_store_t *store, const dbt_job_t *job, s_index_t *index)
         tab->key = (MDB_val) { len + tlen, tab->buf };
         tab->dbi = store->tables;
         tab->keyed_by_id = false;
+        tab->counted = 0;
     }
     if (job->state == DBT_STATE_PENDING || job->state == DBT_STATE_RETRY) {
         s_index_t *wait = &index [n++];
@@ -702,6 +764,7 @@ s_indexes_of (dbt_store_t *store, const dbt_job_t *job, s_index_t *index)
         wait->key = (MDB_val) { qlen + 9, wait->buf };
         wait->dbi = store->wait;
         wait->keyed_by_id = false;
+        wait->counted = 0;
         return n;
     }
     if (job->state == DBT_STATE_STARTED) {
@@ -710,6 +773,7 @@ s_indexes_of (dbt_store_t *store, const dbt_job_t *job, s_index_t *index)
         run->key = (MDB_val) { 8, run->buf };
         run->dbi = store->run;
         run->keyed_by_id = false;
+        run->counted = 0;
         return n;
     }
     size_t idlen = strlen (job->id);
@@ -719,6 +783,7 @@ s_indexes_of (dbt_store_t *store, const dbt_job_t *job, s_index_t *index)
     done->key = (MDB_val) { 8 + idlen, done->buf };
     done->dbi = store->done;
     done->keyed_by_id = true;
+    done->counted = 0;
     int64_t expiry = dbt_job_results_expiry (job);
     if (expiry <= 0)
         return n;
@@ -728,6 +793,7 @@ s_indexes_of (dbt_store_t *store, const dbt_job_t *job, s_index_t *index)
     rexp->key = (MDB_val) { 8 + idlen, rexp->buf };
     rexp->dbi = store->rexp;
     rexp->keyed_by_id = true;
+    rexp->counted = 0;
     return n;
 }
 
@@ -751,6 +817,8 @@ s_reindex (dbt_store_t *store, MDB_txn *txn, const dbt_job_t *old, const dbt_job
             kept = kept || s_index_same (&before [i], &after [j]);
         if (!kept) {
             int rc = mdb_del (txn, before [i].dbi, &before [i].key, NULL);
+            if (rc == 0 && before [i].counted)
+                rc = s_count_add (store, txn, before [i].buf, before [i].counted, -1);
             if (rc && rc != MDB_NOTFOUND)
                 return rc;
         }
@@ -758,26 +826,35 @@ s_reindex (dbt_store_t *store, MDB_txn *txn, const dbt_job_t *old, const dbt_job
     for (int j = 0; j < nafter; j++) {
         MDB_val value = after [j].keyed_by_id ? (MDB_val) { 0, (void *) "" }
                                               : (MDB_val) { strlen (job->id), (void *) job->id };
-        int rc = mdb_put (txn, after [j].dbi, &after [j].key, &value, 0);
-        if (rc)
+        //  A counted entry counts once: only when it is new.
+        int rc = mdb_put (txn, after [j].dbi, &after [j].key, &value,
+                          after [j].counted ? MDB_NOOVERWRITE : 0);
+        if (rc == 0 && after [j].counted)
+            rc = s_count_add (store, txn, after [j].buf, after [j].counted, 1);
+        if (rc && rc != MDB_KEYEXIST)
             return rc;
     }
     return 0;
 }
 
-//  Stores written before the tables index existed get it on open.
+//  Stores written before the tables index, or the list index (and its
+//  counts), existed get them on open: one pass over the records fills
+//  whichever of the two is empty while records exist.
 static int
-s_index_tables (dbt_store_t *self)
+s_index_missing (dbt_store_t *self)
 {
     MDB_txn *txn;
     int rc = mdb_txn_begin (self->env, NULL, 0, &txn);
     if (rc)
         return rc;
-    MDB_stat tables, jobs;
+    MDB_stat tables, list, jobs;
     rc = mdb_stat (txn, self->tables, &tables);
     if (rc == 0)
+        rc = mdb_stat (txn, self->list, &list);
+    if (rc == 0)
         rc = mdb_stat (txn, self->jobs, &jobs);
-    if (rc || tables.ms_entries > 0 || jobs.ms_entries == 0) {
+    bool fill_tables = tables.ms_entries == 0, fill_list = list.ms_entries == 0;
+    if (rc || (!fill_tables && !fill_list) || jobs.ms_entries == 0) {
         mdb_txn_abort (txn);
         return rc;
     }
@@ -785,19 +862,25 @@ s_index_tables (dbt_store_t *self)
     rc = mdb_cursor_open (txn, self->jobs, &cursor);
     MDB_val key, val;
     int crc = rc ? MDB_NOTFOUND : mdb_cursor_get (cursor, &key, &val, MDB_FIRST);
-    size_t count = 0;
+    size_t ntables = 0, nlisted = 0;
     while (crc == 0 && rc == 0) {
         char perr [DBT_ERRMSG_LEN];
         dbt_job_t *job = NULL;
-        if (s_decode_job (&val, &job, perr) == 0 && job->results && job->table && !job->expired) {
-            s_index_t index [S_MAX_INDEXES];
-            int n = s_indexes_of (self, job, index);
-            for (int i = 0; i < n && rc == 0; i++) {
-                if (index [i].dbi != self->tables)
-                    continue;
+        s_index_t index [S_MAX_INDEXES];
+        int n = s_decode_job (&val, &job, perr) == 0 ? s_indexes_of (self, job, index) : 0;
+        for (int i = 0; i < n && rc == 0; i++) {
+            if (fill_tables && index [i].dbi == self->tables) {
                 MDB_val value = { strlen (job->id), job->id };
                 rc = mdb_put (txn, self->tables, &index [i].key, &value, 0);
-                count++;
+                ntables++;
+            }
+            if (fill_list && index [i].dbi == self->list) {
+                MDB_val value = { 0, (void *) "" };
+                rc = mdb_put (txn, self->list, &index [i].key, &value, MDB_NOOVERWRITE);
+                if (rc == 0)
+                    rc = s_count_add (self, txn, index [i].buf, index [i].counted, 1);
+                rc = rc == MDB_KEYEXIST ? 0 : rc;
+                nlisted++;
             }
         }
         dbt_job_destroy (&job);
@@ -809,9 +892,177 @@ s_index_tables (dbt_store_t *self)
     if (rc)
         mdb_txn_abort (txn);
     else
-    if (count)
-        dbt_log (DBT_LOG_INFO, "store: indexed %zu results tables", count);
+    if (ntables || nlisted)
+        dbt_log (DBT_LOG_INFO, "store: indexed %zu results tables, listed %zu jobs by queue "
+                 "and state", ntables, nlisted);
     return rc;
+}
+
+//  --------------------------------------------------------------------------
+//  Lists by queue and state (the "list" and "counts" databases)
+
+int
+dbt_store_each_count (dbt_store_t *self, dbt_store_count_fn *fn, void *arg, char *err)
+{
+    MDB_txn *txn;
+    int rc = s_read_begin (self, &txn);
+    if (rc)
+        return s_fail (rc, "begin read", err);
+    MDB_cursor *cursor;
+    rc = mdb_cursor_open (txn, self->counts, &cursor);
+    if (rc) {
+        s_read_end (self, txn);
+        return s_fail (rc, "open cursor", err);
+    }
+    MDB_val key, val;
+    rc = mdb_cursor_get (cursor, &key, &val, MDB_FIRST);
+    char queue [DBT_ID_MAX + 65] = "";
+    uint64_t counts [DBT_STORE_NSTATES] = { 0 };
+    bool have = false;
+    while (rc == 0) {
+        const unsigned char *k = (const unsigned char *) key.mv_data;
+        size_t qlen = key.mv_size - 2;
+        if (key.mv_size >= 2 && qlen < sizeof (queue) && k [qlen] == 0
+        &&  k [qlen + 1] < DBT_STORE_NSTATES && val.mv_size == 8) {
+            if (have && (strlen (queue) != qlen || memcmp (queue, k, qlen))) {
+                if (fn (queue, counts, arg))
+                    break;
+                memset (counts, 0, sizeof (counts));
+            }
+            memcpy (queue, k, qlen);
+            queue [qlen] = 0;
+            counts [k [qlen + 1]] = s_get_be64 ((const unsigned char *) val.mv_data);
+            have = true;
+        }
+        rc = mdb_cursor_get (cursor, &key, &val, MDB_NEXT);
+    }
+    if (rc == MDB_NOTFOUND && have)
+        fn (queue, counts, arg);
+    int result = rc && rc != MDB_NOTFOUND ? s_fail (rc, "read counts", err) : 0;
+    mdb_cursor_close (cursor);
+    s_read_end (self, txn);
+    return result;
+}
+
+int
+dbt_store_count_since (dbt_store_t *self, const char *queue, dbt_state_t state, int64_t since_ms,
+                       uint64_t *count, char *err)
+{
+    *count = 0;
+    if (!dbt_state_final (state))
+        return DBT_EINVAL;
+    MDB_txn *txn;
+    int rc = s_read_begin (self, &txn);
+    if (rc)
+        return s_fail (rc, "begin read", err);
+    MDB_cursor *cursor;
+    rc = mdb_cursor_open (txn, self->list, &cursor);
+    if (rc) {
+        s_read_end (self, txn);
+        return s_fail (rc, "open cursor", err);
+    }
+    unsigned char buf [S_KEY_MAX];
+    size_t plen = s_list_prefix (buf, queue, state);
+    s_be64 (buf + plen, since_ms > 0 ? (uint64_t) since_ms : 0);
+    MDB_val key = { plen + 8, buf }, val;
+    rc = mdb_cursor_get (cursor, &key, &val, MDB_SET_RANGE);
+    while (rc == 0 && key.mv_size > plen && memcmp (key.mv_data, buf, plen) == 0) {
+        (*count)++;
+        rc = mdb_cursor_get (cursor, &key, &val, MDB_NEXT);
+    }
+    int result = rc && rc != MDB_NOTFOUND ? s_fail (rc, "count", err) : 0;
+    mdb_cursor_close (cursor);
+    s_read_end (self, txn);
+    return result;
+}
+
+//  A list cursor is the entry's order (16 hex digits) then its job id.
+static char *
+s_list_cursor (const unsigned char *entry, size_t len, size_t plen)
+{
+    return dbt_printf ("%016" PRIx64 "%.*s", s_get_be64 (entry + plen),
+                       (int) (len - plen - 8), (const char *) entry + plen + 8);
+}
+
+int
+dbt_store_list (dbt_store_t *self, const char *queue, dbt_state_t state, const char *after,
+                size_t limit, dbt_store_each_fn *fn, void *arg, char **next_p, char *err)
+{
+    *next_p = NULL;
+    unsigned char buf [S_KEY_MAX];
+    size_t plen = s_list_prefix (buf, queue, state);
+    size_t klen;
+    if (after) {
+        size_t alen = strlen (after);
+        char hex [17];
+        if (alen < 17 || alen - 16 > DBT_ID_MAX || strspn (after, "0123456789abcdef") < 16) {
+            dbt_err_set (err, "after: not a cursor this list returned");
+            return DBT_EINVAL;
+        }
+        memcpy (hex, after, 16);
+        hex [16] = 0;
+        s_be64 (buf + plen, (uint64_t) strtoull (hex, NULL, 16));
+        memcpy (buf + plen + 8, after + 16, alen - 16);
+        klen = plen + 8 + alen - 16;
+    }
+    else {
+        //  Past every entry of the prefix: ids never hold byte 0xff.
+        memset (buf + plen, 0xff, 9);
+        klen = plen + 9;
+    }
+    MDB_txn *txn;
+    int rc = s_read_begin (self, &txn);
+    if (rc)
+        return s_fail (rc, "begin read", err);
+    MDB_cursor *cursor;
+    rc = mdb_cursor_open (txn, self->list, &cursor);
+    if (rc) {
+        s_read_end (self, txn);
+        return s_fail (rc, "open cursor", err);
+    }
+    //  Newest first: the last entry before the start key.
+    MDB_val key = { klen, buf }, val;
+    rc = mdb_cursor_get (cursor, &key, &val, MDB_SET_RANGE);
+    rc = rc == MDB_NOTFOUND ? mdb_cursor_get (cursor, &key, &val, MDB_LAST)
+                            : rc == 0 ? mdb_cursor_get (cursor, &key, &val, MDB_PREV) : rc;
+    size_t count = 0;
+    int result = 0;
+    char *last = NULL;
+    while (rc == 0 && count < limit && key.mv_size > plen + 8
+    &&     memcmp (key.mv_data, buf, plen) == 0) {
+        const char *id_data = (const char *) key.mv_data + plen + 8;
+        char *id = dbt_strndup (id_data, key.mv_size - plen - 8);
+        dbt_job_t *job = NULL;
+        int grc = s_get_job (self, txn, id, &job, err);
+        free (id);
+        if (grc == 0) {
+            free (last);
+            last = s_list_cursor ((const unsigned char *) key.mv_data, key.mv_size, plen);
+            int stop = fn (job, arg);
+            dbt_job_destroy (&job);
+            count++;
+            if (stop)
+                break;
+        }
+        else
+        if (grc != DBT_ENOTFOUND) {
+            result = grc;
+            break;
+        }
+        rc = mdb_cursor_get (cursor, &key, &val, MDB_PREV);
+    }
+    if (result == 0 && rc && rc != MDB_NOTFOUND)
+        result = s_fail (rc, "list", err);
+    //  More may follow when the page is full and the next entry is the list's.
+    bool more = result == 0 && count == limit && rc == 0 && key.mv_size > plen + 8
+             && memcmp (key.mv_data, buf, plen) == 0;
+    mdb_cursor_close (cursor);
+    s_read_end (self, txn);
+    if (more)
+        *next_p = last;
+    else
+        free (last);
+    return result;
 }
 
 //  Every write: nothing once one failed; remember the first failure.
@@ -839,10 +1090,13 @@ dbt_wtxn_table_owner (dbt_wtxn_t *self, const char *results, const char *table,
                         .state = DBT_STATE_PENDING, .queue = (char *) "" };
     s_index_t index [S_MAX_INDEXES];
     int n = s_indexes_of (self->store, &probe, index);
-    if (n == 0 || index [0].dbi != self->store->tables)
+    int at = 0;
+    while (at < n && index [at].dbi != self->store->tables)
+        at++;
+    if (at == n)
         return DBT_ENOTFOUND;
     MDB_val val;
-    int rc = mdb_get (self->txn, self->store->tables, &index [0].key, &val);
+    int rc = mdb_get (self->txn, self->store->tables, &index [at].key, &val);
     if (rc == MDB_NOTFOUND)
         return DBT_ENOTFOUND;
     if (rc)
@@ -1236,7 +1490,8 @@ dbt_wtxn_clear (dbt_wtxn_t *self, char *err)
     S_CHECK_FAILED (self);
     dbt_store_t *store = self->store;
     MDB_dbi all [] = { store->jobs, store->groups, store->wait, store->run, store->done,
-                       store->rexp, store->tables, store->drops, store->meta };
+                       store->rexp, store->tables, store->drops, store->meta, store->list,
+                       store->counts };
     for (size_t i = 0; i < sizeof (all) / sizeof (all [0]); i++) {
         int rc = mdb_drop (self->txn, all [i], 0);
         if (rc)

@@ -7,7 +7,12 @@
     jobs), "done" (finished time, id -> nothing; oldest first for expiry),
     "rexp" (results expiry time, id), "tables" (results backend and case-
     folded table name -> id of the job whose record keeps that table),
-    "drops" (tables to drop) and "meta" (the sequence counter).
+    "drops" (tables to drop), "meta" (the sequence counter), "list"
+    (queue, state, order, id -> nothing: every job, for paged lists by
+    queue and state; the order is the finish time of a finished job, else
+    its submission sequence) and "counts" (queue, state -> number of
+    "list" entries, kept in the same transactions; zero counts are
+    deleted). A store written before "list" existed gets it on open.
     dbt_wtxn_put_job keeps the indexes in step with each record, so callers
     only write records.
 
@@ -78,6 +83,38 @@ int
 int
     dbt_store_each_expiring (dbt_store_t *self, int64_t before_ms,
                              dbt_store_each_fn *fn, void *arg, char *err);
+
+//  Lists by queue and state. Number of states (dbt_state_t values).
+#define DBT_STORE_NSTATES 5
+
+//  Callback over queues: its name and its jobs by state (indexed by
+//  dbt_state_t), valid during the call. Return 0 to go on.
+typedef int (dbt_store_count_fn) (const char *queue, const uint64_t counts [DBT_STORE_NSTATES],
+                                  void *arg);
+
+//  Call fn for each queue that has jobs in the store, in name order, with
+//  its counts (one read of the "counts" database: no job is read).
+//  Returns 0 or DBT_ERROR with err.
+int
+    dbt_store_each_count (dbt_store_t *self, dbt_store_count_fn *fn, void *arg, char *err);
+
+//  How many jobs of queue are in final state (SUCCESS or FAILURE) and
+//  finished at or after since_ms. Walks those entries only. Returns 0,
+//  DBT_EINVAL (state not final) or DBT_ERROR with err.
+int
+    dbt_store_count_since (dbt_store_t *self, const char *queue, dbt_state_t state,
+                           int64_t since_ms, uint64_t *count, char *err);
+
+//  One page of queue's jobs in state, newest first (latest finish for
+//  finished jobs, latest submission otherwise), from one read transaction:
+//  up to limit jobs after the cursor `after` (NULL: from the newest),
+//  passed to fn. *next_p gets the cursor of the last job passed when more
+//  follow (caller frees), NULL at the end. Costs limit reads whatever the
+//  list's length. Returns 0, DBT_EINVAL for a cursor this function did not
+//  make, or DBT_ERROR, with err.
+int
+    dbt_store_list (dbt_store_t *self, const char *queue, dbt_state_t state, const char *after,
+                    size_t limit, dbt_store_each_fn *fn, void *arg, char **next_p, char *err);
 
 //  Callback for dropped-table entries: key, results backend, table, job.
 typedef int (dbt_store_drop_fn) (uint64_t key, const char *results, const char *table,

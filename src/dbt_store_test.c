@@ -3,7 +3,8 @@
 
     Part of the dbt_store module (see dbt_store.h): records and indexes,
     the tables index, a full map and its growth, the journal, snapshot
-    pages and replica stores, through the public API only.
+    pages and replica stores, lists by queue and state, through the
+    public API only (but for emptying the list index, to test its rebuild).
     =========================================================================
 */
 #include "dbt_classes.h"
@@ -113,6 +114,141 @@ s_collect (const dbt_job_t *job, void *arg)
     zlist_t *ids = (zlist_t *) arg;
     zlist_append (ids, dbt_strdup (job->id));
     return 0;
+}
+
+//  Lists: collect ids into a zlist (autofree).
+static int
+s_collect_id (const dbt_job_t *job, void *arg)
+{
+    zlist_append ((zlist_t *) arg, job->id);
+    return 0;
+}
+
+static int
+s_collect_counts (const char *queue, const uint64_t counts [DBT_STORE_NSTATES], void *arg)
+{
+    char *line = dbt_printf ("%s:%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64, queue,
+                             counts [0], counts [1], counts [2], counts [3], counts [4]);
+    zlist_append ((zlist_t *) arg, line);
+    free (line);
+    return 0;
+}
+
+//  Lists by queue and state: counts follow every change, pages are newest
+//  first and their cursors resume exactly, bad cursors are refused.
+static void
+s_test_lists (void)
+{
+    char err [DBT_ERRMSG_LEN];
+    char *dir = dbt_testing_tmpdir ("store");
+    dbt_store_t *store = dbt_store_open (dir, 16 << 20, 0, err);
+    assert (store);
+    dbt_wtxn_t *txn = dbt_store_begin (store, err);
+    dbt_job_t *job = dbt_job_new ();
+    dbt_job_set (&job->task, "t");
+    for (int i = 0; i < 250; i++) {
+        char id [16];
+        snprintf (id, sizeof (id), "l%03d", i);
+        dbt_job_set (&job->id, id);
+        dbt_job_set (&job->queue, i < 240 ? "lq" : "lq2");
+        job->seq = dbt_wtxn_next_seq (txn);
+        job->state = i < 100 ? DBT_STATE_PENDING : i < 110 ? DBT_STATE_STARTED
+                   : i < 200 ? DBT_STATE_SUCCESS : i < 240 ? DBT_STATE_FAILURE : DBT_STATE_RETRY;
+        job->finished_ms = dbt_state_final (job->state) ? 1000 + i : 0;
+        assert (dbt_wtxn_put_job (txn, job, err) == 0);
+        assert (dbt_wtxn_put_job (txn, job, err) == 0);     //  rewritten: counted once
+    }
+    assert (dbt_wtxn_commit (&txn, err) == 0);
+    zlist_t *lines = zlist_new ();
+    zlist_autofree (lines);
+    assert (dbt_store_each_count (store, s_collect_counts, lines, err) == 0);
+    assert (zlist_size (lines) == 2);
+    assert (streq ((char *) zlist_first (lines), "lq:100,10,90,40,0"));
+    assert (streq ((char *) zlist_next (lines), "lq2:0,0,0,0,10"));
+    zlist_purge (lines);
+    uint64_t count = 0;
+    assert (dbt_store_count_since (store, "lq", DBT_STATE_FAILURE, 1230, &count, err) == 0 && count == 10);
+    assert (dbt_store_count_since (store, "lq", DBT_STATE_FAILURE, 0, &count, err) == 0 && count == 40);
+    assert (dbt_store_count_since (store, "lq", DBT_STATE_PENDING, 0, &count, err) == DBT_EINVAL);
+    //  Pages of 30 through 100 PENDING jobs: newest first, no overlap.
+    zlist_t *ids = zlist_new ();
+    zlist_autofree (ids);
+    char *after = NULL;
+    int pages = 0;
+    do {
+        char *next = NULL;
+        size_t before = zlist_size (ids);
+        assert (dbt_store_list (store, "lq", DBT_STATE_PENDING, after, 30, s_collect_id, ids,
+                                &next, err) == 0);
+        assert (zlist_size (ids) - before == (pages < 3 ? 30 : 10));
+        free (after);
+        after = next;
+        pages++;
+    } while (after);
+    assert (pages == 4 && zlist_size (ids) == 100);
+    assert (streq ((char *) zlist_first (ids), "l099") && streq ((char *) zlist_last (ids), "l000"));
+    zlist_purge (ids);
+    //  Exactly a page: no cursor after it.
+    char *next = NULL;
+    assert (dbt_store_list (store, "lq", DBT_STATE_STARTED, NULL, 10, s_collect_id, ids, &next, err) == 0);
+    assert (zlist_size (ids) == 10 && next == NULL);
+    zlist_purge (ids);
+    //  Finished jobs: latest finish first; another queue's are not listed.
+    assert (dbt_store_list (store, "lq", DBT_STATE_FAILURE, NULL, 5, s_collect_id, ids, &next, err) == 0);
+    assert (streq ((char *) zlist_first (ids), "l239") && next);
+    free (next);
+    zlist_purge (ids);
+    assert (dbt_store_list (store, "nosuch", DBT_STATE_PENDING, NULL, 5, s_collect_id, ids, &next, err) == 0);
+    assert (zlist_size (ids) == 0 && next == NULL);
+    assert (dbt_store_list (store, "lq", DBT_STATE_PENDING, "zz", 5, s_collect_id, ids, &next, err) == DBT_EINVAL);
+    assert (dbt_store_list (store, "lq", DBT_STATE_PENDING, "000000000000000gl001", 5, s_collect_id, ids,
+                            &next, err) == DBT_EINVAL);
+    //  State changes and deletes move entries and counts.
+    txn = dbt_store_begin (store, err);
+    dbt_job_destroy (&job);
+    assert (dbt_wtxn_job (txn, "l000", &job, err) == 0);
+    job->state = DBT_STATE_STARTED;
+    assert (dbt_wtxn_put_job (txn, job, err) == 0);
+    assert (dbt_wtxn_del_job (txn, "l001", err) == 0);
+    for (int i = 240; i < 250; i++) {
+        char id [16];
+        snprintf (id, sizeof (id), "l%03d", i);
+        assert (dbt_wtxn_del_job (txn, id, err) == 0);
+    }
+    assert (dbt_wtxn_commit (&txn, err) == 0);
+    assert (dbt_store_each_count (store, s_collect_counts, lines, err) == 0);
+    assert (zlist_size (lines) == 1 && streq ((char *) zlist_first (lines), "lq:98,11,90,40,0"));
+    zlist_purge (lines);
+    //  A store written before the list index (its "list" and "counts"
+    //  emptied behind its back) gets both again on open.
+    dbt_store_destroy (&store);
+    MDB_env *env = NULL;
+    MDB_txn *raw = NULL;
+    MDB_dbi dbi;
+    assert (mdb_env_create (&env) == 0 && mdb_env_set_maxdbs (env, 12) == 0);
+    assert (mdb_env_set_mapsize (env, 16 << 20) == 0 && mdb_env_open (env, dir, 0, 0640) == 0);
+    assert (mdb_txn_begin (env, NULL, 0, &raw) == 0);
+    assert (mdb_dbi_open (raw, "list", 0, &dbi) == 0 && mdb_drop (raw, dbi, 0) == 0);
+    assert (mdb_dbi_open (raw, "counts", 0, &dbi) == 0 && mdb_drop (raw, dbi, 0) == 0);
+    assert (mdb_txn_commit (raw) == 0);
+    mdb_env_close (env);
+    store = dbt_store_open (dir, 16 << 20, 0, err);
+    assert (store);
+    assert (dbt_store_each_count (store, s_collect_counts, lines, err) == 0);
+    assert (zlist_size (lines) == 1 && streq ((char *) zlist_first (lines), "lq:98,11,90,40,0"));
+    zlist_purge (lines);
+    assert (dbt_store_list (store, "lq", DBT_STATE_STARTED, NULL, 50, s_collect_id, ids, &next, err) == 0);
+    assert (zlist_size (ids) == 11 && next == NULL);
+    zlist_purge (ids);
+    //  A cleared store has no counts left.
+    txn = dbt_store_begin (store, err);
+    assert (dbt_wtxn_clear (txn, err) == 0 && dbt_wtxn_commit (&txn, err) == 0);
+    assert (dbt_store_each_count (store, s_collect_counts, lines, err) == 0 && zlist_size (lines) == 0);
+    dbt_job_destroy (&job);
+    zlist_destroy (&ids);
+    zlist_destroy (&lines);
+    dbt_store_destroy (&store);
+    dbt_testing_rmtree (&dir);
 }
 
 static int
@@ -354,6 +490,7 @@ dbt_store_test (bool verbose)
     dbt_group_destroy (&group);
     zlist_destroy (&ids);
     s_test_replication ();
+    s_test_lists ();
     if (verbose)
         printf ("store: ok\n");
 }

@@ -47,6 +47,7 @@ static test_item_t s_tests [] = {
     { "metrics", dbt_metrics_test },
     { "client", dbt_client_test },
     { "api", dbt_api_test },
+    { "board", dbt_board_test },
     { "http", dbt_http_test },
     { "node", dbt_node_test },
     { NULL, NULL }
