@@ -133,6 +133,13 @@ static const s_key_t s_keys [] = {
     { S_MESH, "insecure", S_BOOL, "false", 0, 0, S_CFG (mesh_insecure),
       "allow a mesh endpoint that is not loopback without CURVE keys (anyone reaching it can "
       "submit, cancel and take jobs as a worker)" },
+    { S_MESH, "curve_cert", S_OPTSTRING, NULL, 0, 0, S_CFG (mesh_curve_cert),
+      "this node's CURVE certificate (its NAME_secret file from dungbeetle --new-keys): every "
+      "mesh socket uses CURVE" },
+    { S_MESH, "curve_server", S_OPTSTRING, NULL, 0, 0, S_CFG (mesh_curve_server),
+      "public certificate or Z85 key of the mesh's dispatchers, default: curve_cert's own" },
+    { S_MESH, "curve_allow", S_OPTSTRING, NULL, 0, 0, S_CFG (mesh_curve_allow),
+      "directory of public certificates allowed to connect (workers, clients, peers)" },
     { S_MESH, "backup", S_ENDPOINT, NULL, 0, 0, S_CFG (mesh_backup),
       "on a primary dispatcher: its failover partner's endpoint (the backup's bind)" },
     { S_MESH, "primary", S_ENDPOINT, NULL, 0, 0, S_CFG (mesh_primary),
@@ -558,6 +565,9 @@ dbt_config_destroy (dbt_config_t **self_p)
     free (self->mesh_backup);
     free (self->mesh_primary);
     free (self->mesh_replication);
+    free (self->mesh_curve_cert);
+    free (self->mesh_curve_server);
+    free (self->mesh_curve_allow);
     for (size_t i = 0; i < self->ndbs; i++)
         s_dbsection_free (&self->dbs [i]);
     free (self->dbs);
@@ -1044,7 +1054,7 @@ s_finish (dbt_config_t *config, const char *source, char *err)
     }
     const char *open_endpoint = !s_endpoint_local (config->mesh_bind) ? config->mesh_bind
                               : !s_endpoint_local (config->mesh_publish) ? config->mesh_publish : NULL;
-    if (config->mesh_dispatch && !config->mesh_insecure && open_endpoint) {
+    if (config->mesh_dispatch && !config->mesh_insecure && !config->mesh_curve_cert && open_endpoint) {
         dbt_err_set (err, "%s: [mesh] endpoint '%s' is not a loopback address and no CURVE keys are "
                      "configured: anyone who can reach it could submit and cancel jobs, read job "
                      "state and take jobs as a worker; bind to 127.0.0.1, or set [mesh] insecure = "

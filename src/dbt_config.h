@@ -71,6 +71,12 @@ typedef struct {
     size_t nmesh_peers;         //  number of peers
     bool mesh_dispatch;         //  dispatch: run a dispatcher (false when worker_only)
     bool mesh_insecure;         //  insecure: allow a non-loopback bind without keys
+    char *mesh_curve_cert;      //  curve_cert: this node's secret zcert, NULL = no CURVE
+    char *mesh_curve_server;    //  curve_server: the dispatchers' public key or cert
+                                //  (default: curve_cert's public key)
+    char *mesh_curve_allow;     //  curve_allow: zcertstore directory of allowed keys
+    struct _dbt_curve_t *curve; //  derived: the loaded keys (dbt_curve), set by
+                                //  dbt_main before the node starts; NULL = open mesh
     char *mesh_backup;          //  backup: the failover partner, on a primary
     char *mesh_primary;         //  primary: the failover partner, on a backup
     char *mesh_replication;     //  replication: "sync" (default) or "async"

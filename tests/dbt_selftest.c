@@ -46,6 +46,7 @@ static test_item_t s_tests [] = {
     { "export", dbt_export_test },
     { "metrics", dbt_metrics_test },
     { "client", dbt_client_test },
+    { "curve", dbt_curve_test },
     { "api", dbt_api_test },
     { "http", dbt_http_test },
     { "node", dbt_node_test },
