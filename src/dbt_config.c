@@ -103,6 +103,10 @@ static const s_key_t s_keys [] = {
       "most open HTTP connections from one client address, 0 = unlimited" },
     { S_APP, "auth_token", S_OPTSTRING, NULL, 0, 0, S_CFG (auth_token),
       "bearer token HTTP clients must send; empty or absent = no auth" },
+    { S_APP, "tls_cert", S_OPTSTRING, NULL, 0, 0, S_CFG (tls_cert),
+      "PEM certificate (chain) of the HTTP front: it then serves HTTPS only" },
+    { S_APP, "tls_key", S_OPTSTRING, NULL, 0, 0, S_CFG (tls_key),
+      "PEM private key (unencrypted) of tls_cert" },
     { S_APP, "state_map_size", S_SIZE, "1GiB", 1024 * 1024, 64 * S_GIB, S_CFG (state_map_size),
       "largest size of the job state database, 1MiB to 64GiB" },
     { S_APP, "state_map_max", S_SIZE, NULL, 1024 * 1024, 1024 * S_GIB, S_CFG (state_map_max),
@@ -560,6 +564,8 @@ dbt_config_destroy (dbt_config_t **self_p)
     free (self->mesh_publish);
     free (self->data_dir);
     free (self->auth_token);
+    free (self->tls_cert);
+    free (self->tls_key);
     free (self->mesh_bind);
     free (self->mesh_dispatcher);
     free (self->mesh_backup);

@@ -52,6 +52,8 @@ typedef struct {
     int max_connections_per_ip; //  max_connections_per_ip: per client
                                 //  address (256), 0 = unlimited
     char *auth_token;           //  auth_token: bearer token, NULL = no auth
+    char *tls_cert;             //  tls_cert: PEM certificate (chain) for HTTPS, NULL = HTTP
+    char *tls_key;              //  tls_key: its PEM private key
     int64_t state_map_size;     //  state_map_size: LMDB map size at start (1GiB)
     int64_t state_map_max;      //  state_map_max: largest map (max of 8GiB and size)
     int64_t retry_base_ms;      //  retry_backoff: first retry delay (1s)

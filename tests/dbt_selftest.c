@@ -7,6 +7,7 @@
     =========================================================================
 */
 #include "../src/dbt_classes.h"
+#include "../src/dbt_tls.h"
 #include <sys/wait.h>
 
 typedef struct {
@@ -49,6 +50,7 @@ static test_item_t s_tests [] = {
     { "curve", dbt_curve_test },
     { "api", dbt_api_test },
     { "http", dbt_http_test },
+    { "tls", dbt_tls_test },
     { "node", dbt_node_test },
     { NULL, NULL }
 };
