@@ -1454,6 +1454,7 @@ dbt_config_usage (void)
         "\n"
         "      --config string             path to the INI configuration file (default \"config.ini\")\n"
         "      --new-config                generate a new sample config.ini file.\n"
+        "      --new-keys NAME             write a CURVE key pair NAME and NAME_secret, and exit\n"
         "      --server string             web server address to bind on (default \"127.0.0.1:6060\")\n"
         "      --sql-directory strings     path to directory with .sql scripts. Can be specified multiple\n"
         "                                  times, or comma-separated (default [./sql])\n"

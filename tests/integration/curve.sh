@@ -146,6 +146,10 @@ bad=$(key_of "$K/badclient")
 ok "alpha logs the refused client with its address and key" \
     grep -qF "refused a connection to the dispatcher socket from 127.0.0.1: its key is not in [mesh] curve_allow (key $bad)" \
     "$NODE_DIR/alpha.log"
+sleep 1; cp "$K/badclient" "$K/allow/"
+out=$("$client_py" "tcp://127.0.0.1:$a_mesh" "$K/badclient_secret" "$K/mesh")
+is "$?" "0" "once its cert is put in curve_allow, the same client is answered (no restart)"
+rm "$K/allow/badclient"
 out=$("$client_py" "tcp://127.0.0.1:$a_mesh" "$K/client_secret" "$K/stranger")
 is "$?" "2" "a client that expects another server key gets no answer"
 
