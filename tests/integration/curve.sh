@@ -100,6 +100,7 @@ INI
 #  capture_start FILE / capture_stop: tcpdump on loopback, the mesh ports.
 capture_start () {
     CAPTURE=$1
+    : > "$CAPTURE.err"
     tcpdump -i lo --immediate-mode -U -A -w "$CAPTURE" "tcp port $a_mesh or tcp port $((a_mesh + 1)) or tcp port $b_mesh or tcp port $((b_mesh + 1))" \
         2> "$CAPTURE.err" &
     CAPTURE_PID=$!
