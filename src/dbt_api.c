@@ -105,7 +105,7 @@ s_client_get (dbt_api_t *self, const char *endpoint, char *err)
     zlist_t *idle = (zlist_t *) zhashx_lookup (self->clients, endpoint);
     dbt_client_t *client = idle ? (dbt_client_t *) zlist_pop (idle) : NULL;
     pthread_mutex_unlock (&self->mutex);
-    return client ? client : dbt_client_new (endpoint, err);
+    return client ? client : dbt_client_new_curve (endpoint, self->args.config->curve, err);
 }
 
 static void

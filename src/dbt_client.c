@@ -16,13 +16,20 @@ struct _dbt_client_t {
 dbt_client_t *
 dbt_client_new (const char *endpoint, char *err)
 {
+    return dbt_client_new_curve (endpoint, NULL, err);
+}
+
+dbt_client_t *
+dbt_client_new_curve (const char *endpoint, const dbt_curve_t *curve, char *err)
+{
     zsock_t *dealer = zsock_new (ZMQ_DEALER);
     if (dealer) {
         zsock_set_linger (dealer, 0);
         dbt_msg_limit (dealer);
         zsock_set_sndtimeo (dealer, 1000);
     }
-    if (!dealer || zsock_connect (dealer, "%s", endpoint)) {
+    if (!dealer || dbt_curve_apply (curve, dealer, DBT_CURVE_CLIENT, NULL)
+    ||  zsock_connect (dealer, "%s", endpoint)) {
         dbt_err_set (err, "cannot connect to dispatcher '%s'", endpoint);
         zsock_destroy (&dealer);
         return NULL;

@@ -29,6 +29,10 @@ typedef struct {
 dbt_client_t *
     dbt_client_new (const char *endpoint, char *err);
 
+//  The same, its socket secured by curve (dbt_curve_apply; NULL = none).
+dbt_client_t *
+    dbt_client_new_curve (const char *endpoint, const dbt_curve_t *curve, char *err);
+
 //  Destroy; nulls the pointer.
 void
     dbt_client_destroy (dbt_client_t **self_p);

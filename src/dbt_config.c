@@ -103,6 +103,10 @@ static const s_key_t s_keys [] = {
       "most open HTTP connections from one client address, 0 = unlimited" },
     { S_APP, "auth_token", S_OPTSTRING, NULL, 0, 0, S_CFG (auth_token),
       "bearer token HTTP clients must send; empty or absent = no auth" },
+    { S_APP, "tls_cert", S_OPTSTRING, NULL, 0, 0, S_CFG (tls_cert),
+      "PEM certificate (chain) of the HTTP front: it then serves HTTPS only" },
+    { S_APP, "tls_key", S_OPTSTRING, NULL, 0, 0, S_CFG (tls_key),
+      "PEM private key (unencrypted) of tls_cert" },
     { S_APP, "state_map_size", S_SIZE, "1GiB", 1024 * 1024, 64 * S_GIB, S_CFG (state_map_size),
       "largest size of the job state database, 1MiB to 64GiB" },
     { S_APP, "state_map_max", S_SIZE, NULL, 1024 * 1024, 1024 * S_GIB, S_CFG (state_map_max),
@@ -133,6 +137,13 @@ static const s_key_t s_keys [] = {
     { S_MESH, "insecure", S_BOOL, "false", 0, 0, S_CFG (mesh_insecure),
       "allow a mesh endpoint that is not loopback without CURVE keys (anyone reaching it can "
       "submit, cancel and take jobs as a worker)" },
+    { S_MESH, "curve_cert", S_OPTSTRING, NULL, 0, 0, S_CFG (mesh_curve_cert),
+      "this node's CURVE certificate (its NAME_secret file from dungbeetle --new-keys): every "
+      "mesh socket uses CURVE" },
+    { S_MESH, "curve_server", S_OPTSTRING, NULL, 0, 0, S_CFG (mesh_curve_server),
+      "public certificate or Z85 key of the mesh's dispatchers, default: curve_cert's own" },
+    { S_MESH, "curve_allow", S_OPTSTRING, NULL, 0, 0, S_CFG (mesh_curve_allow),
+      "directory of public certificates allowed to connect (workers, clients, peers)" },
     { S_MESH, "backup", S_ENDPOINT, NULL, 0, 0, S_CFG (mesh_backup),
       "on a primary dispatcher: its failover partner's endpoint (the backup's bind)" },
     { S_MESH, "primary", S_ENDPOINT, NULL, 0, 0, S_CFG (mesh_primary),
@@ -553,11 +564,16 @@ dbt_config_destroy (dbt_config_t **self_p)
     free (self->mesh_publish);
     free (self->data_dir);
     free (self->auth_token);
+    free (self->tls_cert);
+    free (self->tls_key);
     free (self->mesh_bind);
     free (self->mesh_dispatcher);
     free (self->mesh_backup);
     free (self->mesh_primary);
     free (self->mesh_replication);
+    free (self->mesh_curve_cert);
+    free (self->mesh_curve_server);
+    free (self->mesh_curve_allow);
     for (size_t i = 0; i < self->ndbs; i++)
         s_dbsection_free (&self->dbs [i]);
     free (self->dbs);
@@ -1044,7 +1060,7 @@ s_finish (dbt_config_t *config, const char *source, char *err)
     }
     const char *open_endpoint = !s_endpoint_local (config->mesh_bind) ? config->mesh_bind
                               : !s_endpoint_local (config->mesh_publish) ? config->mesh_publish : NULL;
-    if (config->mesh_dispatch && !config->mesh_insecure && open_endpoint) {
+    if (config->mesh_dispatch && !config->mesh_insecure && !config->mesh_curve_cert && open_endpoint) {
         dbt_err_set (err, "%s: [mesh] endpoint '%s' is not a loopback address and no CURVE keys are "
                      "configured: anyone who can reach it could submit and cancel jobs, read job "
                      "state and take jobs as a worker; bind to 127.0.0.1, or set [mesh] insecure = "
@@ -1438,6 +1454,7 @@ dbt_config_usage (void)
         "\n"
         "      --config string             path to the INI configuration file (default \"config.ini\")\n"
         "      --new-config                generate a new sample config.ini file.\n"
+        "      --new-keys NAME             write a CURVE key pair NAME and NAME_secret, and exit\n"
         "      --server string             web server address to bind on (default \"127.0.0.1:6060\")\n"
         "      --sql-directory strings     path to directory with .sql scripts. Can be specified multiple\n"
         "                                  times, or comma-separated (default [./sql])\n"

@@ -52,6 +52,8 @@ typedef struct {
     int max_connections_per_ip; //  max_connections_per_ip: per client
                                 //  address (256), 0 = unlimited
     char *auth_token;           //  auth_token: bearer token, NULL = no auth
+    char *tls_cert;             //  tls_cert: PEM certificate (chain) for HTTPS, NULL = HTTP
+    char *tls_key;              //  tls_key: its PEM private key
     int64_t state_map_size;     //  state_map_size: LMDB map size at start (1GiB)
     int64_t state_map_max;      //  state_map_max: largest map (max of 8GiB and size)
     int64_t retry_base_ms;      //  retry_backoff: first retry delay (1s)
@@ -71,6 +73,12 @@ typedef struct {
     size_t nmesh_peers;         //  number of peers
     bool mesh_dispatch;         //  dispatch: run a dispatcher (false when worker_only)
     bool mesh_insecure;         //  insecure: allow a non-loopback bind without keys
+    char *mesh_curve_cert;      //  curve_cert: this node's secret zcert, NULL = no CURVE
+    char *mesh_curve_server;    //  curve_server: the dispatchers' public key or cert
+                                //  (default: curve_cert's public key)
+    char *mesh_curve_allow;     //  curve_allow: zcertstore directory of allowed keys
+    struct _dbt_curve_t *curve; //  derived: the loaded keys (dbt_curve), set by
+                                //  dbt_main before the node starts; NULL = open mesh
     char *mesh_backup;          //  backup: the failover partner, on a primary
     char *mesh_primary;         //  primary: the failover partner, on a backup
     char *mesh_replication;     //  replication: "sync" (default) or "async"

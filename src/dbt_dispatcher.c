@@ -1073,6 +1073,9 @@ dbt_dispatcher_actor (zsock_t *pipe, void *args)
     zsock_set_rcvhwm (self->router, 100000);
     zsock_set_linger (self->router, 1000);
     int status = 0;
+    if (dbt_curve_apply (self->config->curve, self->router, DBT_CURVE_SERVER, "dispatcher"))
+        status = 1;
+    else
     if (zsock_bind (self->router, "%s", self->config->mesh_bind) < 0) {
         dbt_log (DBT_LOG_ERROR, "dispatcher: cannot bind '%s': %s", self->config->mesh_bind,
                  zmq_strerror (errno));

@@ -146,9 +146,11 @@ s_follow (dbt_disp_t *self)
 {
     if (!self->partner_publish || !self->partner_instance)
         return;
-    if (!self->follow)
+    if (!self->follow) {
         self->follow = dbt_follow_new (self->partner_node ? self->partner_node : "partner",
                                        self->config->heartbeat_ms, &s_fns, self);
+        dbt_follow_set_curve (self->follow, self->config->curve);
+    }
     dbt_follow_target (self->follow, self->config->mesh_partner, self->partner_publish,
                        self->partner_instance);
 }
@@ -238,7 +240,8 @@ dbt_disp__pair_start (dbt_disp_t *self)
     zsock_set_sndtimeo (self->pair_dealer, 0);
     zsock_set_sndhwm (self->pair_dealer, 100);
     zsock_set_immediate (self->pair_dealer, 1);     //  no stale heartbeats queued for later
-    if (zsock_connect (self->pair_dealer, "%s", self->config->mesh_partner)) {
+    if (dbt_curve_apply (self->config->curve, self->pair_dealer, DBT_CURVE_CLIENT, NULL)
+    ||  zsock_connect (self->pair_dealer, "%s", self->config->mesh_partner)) {
         dbt_log (DBT_LOG_ERROR, "pair: cannot connect to partner '%s'", self->config->mesh_partner);
         return -1;
     }

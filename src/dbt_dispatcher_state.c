@@ -27,6 +27,8 @@ dbt_disp__state_start (dbt_disp_t *self)
     zsock_set_xpub_verbose (self->publisher, 1);   //  every subscription, not only the first
     zsock_set_sndhwm (self->publisher, 10000);     //  a slower replica loses updates and resyncs
     zsock_set_linger (self->publisher, 0);
+    if (dbt_curve_apply (self->config->curve, self->publisher, DBT_CURVE_SERVER, "publisher"))
+        return -1;
     if (zsock_bind (self->publisher, "%s", self->config->mesh_publish) < 0) {
         dbt_log (DBT_LOG_ERROR, "dispatcher: cannot bind '%s' for state updates: %s",
                  self->config->mesh_publish, zmq_strerror (errno));

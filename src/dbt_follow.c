@@ -49,6 +49,7 @@ struct _dbt_follow_t {
     char *lineage;              //  lineage of its records
     dbt_msg_t *last;            //  its last message
     dbt_mpw_t *writer;          //  scratch
+    const dbt_curve_t *curve;   //  keys of its sockets, NULL = none
 };
 
 dbt_follow_t *
@@ -126,18 +127,27 @@ s_subscribe (dbt_follow_t *self)
     dbt_msg_limit (self->sub);
     zsock_set_rcvhwm (self->sub, 100000);
     zsock_set_subscribe (self->sub, DBT_PROTO_STATE);
-    if (zsock_connect (self->sub, "%s", self->publish))
+    if (dbt_curve_apply (self->curve, self->sub, DBT_CURVE_CLIENT, NULL)
+    ||  zsock_connect (self->sub, "%s", self->publish))
         dbt_log (DBT_LOG_ERROR, "follow: '%s': cannot subscribe to '%s'", self->name, self->publish);
     zsock_destroy (&self->dealer);
     self->dealer = zsock_new (ZMQ_DEALER);
     dbt_msg_limit (self->dealer);
     zsock_set_linger (self->dealer, 0);
     zsock_set_sndtimeo (self->dealer, 0);
-    zsock_connect (self->dealer, "%s", self->endpoint);
+    if (dbt_curve_apply (self->curve, self->dealer, DBT_CURVE_CLIENT, NULL) == 0)
+        zsock_connect (self->dealer, "%s", self->endpoint);
     self->pending = false;
     self->state = S_SUBSCRIBING;
     self->heard = dbt_clock_ms ();
     s_drop_fresh (self);
+}
+
+void
+dbt_follow_set_curve (dbt_follow_t *self, const dbt_curve_t *curve)
+{
+    assert (self);
+    self->curve = curve;
 }
 
 void

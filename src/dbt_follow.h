@@ -64,6 +64,11 @@ void
     dbt_follow_target (dbt_follow_t *self, const char *endpoint, const char *publish,
                        const char *instance);
 
+//  Secure the sockets it opens from now on (dbt_curve_apply; NULL = none).
+//  curve is borrowed and must outlive the follower.
+void
+    dbt_follow_set_curve (dbt_follow_t *self, const dbt_curve_t *curve);
+
 //  Stop following: close the sockets, give up a snapshot in progress.
 //  The live store (if any) stays as it is, the owner's.
 void

@@ -12,6 +12,7 @@
 */
 #include "dbt_classes.h"
 #include <microhttpd.h>
+#include "dbt_tls.h"
 #include <curl/curl.h>
 #include <netdb.h>
 #include <poll.h>
@@ -507,6 +508,12 @@ dbt_http_actor (zsock_t *pipe, void *args)
     }
     if (config->auth_token)
         s_token_digest (config->auth_token, self.token);
+    dbt_tls_t *tls = NULL;
+    if (dbt_tls_new (config, &tls, err)) {
+        dbt_log (DBT_LOG_ERROR, "http: %s", err);
+        s_failed (pipe);
+        return;
+    }
     pthread_mutex_init (&self.mutex, NULL);
     rlim_t nofile = s_raise_nofile ();
     unsigned int max_connections = s_connection_limit (config->max_connections, nofile);
@@ -514,7 +521,7 @@ dbt_http_actor (zsock_t *pipe, void *args)
         dbt_log (DBT_LOG_WARN, "http: max_connections %d lowered to %u to fit the open file "
                  "limit (%ju)", config->max_connections, max_connections, (uintmax_t) nofile);
     unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION
-                       | MHD_USE_POLL;
+                       | MHD_USE_POLL | dbt_tls_flags (tls);
     if (addr.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     unsigned int timeout = (unsigned int) ((config->request_timeout_ms + 999) / 1000);
@@ -525,9 +532,12 @@ dbt_http_actor (zsock_t *pipe, void *args)
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int) config->max_connections_per_ip,
         MHD_OPTION_NOTIFY_CONNECTION, s_notify, &self,
         MHD_OPTION_NOTIFY_COMPLETED, s_completed, &self,
+        MHD_OPTION_ARRAY, dbt_tls_options (tls),
         MHD_OPTION_END);
     if (!self.daemon) {
-        dbt_log (DBT_LOG_ERROR, "http: cannot listen on %s: %s", config->server, strerror (errno));
+        dbt_log (DBT_LOG_ERROR, "http: cannot listen on %s: %s%s", config->server, strerror (errno),
+                 tls ? " (or GnuTLS refused tls_cert/tls_key: see the tls line above)" : "");
+        dbt_tls_destroy (&tls);
         pthread_mutex_destroy (&self.mutex);
         s_failed (pipe);
         return;
@@ -537,8 +547,9 @@ dbt_http_actor (zsock_t *pipe, void *args)
     char per_ip [32] = "unlimited";
     if (config->max_connections_per_ip)
         snprintf (per_ip, sizeof (per_ip), "%d", config->max_connections_per_ip);
-    dbt_log (DBT_LOG_INFO, "http: listening on %s (port %u; at most %u connections, %s per "
+    dbt_log (DBT_LOG_INFO, "http: listening on %s%s (port %u; at most %u connections, %s per "
              "client address; requests must arrive within %" PRId64 " ms)", config->server,
+             tls ? " with HTTPS" : "",
              self.port, max_connections, per_ip, config->request_timeout_ms);
     zpoller_t *poller = zpoller_new (pipe, NULL);
     zsock_signal (pipe, 0);
@@ -565,6 +576,7 @@ dbt_http_actor (zsock_t *pipe, void *args)
     }
     zpoller_destroy (&poller);
     MHD_stop_daemon (self.daemon);
+    dbt_tls_destroy (&tls);
     while (self.conns) {        //  none: stopping notifies CLOSED for each
         s_conn_t *next = self.conns->next;
         free (self.conns);

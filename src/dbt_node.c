@@ -241,7 +241,12 @@ dbt_node_new (const dbt_config_t *config, char *err)
     ||  dbt_mkdirs (config->data_dir, err) || (!config->worker_only && s_lock_data_dir (self, err))
     ||  s_load_tasks (self, err) || s_prepare_tasks (self, err))
         goto fail;
-    if (config->mesh_insecure)
+    //  Keys named but not loaded would leave every socket open.
+    if (config->mesh_curve_cert && !config->curve) {
+        dbt_err_set (err, "[mesh] curve_cert is set but its keys were not loaded (dbt_curve_new)");
+        goto fail;
+    }
+    if (config->mesh_insecure && !config->curve)
         dbt_log (DBT_LOG_WARN, "node: [mesh] insecure = true: the mesh endpoint %s accepts "
                  "anyone who can reach it (submit, cancel, run jobs as a worker)", config->mesh_bind);
     self->routes = dbt_routes_new (config);

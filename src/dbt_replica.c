@@ -160,7 +160,8 @@ s_new_dealer (s_origin_t *origin)
     zsock_set_linger (origin->dealer, 0);
     zsock_set_sndtimeo (origin->dealer, 0);
     zsock_set_rcvhwm (origin->dealer, 1000);
-    zsock_connect (origin->dealer, "%s", origin->endpoint);
+    if (dbt_curve_apply (origin->owner->args->config->curve, origin->dealer, DBT_CURVE_CLIENT, NULL) == 0)
+        zsock_connect (origin->dealer, "%s", origin->endpoint);
     origin->pending = false;
 }
 
@@ -242,8 +243,10 @@ s_handle_ping (self_t *self, s_origin_t *origin, dbt_reply_t *reply)
     //  Follow a dispatcher that is not in a pair, or the active member of
     //  one; a passive (or starting) member's records are its partner's.
     if (publish && (!origin->role || origin->role == DBT_PAIR_ACTIVE)) {
-        if (!origin->follow)
+        if (!origin->follow) {
             origin->follow = dbt_follow_new (origin->node, self->args->config->heartbeat_ms, &s_fns, origin);
+            dbt_follow_set_curve (origin->follow, self->args->config->curve);
+        }
         dbt_follow_target (origin->follow, origin->endpoint, publish, instance);
     }
     else

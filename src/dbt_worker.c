@@ -281,7 +281,8 @@ s_connect (self_t *self, const char *to, bool vote)
     self->endpoint = endpoint;
     if (endpoint) {
         self->waiting = false;
-        if (zsock_connect (self->dealer, "%s", endpoint))
+        if (dbt_curve_apply (self->args->runner.config->curve, self->dealer, DBT_CURVE_CLIENT, NULL)
+        ||  zsock_connect (self->dealer, "%s", endpoint))
             dbt_log (DBT_LOG_ERROR, "worker: cannot connect to '%s'", endpoint);
     }
     zpoller_add (self->poller, self->dealer);

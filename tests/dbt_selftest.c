@@ -7,6 +7,7 @@
     =========================================================================
 */
 #include "../src/dbt_classes.h"
+#include "../src/dbt_tls.h"
 #include <sys/wait.h>
 
 typedef struct {
@@ -46,9 +47,11 @@ static test_item_t s_tests [] = {
     { "export", dbt_export_test },
     { "metrics", dbt_metrics_test },
     { "client", dbt_client_test },
+    { "curve", dbt_curve_test },
     { "api", dbt_api_test },
     { "board", dbt_board_test },
     { "http", dbt_http_test },
+    { "tls", dbt_tls_test },
     { "node", dbt_node_test },
     { NULL, NULL }
 };
