@@ -1,8 +1,12 @@
 /*  =========================================================================
     dbt_http - the HTTP front actor (GNU libmicrohttpd)
 
-    See dbt_http.h. libmicrohttpd runs its own threads: one listens, one
-    serves each connection. The actor thread starts and stops the daemon
+    See dbt_http.h. libmicrohttpd runs its own threads: with http_threads
+    0, one listens and one serves each connection (poll); with N, N threads
+    each accept and serve their share of the connections with epoll, and a
+    handler that waits (a dispatcher's answer, a results download's next
+    rows) holds up the other connections of its thread meanwhile. The
+    actor thread starts and stops the daemon
     and, every S_SWEEP_MS, ends the connections whose request is over its
     deadline (see "Request deadline" below). Each connection keeps an
     s_conn_t in a list that libmicrohttpd's notifications and the sweeper
@@ -437,7 +441,7 @@ done:
 //  Raise the soft open-file limit to the hard one (every connection is a
 //  socket) and return the soft limit now in force, or 0 when unknown. The
 //  node's libraries wait on descriptors with poll or epoll (libmicrohttpd
-//  is started with MHD_USE_POLL), never select, so descriptors past
+//  is started with MHD_USE_POLL or MHD_USE_EPOLL), never select, so descriptors past
 //  FD_SETSIZE are safe.
 static rlim_t
 s_raise_nofile (void)
@@ -511,12 +515,16 @@ dbt_http_actor (zsock_t *pipe, void *args)
     if (max_connections < (unsigned int) config->max_connections)
         dbt_log (DBT_LOG_WARN, "http: max_connections %d lowered to %u to fit the open file "
                  "limit (%ju)", config->max_connections, max_connections, (uintmax_t) nofile);
-    unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION
-                       | MHD_USE_POLL;
+    //  http_threads 0: a thread per connection (poll); N: epoll, N threads
+    //  each serving its share of the connections (see s_threading).
+    unsigned int pool = (unsigned int) config->http_threads;
+    unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD
+                       | (pool ? MHD_USE_EPOLL : MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL);
     if (addr.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     unsigned int timeout = (unsigned int) ((config->request_timeout_ms + 999) / 1000);
     self.daemon = MHD_start_daemon (flags, 0, NULL, NULL, s_handler, &self,
+        MHD_OPTION_THREAD_POOL_SIZE, pool > 1 ? pool : 0,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &addr,
         MHD_OPTION_CONNECTION_TIMEOUT, timeout,
         MHD_OPTION_CONNECTION_LIMIT, max_connections,
@@ -535,9 +543,12 @@ dbt_http_actor (zsock_t *pipe, void *args)
     char per_ip [32] = "unlimited";
     if (config->max_connections_per_ip)
         snprintf (per_ip, sizeof (per_ip), "%d", config->max_connections_per_ip);
-    dbt_log (DBT_LOG_INFO, "http: listening on %s (port %u; at most %u connections, %s per "
-             "client address; requests must arrive within %" PRId64 " ms)", config->server,
-             self.port, max_connections, per_ip, config->request_timeout_ms);
+    char threads [48] = "a thread per connection";
+    if (pool)
+        snprintf (threads, sizeof (threads), "epoll, %u thread%s", pool, pool > 1 ? "s" : "");
+    dbt_log (DBT_LOG_INFO, "http: listening on %s (port %u; %s; at most %u connections, %s "
+             "per client address; requests must arrive within %" PRId64 " ms)", config->server,
+             self.port, threads, max_connections, per_ip, config->request_timeout_ms);
     zpoller_t *poller = zpoller_new (pipe, NULL);
     zsock_signal (pipe, 0);
     int64_t next_sweep = dbt_clock_ms () + S_SWEEP_MS;
@@ -622,81 +633,18 @@ s_test_raw (const char *port, const char *request, const char *drip, int64_t lim
     return closed;
 }
 
-void
-dbt_http_test (bool verbose)
+//  The daemon's part of the self test, with http_threads = threads.
+static void
+s_test_daemon (int threads)
 {
     char err [DBT_ERRMSG_LEN];
-    struct sockaddr_storage addr;
-    socklen_t len;
-    assert (s_address ("127.0.0.1:6060", &addr, &len, err) == 0 && addr.ss_family == AF_INET);
-    assert (s_address ("[::1]:6060", &addr, &len, err) == 0 && addr.ss_family == AF_INET6);
-    assert (s_address ("127.0.0.1", &addr, &len, err) == -1 && strstr (err, "host:port"));
-    assert (s_address ("127.0.0.1:http", &addr, &len, err) == -1);
-
-    byte token [S_DIGEST_SIZE];
-    s_token_digest ("s3cret", token);
-    assert (s_token_ok (token, "Bearer s3cret"));
-    assert (!s_token_ok (token, "Bearer s3cre"));
-    assert (!s_token_ok (token, "Bearer s3cret!"));
-    assert (!s_token_ok (token, "Bearer "));
-    assert (!s_token_ok (token, "Basic s3cret"));
-    assert (!s_token_ok (token, "Bearer s3cret s3cret"));
-    assert (!s_token_ok (token, NULL));
-    char long_token [300];
-    memset (long_token, 'k', sizeof (long_token) - 1);
-    long_token [sizeof (long_token) - 1] = 0;
-    s_token_digest (long_token, token);
-    char *header = dbt_printf ("Bearer %s", long_token);
-    assert (s_token_ok (token, header));
-    header [strlen (header) - 1] = 'K';         //  differs past any digest's length
-    assert (!s_token_ok (token, header));
-    header [strlen (header) - 1] = 0;           //  one shorter
-    assert (!s_token_ok (token, header));
-    free (header);
-
-    struct {
-        size_t lengths;
-        const char *length;
-        bool encoded;
-        int status;
-    } framing [] = {
-        { 0, NULL, false, 0 },
-        { 0, NULL, true, 0 },
-        { 1, "0", false, 0 },
-        { 1, "1000", false, 0 },
-        { 1, "0000000000000000000000001000", false, 0 },
-        { 1, "1001", false, 413 },
-        { 1, "99999999999999999999999999", false, 413 },
-        { 2, "10", false, 400 },
-        { 3, "10", false, 400 },
-        { 1, "10", true, 400 },
-        { 1, "", false, 400 },
-        { 1, "+10", false, 400 },
-        { 1, "-1", false, 400 },
-        { 1, "0x10", false, 400 },
-        { 1, "10 ", false, 400 },
-        { 1, "10, 10", false, 400 },
-        { 1, "1e3", false, 400 },
-    };
-    for (size_t i = 0; i < sizeof (framing) / sizeof (framing [0]); i++) {
-        s_framing_t check = { framing [i].lengths, framing [i].length, framing [i].encoded };
-        char message [96] = "";
-        int status = s_framing_check (&check, 1000, message, sizeof (message));
-        if (status != framing [i].status)
-            fprintf (stderr, "http framing case %zu: %d %s\n", i, status, message);
-        assert (status == framing [i].status);
-        assert (status ? *message != 0 : *message == 0);
-    }
-    assert (s_connection_limit (4096, 0) == 4096);
-    assert (s_connection_limit (4096, 1048576) == 4096);
-    assert (s_connection_limit (4096, 1024) == 1024 - S_FD_RESERVE);
-    assert (s_connection_limit (4096, 100) == 16);
-
-    dbt_config_t *config = dbt_config_from_string (
+    char *ini = dbt_printf (
         "[app]\nserver = 127.0.0.1:0\nauth_token = tok\nmax_body_size = 1KB\n"
-        "request_timeout = 500ms\n"
+        "request_timeout = 500ms\nhttp_threads = %d\n"
         "[db.s]\ntype = sqlite\ndsn = /nonexistent/s.db\n"
-        "[results.r]\ntype = sqlite\ndsn = /nonexistent/r.db\n", err);
+        "[results.r]\ntype = sqlite\ndsn = /nonexistent/r.db\n", threads);
+    dbt_config_t *config = dbt_config_from_string (ini, err);
+    free (ini);
     assert (config);
     dbt_tasks_t *tasks = dbt_tasks_new ();
     dbt_routes_t *routes = dbt_routes_new (config);
@@ -794,6 +742,81 @@ dbt_http_test (bool verbose)
     dbt_routes_destroy (&routes);
     dbt_tasks_destroy (&tasks);
     dbt_config_destroy (&config);
+}
+
+void
+dbt_http_test (bool verbose)
+{
+    char err [DBT_ERRMSG_LEN];
+    struct sockaddr_storage addr;
+    socklen_t len;
+    assert (s_address ("127.0.0.1:6060", &addr, &len, err) == 0 && addr.ss_family == AF_INET);
+    assert (s_address ("[::1]:6060", &addr, &len, err) == 0 && addr.ss_family == AF_INET6);
+    assert (s_address ("127.0.0.1", &addr, &len, err) == -1 && strstr (err, "host:port"));
+    assert (s_address ("127.0.0.1:http", &addr, &len, err) == -1);
+
+    byte token [S_DIGEST_SIZE];
+    s_token_digest ("s3cret", token);
+    assert (s_token_ok (token, "Bearer s3cret"));
+    assert (!s_token_ok (token, "Bearer s3cre"));
+    assert (!s_token_ok (token, "Bearer s3cret!"));
+    assert (!s_token_ok (token, "Bearer "));
+    assert (!s_token_ok (token, "Basic s3cret"));
+    assert (!s_token_ok (token, "Bearer s3cret s3cret"));
+    assert (!s_token_ok (token, NULL));
+    char long_token [300];
+    memset (long_token, 'k', sizeof (long_token) - 1);
+    long_token [sizeof (long_token) - 1] = 0;
+    s_token_digest (long_token, token);
+    char *header = dbt_printf ("Bearer %s", long_token);
+    assert (s_token_ok (token, header));
+    header [strlen (header) - 1] = 'K';         //  differs past any digest's length
+    assert (!s_token_ok (token, header));
+    header [strlen (header) - 1] = 0;           //  one shorter
+    assert (!s_token_ok (token, header));
+    free (header);
+
+    struct {
+        size_t lengths;
+        const char *length;
+        bool encoded;
+        int status;
+    } framing [] = {
+        { 0, NULL, false, 0 },
+        { 0, NULL, true, 0 },
+        { 1, "0", false, 0 },
+        { 1, "1000", false, 0 },
+        { 1, "0000000000000000000000001000", false, 0 },
+        { 1, "1001", false, 413 },
+        { 1, "99999999999999999999999999", false, 413 },
+        { 2, "10", false, 400 },
+        { 3, "10", false, 400 },
+        { 1, "10", true, 400 },
+        { 1, "", false, 400 },
+        { 1, "+10", false, 400 },
+        { 1, "-1", false, 400 },
+        { 1, "0x10", false, 400 },
+        { 1, "10 ", false, 400 },
+        { 1, "10, 10", false, 400 },
+        { 1, "1e3", false, 400 },
+    };
+    for (size_t i = 0; i < sizeof (framing) / sizeof (framing [0]); i++) {
+        s_framing_t check = { framing [i].lengths, framing [i].length, framing [i].encoded };
+        char message [96] = "";
+        int status = s_framing_check (&check, 1000, message, sizeof (message));
+        if (status != framing [i].status)
+            fprintf (stderr, "http framing case %zu: %d %s\n", i, status, message);
+        assert (status == framing [i].status);
+        assert (status ? *message != 0 : *message == 0);
+    }
+    assert (s_connection_limit (4096, 0) == 4096);
+    assert (s_connection_limit (4096, 1048576) == 4096);
+    assert (s_connection_limit (4096, 1024) == 1024 - S_FD_RESERVE);
+    assert (s_connection_limit (4096, 100) == 16);
+
+    //  Both threading modes: a thread per connection, an epoll pool.
+    s_test_daemon (0);
+    s_test_daemon (2);
     if (verbose)
         printf ("http: ok\n");
 }
