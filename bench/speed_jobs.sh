@@ -54,13 +54,13 @@ fi
 if [ -z "$queue" ]; then
     for i in $(seq 1 6000); do
         done_=$(curl -s "http://127.0.0.1:$port/metrics" \
-            | awk '/^dungbeetle_jobs_finished_total/ { s += $2 } END { print s + 0 }')
+            | awk '/^dungbeetle_jobs_finished_total.*state="(SUCCESS|FAILURE)"/ { s += $2 } END { print s + 0 }')
         [ "$done_" -ge "$jobs" ] && break
         sleep 0.1
     done
     "$tool" stat 127.0.0.1 "$port" "$jobs" "$clients" j
 fi
-curl -s "http://127.0.0.1:$port/metrics" | grep -E '^dungbeetle_(jobs_submitted_total|state_commits_total|jobs_per_commit)'
+curl -s "http://127.0.0.1:$port/metrics" | grep -E '^dungbeetle_(jobs_submitted_total|state_commits_total|jobs_per_commit|jobs_finished_total.*RETRY)'
 grep -c -i 'locked' node.log | sed 's/^/log lines with "locked": /'
 exit 0
 #LOAD-C
@@ -193,8 +193,8 @@ static int lat_main (void) {
 int main (int argc, char **argv) {
     if (argc < 6) { fprintf (stderr, "usage: see header\n"); return 2; }
     mode = argv [1]; host = argv [2]; port = atoi (argv [3]); njobs = atoi (argv [4]); nconns = atoi (argv [5]);
-    if (*mode == 'p' || *mode == 'l') { task = argv [6]; queue = argv [7]; prefix = argv [8]; }
-    if (*mode == 'l') return lat_main ();
+    if (*mode == 'l') { task = argv [6]; queue = argv [7]; prefix = argv [8]; return lat_main (); }
+    if (*mode == 'p') { task = argv [6]; queue = argv [7]; prefix = argv [8]; }
     else { prefix = argv [6]; created = calloc (njobs, 8); started = calloc (njobs, 8); finished = calloc (njobs, 8); states = calloc (njobs, 1); }
     pthread_t *t = calloc (nconns, sizeof *t);
     double t0 = now ();
