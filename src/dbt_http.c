@@ -26,6 +26,7 @@
 #define S_FD_RESERVE  256       //  descriptors kept for the rest of the node
 #define S_LOG_EVERY_MS 10000    //  at most one deadline log line this often
 #define S_DIGEST_SIZE 20        //  bytes of a zdigest (SHA-1)
+#define S_WAITERS     128       //  epoll mode: threads for requests that wait
 
 typedef struct _s_conn_t s_conn_t;
 
@@ -51,13 +52,28 @@ typedef struct {
     char expired_from [INET6_ADDRSTRLEN];  //  address of the last one
     int64_t logged_at;          //  when the last deadline line was logged
     byte token [S_DIGEST_SIZE]; //  SHA-1 of auth_token, when one is set
+    //  Epoll mode: waiter threads and their queue, guarded by wait_mutex
+    pthread_mutex_t wait_mutex; //  guards the queue and stopping
+    pthread_cond_t wait_cond;   //  signalled when the queue grows or stops
+    struct _s_request_t *queue_head, *queue_tail;  //  requests to run
+    bool stopping;              //  no more requests are queued
+    pthread_t *waiters;         //  the threads (owned), NULL in thread mode
+    size_t nwaiters;            //  number of threads started
+    bool pooled;                //  epoll mode: waiting requests go to waiters
 } self_t;
 
-typedef struct {
+typedef struct _s_request_t s_request_t;
+struct _s_request_t {
     dbt_buf_t body;             //  request body so far
     bool too_large;             //  body over the limit
     int64_t started;            //  monotonic ms
-} s_request_t;
+    //  Epoll mode, a request handed to a waiter thread (see "Waiters")
+    struct MHD_Connection *connection;  //  its connection, suspended
+    const char *method;         //  borrowed from libmicrohttpd for the request
+    const char *url;            //  borrowed likewise
+    dbt_response_t *response;   //  the answer, set by the waiter (owned)
+    s_request_t *next;          //  in self_t's waiting queue
+};
 
 static const char *
 s_query (void *arg, const char *key)
@@ -344,6 +360,109 @@ s_early (self_t *self, struct MHD_Connection *connection, const char *url)
     return status ? dbt_api_error (status, message) : NULL;
 }
 
+//  --------------------------------------------------------------------------
+//  Waiters. In epoll mode a thread serves many connections, so a request
+//  that waits (a job submission for its commit, anything asking a
+//  dispatcher, a results query) must not run on it: its connection is
+//  suspended and the request queued for one of S_WAITERS threads, which
+//  runs it, sets the answer and resumes the connection; libmicrohttpd then
+//  calls the handler again, which sends the answer. Reads of a job's or a
+//  group's state (LMDB read transactions) run on the epoll thread. A
+//  streamed download's later chunks are read on the epoll thread too.
+
+//  True when a request is answered without waiting on anything.
+static bool
+s_quick (const char *method, const char *url)
+{
+    if (!streq (method, "GET") && !streq (method, "HEAD"))
+        return false;
+    if (streq (url, "/") || streq (url, "/health"))
+        return true;
+    const char *id = strncmp (url, "/jobs/", 6) == 0 ? url + 6
+                   : strncmp (url, "/groups/", 8) == 0 ? url + 8 : NULL;
+    return id && *id && !strchr (id, '/') && strncmp (url, "/jobs/pending", 13) != 0;
+}
+
+static void *
+s_waiter (void *arg)
+{
+    self_t *self = (self_t *) arg;
+    while (true) {
+        pthread_mutex_lock (&self->wait_mutex);
+        while (!self->queue_head && !self->stopping)
+            pthread_cond_wait (&self->wait_cond, &self->wait_mutex);
+        s_request_t *request = self->queue_head;
+        if (request) {
+            self->queue_head = request->next;
+            if (!self->queue_head)
+                self->queue_tail = NULL;
+        }
+        pthread_mutex_unlock (&self->wait_mutex);
+        if (!request)
+            break;              //  stopping and nothing left
+        //  Query-string values are read from the suspended connection,
+        //  which libmicrohttpd leaves alone until it is resumed.
+        request->response = dbt_api_handle (self->args->api, request->method, request->url,
+                                            s_query, request->connection,
+                                            request->body.data ? request->body.data : "",
+                                            request->body.len);
+        MHD_resume_connection (request->connection);
+    }
+    return NULL;
+}
+
+//  Queue request for a waiter, its connection suspended. Returns false
+//  when the waiters are stopping (the caller answers it itself).
+static bool
+s_offload (self_t *self, struct MHD_Connection *connection, s_request_t *request,
+           const char *method, const char *url)
+{
+    pthread_mutex_lock (&self->wait_mutex);
+    bool queued = !self->stopping;
+    if (queued) {
+        request->connection = connection;
+        request->method = method;
+        request->url = url;
+        request->next = NULL;
+        MHD_suspend_connection (connection);
+        if (self->queue_tail)
+            self->queue_tail->next = request;
+        else
+            self->queue_head = request;
+        self->queue_tail = request;
+        pthread_cond_signal (&self->wait_cond);
+    }
+    pthread_mutex_unlock (&self->wait_mutex);
+    return queued;
+}
+
+//  Start the waiters (epoll mode). Returns how many started.
+static size_t
+s_waiters_start (self_t *self)
+{
+    self->waiters = (pthread_t *) dbt_malloc (S_WAITERS * sizeof (pthread_t));
+    while (self->nwaiters < S_WAITERS
+       &&  pthread_create (&self->waiters [self->nwaiters], NULL, s_waiter, self) == 0)
+        self->nwaiters++;
+    return self->nwaiters;
+}
+
+//  Stop the waiters once every queued request is answered (so no
+//  connection stays suspended when the daemon stops).
+static void
+s_waiters_stop (self_t *self)
+{
+    pthread_mutex_lock (&self->wait_mutex);
+    self->stopping = true;
+    pthread_cond_broadcast (&self->wait_cond);
+    pthread_mutex_unlock (&self->wait_mutex);
+    for (size_t i = 0; i < self->nwaiters; i++)
+        pthread_join (self->waiters [i], NULL);
+    free (self->waiters);
+    self->waiters = NULL;
+    self->nwaiters = 0;
+}
+
 static enum MHD_Result
 s_handler (void *cls, struct MHD_Connection *connection, const char *url, const char *method,
            const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls)
@@ -352,6 +471,14 @@ s_handler (void *cls, struct MHD_Connection *connection, const char *url, const 
     const dbt_config_t *config = self->args->config;
     s_request_t *request = (s_request_t *) *con_cls;
     dbt_response_t *response = NULL;
+    if (request && request->response) {
+        //  Resumed: a waiter has the answer.
+        response = request->response;
+        request->response = NULL;
+        dbt_log (DBT_LOG_DEBUG, "http: %s %s -> %d (%" PRId64 " ms, waited)", method, url,
+                 response->status, dbt_clock_ms () - request->started);
+        return s_send (connection, response);
+    }
     if (!request) {
         request = (s_request_t *) dbt_malloc (sizeof (s_request_t));
         request->started = dbt_clock_ms ();
@@ -380,6 +507,9 @@ s_handler (void *cls, struct MHD_Connection *connection, const char *url, const 
                   config->max_body_size);
         response = dbt_api_error (413, message);
     }
+    if (!response && self->pooled && !s_quick (method, url)
+    &&  s_offload (self, connection, request, method, url))
+        return MHD_YES;
     if (!response)
         response = dbt_api_handle (self->args->api, method, url, s_query, connection,
                                    request->body.data ? request->body.data : "", request->body.len);
@@ -397,6 +527,7 @@ s_completed (void *cls, struct MHD_Connection *connection, void **con_cls,
     s_request_t *request = (s_request_t *) *con_cls;
     if (request) {
         dbt_buf_free (&request->body);
+        dbt_response_destroy (&request->response);
         free (request);
         *con_cls = NULL;
     }
@@ -519,7 +650,21 @@ dbt_http_actor (zsock_t *pipe, void *args)
     //  each serving its share of the connections (see s_threading).
     unsigned int pool = (unsigned int) config->http_threads;
     unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD
-                       | (pool ? MHD_USE_EPOLL : MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL);
+                       | (pool ? MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME
+                               : MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL);
+    pthread_mutex_init (&self.wait_mutex, NULL);
+    pthread_cond_init (&self.wait_cond, NULL);
+    self.pooled = pool > 0;
+    if (pool && s_waiters_start (&self) == 0) {
+        dbt_log (DBT_LOG_ERROR, "http: cannot start a thread: %s", strerror (errno));
+        free (self.waiters);
+        self.waiters = NULL;
+        pthread_cond_destroy (&self.wait_cond);
+        pthread_mutex_destroy (&self.wait_mutex);
+        pthread_mutex_destroy (&self.mutex);
+        s_failed (pipe);
+        return;
+    }
     if (addr.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     unsigned int timeout = (unsigned int) ((config->request_timeout_ms + 999) / 1000);
@@ -534,6 +679,9 @@ dbt_http_actor (zsock_t *pipe, void *args)
         MHD_OPTION_END);
     if (!self.daemon) {
         dbt_log (DBT_LOG_ERROR, "http: cannot listen on %s: %s", config->server, strerror (errno));
+        s_waiters_stop (&self);
+        pthread_cond_destroy (&self.wait_cond);
+        pthread_mutex_destroy (&self.wait_mutex);
         pthread_mutex_destroy (&self.mutex);
         s_failed (pipe);
         return;
@@ -545,7 +693,8 @@ dbt_http_actor (zsock_t *pipe, void *args)
         snprintf (per_ip, sizeof (per_ip), "%d", config->max_connections_per_ip);
     char threads [48] = "a thread per connection";
     if (pool)
-        snprintf (threads, sizeof (threads), "epoll, %u thread%s", pool, pool > 1 ? "s" : "");
+        snprintf (threads, sizeof (threads), "epoll, %u thread%s, %zu waiters", pool,
+                  pool > 1 ? "s" : "", self.nwaiters);
     dbt_log (DBT_LOG_INFO, "http: listening on %s (port %u; %s; at most %u connections, %s "
              "per client address; requests must arrive within %" PRId64 " ms)", config->server,
              self.port, threads, max_connections, per_ip, config->request_timeout_ms);
@@ -573,12 +722,16 @@ dbt_http_actor (zsock_t *pipe, void *args)
         }
     }
     zpoller_destroy (&poller);
+    //  No connection may stay suspended when the daemon stops.
+    s_waiters_stop (&self);
     MHD_stop_daemon (self.daemon);
     while (self.conns) {        //  none: stopping notifies CLOSED for each
         s_conn_t *next = self.conns->next;
         free (self.conns);
         self.conns = next;
     }
+    pthread_cond_destroy (&self.wait_cond);
+    pthread_mutex_destroy (&self.wait_mutex);
     pthread_mutex_destroy (&self.mutex);
     dbt_log (DBT_LOG_DEBUG, "http: stopped");
 }
