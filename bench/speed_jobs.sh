@@ -60,7 +60,7 @@ if [ -z "$queue" ]; then
     done
     "$tool" stat 127.0.0.1 "$port" "$jobs" "$clients" j
 fi
-curl -s "http://127.0.0.1:$port/metrics" | grep -E '^dungbeetle_(jobs_submitted_total|state_commits_total|jobs_per_commit|jobs_finished_total.*RETRY)'
+curl -s "http://127.0.0.1:$port/metrics" | grep -E '^dungbeetle_(jobs_submitted_total|state_commits_total|state_ack_commits_total|state_commit_acks_total|jobs_finished_total.*RETRY)'
 grep -c -i 'locked' node.log | sed 's/^/log lines with "locked": /'
 exit 0
 #LOAD-C

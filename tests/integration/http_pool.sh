@@ -50,7 +50,7 @@ dsn = @DIR@/results.db
 INI
 node_start a || bail "node did not start"
 url="http://127.0.0.1:$a_HTTP"
-like "$(cat "$NODE_DIR/a.log")" "http: listening on .*epoll, 2 threads; at most $((conns + 100)) connections" \
+like "$(cat "$NODE_DIR/a.log")" "http: listening on .*epoll, 2 threads, [0-9]+ waiters; at most $((conns + 100)) connections" \
      "the epoll mode and its threads are logged"
 
 api POST /tasks/count_entries/jobs '{"job_id":"p1"}'
