@@ -101,6 +101,8 @@ static const s_key_t s_keys [] = {
       "most open HTTP connections (lowered to fit the open file limit)" },
     { S_APP, "max_connections_per_ip", S_INT, "256", 0, 1000000, S_CFG (max_connections_per_ip),
       "most open HTTP connections from one client address, 0 = unlimited" },
+    { S_APP, "http_threads", S_INT, "0", 0, 1024, S_CFG (http_threads),
+      "HTTP threads: 0 = one per connection, N = an epoll pool of N threads" },
     { S_APP, "auth_token", S_OPTSTRING, NULL, 0, 0, S_CFG (auth_token),
       "bearer token HTTP clients must send; empty or absent = no auth" },
     { S_APP, "tls_cert", S_OPTSTRING, NULL, 0, 0, S_CFG (tls_cert),

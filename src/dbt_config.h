@@ -51,6 +51,8 @@ typedef struct {
     int max_connections;        //  max_connections: open HTTP connections (4096)
     int max_connections_per_ip; //  max_connections_per_ip: per client
                                 //  address (256), 0 = unlimited
+    int http_threads;           //  http_threads: 0 = a thread per HTTP
+                                //  connection, N = epoll with N threads (0)
     char *auth_token;           //  auth_token: bearer token, NULL = no auth
     char *tls_cert;             //  tls_cert: PEM certificate (chain) for HTTPS, NULL = HTTP
     char *tls_key;              //  tls_key: its PEM private key

@@ -104,6 +104,7 @@ dbt_config_test (bool verbose)
     assert (config->request_timeout_ms == 30000);
     assert (config->max_connections == 4096);
     assert (config->max_connections_per_ip == 256);
+    assert (config->http_threads == 0);
     assert (config->auth_token == NULL);
     assert (config->state_map_size == 1073741824);
     assert (config->retry_base_ms == 1000);
@@ -157,6 +158,7 @@ dbt_config_test (bool verbose)
         "request_timeout = 1m\n"
         "max_connections = 1000000\n"
         "max_connections_per_ip = 0\n"
+        "http_threads = 4\n"
         "auth_token = s3cret#not-a-comment ; this is a comment\n"
         "state_map_size = 64GiB\n"
         "retry_backoff = 250ms\n"
@@ -203,6 +205,7 @@ dbt_config_test (bool verbose)
     assert (streq (config->data_dir, "/var/lib/dbt"));
     assert (config->max_body_size == 1000 && config->request_timeout_ms == 60000);
     assert (config->max_connections == 1000000 && config->max_connections_per_ip == 0);
+    assert (config->http_threads == 4);
     assert (streq (config->auth_token, "s3cret#not-a-comment"));
     assert (config->state_map_size == INT64_C (64) * 1024 * 1024 * 1024);
     assert (config->retry_base_ms == 250 && config->retry_max_ms == 3600000);
@@ -266,6 +269,8 @@ dbt_config_test (bool verbose)
         { "max_connections = 1000001", "expected an integer from 1 to 1000000" },
         { "max_connections_per_ip = -1", "max_connections_per_ip: expected an integer from 0 to 1000000" },
         { "max_connections_per_ip = many", "expected an integer from 0 to 1000000" },
+        { "http_threads = 1025", "http_threads: expected an integer from 0 to 1024, got '1025'" },
+        { "http_threads = -1", "expected an integer from 0 to 1024" },
         { "state_map_size = 1000", "state_map_size: must be from 1MiB to 64GiB" },
         { "state_map_size = 65GiB", "must be from 1MiB to 64GiB" },
         { "retry_backoff = 2d", "retry_backoff: expected a duration" },

@@ -15,7 +15,8 @@
 #include "dbt_dispatcher_int.h"
 
 const char *const dbt_disp__stat_names [] = { "submitted", "started", "succeeded", "failed",
-    "retried", "lost", "cancelled", "commits", "refused_full", "malformed" };
+    "retried", "lost", "cancelled", "commits", "refused_full", "malformed",
+    "ack_commits", "acks" };
 
 #define SPACE_EVERY_MS   250        //  how often the store's space is read
 #define WARN_EVERY_MS    10000      //  malformed messages: one warning per period
@@ -944,6 +945,13 @@ s_flush (dbt_disp_t *self)
         dbt_disp__state_prepare (self);
         rc = dbt_wtxn_commit (&self->txn, err);
         self->stats [ST_COMMITS]++;
+        //  Group commit: how many client requests this commit made durable.
+        uint64_t acks = 0;
+        for (dbt_disp_out_t *out = (dbt_disp_out_t *) zlistx_first (self->outbox);
+             rc == 0 && out; out = (dbt_disp_out_t *) zlistx_next (self->outbox))
+            acks += out->kind == OUT_ACK;
+        self->stats [ST_ACKS] += acks;
+        self->stats [ST_ACK_COMMITS] += acks > 0;
         dbt_disp__state_publish (self, rc == 0);
     }
     if (rc) {

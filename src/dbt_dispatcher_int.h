@@ -12,7 +12,7 @@
 #define DBT_DISPATCHER_INT_H_INCLUDED
 
 #define MAX_MSGS_PER_TURN   1024    //  bound a turn's latency
-#define DBT_DISP_NSTATS     10      //  counters, see dbt_disp__stat_names
+#define DBT_DISP_NSTATS     12      //  counters, see dbt_disp__stat_names
 #define MAX_JOBS_PER_SUBMIT 10000   //  jobs in one group
 
 //  A worker connected to us (or, after a restart, one we still expect).
@@ -115,7 +115,8 @@ typedef struct {
 } dbt_disp_qstats_t;
 
 enum { ST_SUBMITTED, ST_STARTED, ST_SUCCEEDED, ST_FAILED, ST_RETRIED,
-       ST_LOST, ST_CANCELLED, ST_COMMITS, ST_REFUSED_FULL, ST_MALFORMED };
+       ST_LOST, ST_CANCELLED, ST_COMMITS, ST_REFUSED_FULL, ST_MALFORMED,
+       ST_ACK_COMMITS, ST_ACKS };
 extern const char *const dbt_disp__stat_names [];
 
 //  Next pseudo-random number (xorshift).

@@ -13,10 +13,21 @@
     them, where a cursor alternates), needs no transaction, and keeps
     parallel plans, which a cursor never gets.
 
-    Writing: BEGIN; CREATE [UNLOGGED] TABLE stage; COPY stage FROM STDIN in
-    text format, rows encoded into a buffer sent in S_COPY_CHUNK pieces; at
-    commit: end the COPY, DROP TABLE final, ALTER TABLE stage RENAME TO
-    final, COMMIT (an atomic swap for readers).
+    Writing sends nothing at write_begin: rows are collected as the
+    literal tuples of an INSERT (quoted by PQescapeStringConn). A result
+    that stays under S_INLINE_MAX bytes is written by write_commit in one
+    round trip, one simple-query string: BEGIN; DROP TABLE IF EXISTS final;
+    CREATE [UNLOGGED] TABLE final (...); INSERT INTO final VALUES ...;
+    COMMIT (the old table stays readable until the DROP, which runs in the
+    same message as the COMMIT, so readers see the old complete table or
+    the new one). A larger result switches to COPY: BEGIN; CREATE TABLE
+    stage; INSERT INTO stage VALUES <collected rows>; COPY stage FROM STDIN;
+    DROP TABLE IF EXISTS final; ALTER TABLE stage RENAME TO final; COMMIT
+    as one string: the server runs the statements after the COPY once the
+    copy data ends, so the whole write is two round trips (the swap is a
+    third one only when the final name was not known at write_begin). An
+    error (or a COPY ended with an error by write_abort) skips the rest of
+    the string, so the swap and the COMMIT never run after a failure.
     =========================================================================
 */
 #include "dbt_classes.h"
@@ -25,6 +36,9 @@
 
 //  Bytes of COPY data collected before one PQputCopyData call.
 #define S_COPY_CHUNK (512 * 1024)
+
+//  Bytes of INSERT tuples collected before a write switches to COPY.
+#define S_INLINE_MAX (64 * 1024)
 
 //  Default connect timeout when the config gives none.
 #define S_CONNECT_TIMEOUT_S 30
@@ -50,7 +64,16 @@ typedef struct {
     //  Results write
     bool in_txn;                //  the write transaction is open
     bool in_copy;               //  COPY FROM STDIN is in progress
-    dbt_buf_t copy;             //  encoded rows not yet sent
+    bool tail_swap;             //  the COPY's query string goes on with the
+                                //  swap into wfinal and the COMMIT
+    dbt_buf_t copy;             //  rows not yet sent: INSERT tuples before
+                                //  the COPY starts, COPY text after
+    char *wdefs;                //  the column definitions "(a bigint, ...)"
+                                //  (owned), NULL when no write is open
+    char *wtable;               //  the staging table's name (owned)
+    char *wfinal;               //  the final name known at begin (owned)
+    bool wunlogged;             //  create the table UNLOGGED
+    bool wsettimeout;           //  reset statement_timeout first
     char **wnames;              //  staging table column names (owned)
     size_t wncols;              //  number of staging table columns
     int64_t wrows;              //  rows written so far
@@ -695,10 +718,130 @@ s_write_reset (s_pg_t *self)
     self->wnames = NULL;
     self->wncols = 0;
     self->wrows = 0;
+    free (self->wdefs);
+    self->wdefs = NULL;
+    free (self->wtable);
+    self->wtable = NULL;
+    free (self->wfinal);
+    self->wfinal = NULL;
+    self->tail_swap = false;
     dbt_buf_reset (&self->copy);
     //  A very large row grew the buffer: give the memory back.
     if (self->copy.cap > 4 * S_COPY_CHUNK)
         dbt_buf_free (&self->copy);
+}
+
+//  Append the start of a write's query string to sql: the timeout reset,
+//  BEGIN, and the creation of table (dropping an older one first).
+static void
+s_write_head (s_pg_t *self, dbt_buf_t *sql, const char *qtable)
+{
+    if (self->wsettimeout)
+        dbt_buf_puts (sql, "SET statement_timeout = 0; ");
+    dbt_buf_printf (sql, "BEGIN; DROP TABLE IF EXISTS %s; CREATE %sTABLE %s %s; ", qtable,
+                    self->wunlogged ? "UNLOGGED " : "", qtable, self->wdefs);
+}
+
+//  Append the collected INSERT tuples, if any, as an INSERT into qtable.
+static void
+s_write_inserts (s_pg_t *self, dbt_buf_t *sql, const char *qtable)
+{
+    if (self->copy.len == 0)
+        return;
+    dbt_buf_printf (sql, "INSERT INTO %s VALUES ", qtable);
+    dbt_buf_append (sql, self->copy.data, self->copy.len);
+    dbt_buf_puts (sql, "; ");
+    dbt_buf_reset (&self->copy);
+}
+
+//  Append the swap of table into final and the COMMIT.
+static void
+s_write_swap (dbt_buf_t *sql, const char *table, const char *final)
+{
+    char *qtable = dbt_quote_ident (table, '"');
+    char *qfinal = dbt_quote_ident (final, '"');
+    if (strcmp (table, final) != 0)
+        dbt_buf_printf (sql, "DROP TABLE IF EXISTS %s; ALTER TABLE %s RENAME TO %s; ",
+                        qfinal, qtable, qfinal);
+    dbt_buf_puts (sql, "COMMIT");
+    free (qtable);
+    free (qfinal);
+}
+
+//  Read every result of the query string sent last; the first failure sets
+//  err (prefixed with what). Returns 0 or an error code.
+static int
+s_results (s_pg_t *self, const char *what, char *err)
+{
+    int rc = 0;
+    PGresult *res;
+    while ((res = PQgetResult (self->conn))) {
+        ExecStatusType status = PQresultStatus (res);
+        if (rc == 0 && status == PGRES_COPY_IN) {
+            dbt_err_set (err, "%sunexpected COPY", what);
+            rc = DBT_ERROR;
+        }
+        else
+        if (rc == 0 && status != PGRES_COMMAND_OK)
+            rc = s_result_error (self, res, what, err);
+        PQclear (res);
+        if (status == PGRES_COPY_IN)
+            PQputCopyEnd (self->conn, "unexpected");
+        else
+        if (status == PGRES_COPY_OUT || status == PGRES_COPY_BOTH)
+            break;
+        if (PQstatus (self->conn) == CONNECTION_BAD) {
+            if (rc == 0)
+                rc = s_result_error (self, NULL, what, err);
+            break;
+        }
+    }
+    return rc;
+}
+
+//  Switch a write that has collected too much for one message to COPY:
+//  create the staging table, insert what was collected, start the COPY,
+//  and when the final name is known, let the same string swap and commit.
+static int
+s_write_start_copy (s_pg_t *self, const char *table, char *err)
+{
+    char *qtable = dbt_quote_ident (table, '"');
+    dbt_buf_t sql = { 0 };
+    s_write_head (self, &sql, qtable);
+    s_write_inserts (self, &sql, qtable);
+    dbt_buf_printf (&sql, "COPY %s FROM STDIN", qtable);
+    free (qtable);
+    if (self->wfinal) {
+        dbt_buf_puts (&sql, "; ");
+        s_write_swap (&sql, table, self->wfinal);
+        self->tail_swap = true;
+    }
+    self->wsettimeout = false;
+    int rc = 0;
+    if (!PQsendQuery (self->conn, sql.data)) {
+        s_trim_copy (err, "postgres: cannot create the results table: ",
+                     PQerrorMessage (self->conn));
+        rc = DBT_ECONN;
+    }
+    dbt_buf_free (&sql);
+    //  The statements before the COPY report first; the COPY stops there.
+    PGresult *res;
+    while (rc == 0 && (res = PQgetResult (self->conn))) {
+        ExecStatusType status = PQresultStatus (res);
+        if (status == PGRES_COPY_IN)
+            self->in_copy = true;
+        else
+        if (status != PGRES_COMMAND_OK)
+            rc = s_result_error (self, res, "postgres: cannot create the results table: ", err);
+        PQclear (res);
+        if (self->in_copy)
+            break;
+    }
+    if (rc == 0 && !self->in_copy) {
+        dbt_err_set (err, "postgres: cannot create the results table: the COPY did not start");
+        rc = DBT_ERROR;
+    }
+    return rc;
 }
 
 static int
@@ -713,40 +856,33 @@ s_write_begin (void *handle, const char *table, const dbt_column_t *cols, size_t
     s_query_end (self);
     atomic_store (&self->canceled, false);
     self->timeout_ms = 0;
-    char *qtable = dbt_quote_ident (table, '"');
-    dbt_buf_t sql = { 0 };
     //  A results write has no time limit, whatever the last query had.
-    if (self->stmt_timeout_ms) {
-        dbt_buf_puts (&sql, "SET statement_timeout = 0; ");
-        self->stmt_timeout_ms = 0;
-    }
-    dbt_buf_printf (&sql, "BEGIN; DROP TABLE IF EXISTS %s; CREATE %sTABLE %s (", qtable,
-                    opts->unlogged || self->unlogged ? "UNLOGGED " : "", qtable);
-    self->wnames = (char **) dbt_malloc (ncols * sizeof (char *));
+    self->wsettimeout = self->stmt_timeout_ms != 0;
+    self->stmt_timeout_ms = 0;
+    self->wunlogged = opts->unlogged || self->unlogged;
+    dbt_buf_t defs = { 0 };
+    dbt_buf_putc (&defs, '(');
+    self->wnames = (char **) dbt_malloc ((ncols ? ncols : 1) * sizeof (char *));
     self->wncols = ncols;
     for (size_t i = 0; i < ncols; i++) {
         const char *name = cols [i].name ? cols [i].name : "";
         char *qname = dbt_quote_ident (name, '"');
         char type [48];
-        dbt_buf_printf (&sql, "%s%s %s%s", i ? ", " : "", qname,
+        dbt_buf_printf (&defs, "%s%s %s%s", i ? ", " : "", qname,
                         s_sql_type (&cols [i], type, sizeof (type)),
                         cols [i].not_null ? " NOT NULL" : "");
         free (qname);
         self->wnames [i] = dbt_strdup (name);
     }
-    dbt_buf_printf (&sql, "); COPY %s FROM STDIN", qtable);
-    free (qtable);
-    //  One round trip: PQexec stops at the COPY and hands it over.
-    PGresult *res = PQexec (self->conn, sql.data);
-    dbt_buf_free (&sql);
-    self->in_txn = true;
-    int rc = 0;
-    if (PQresultStatus (res) == PGRES_COPY_IN)
-        self->in_copy = true;
-    else
-        rc = s_result_error (self, res, "postgres: cannot create the results table: ", err);
-    PQclear (res);
+    dbt_buf_putc (&defs, ')');
+    self->wdefs = dbt_strdup (defs.data);
+    dbt_buf_free (&defs);
+    self->wtable = dbt_strdup (table);
+    self->wfinal = opts->final ? dbt_strdup (opts->final) : NULL;
     dbt_buf_reset (&self->copy);
+    self->in_txn = true;
+    //  A table without columns has no INSERT tuples: start the COPY now.
+    int rc = ncols == 0 ? s_write_start_copy (self, table, err) : 0;
     if (rc)
         s_write_abort (self, table);
     return rc;
@@ -766,11 +902,47 @@ s_flush (s_pg_t *self, char *err)
     return 0;
 }
 
+//  Append one row as an INSERT tuple. Returns 0, or -1 (column i) for a
+//  value PostgreSQL cannot store (a NUL byte, or bytes that are not valid
+//  in the connection's encoding).
+static int
+s_tuple (s_pg_t *self, const dbt_row_t *row, size_t *bad)
+{
+    if (self->copy.len)
+        dbt_buf_putc (&self->copy, ',');
+    dbt_buf_putc (&self->copy, '(');
+    for (size_t i = 0; i < row->ncols; i++) {
+        if (i)
+            dbt_buf_putc (&self->copy, ',');
+        if (!row->vals [i]) {
+            dbt_buf_puts (&self->copy, "NULL");
+            continue;
+        }
+        if (memchr (row->vals [i], 0, row->lens [i])) {
+            *bad = i;
+            return -1;
+        }
+        dbt_buf_putc (&self->copy, '\'');
+        dbt_buf_reserve (&self->copy, 2 * row->lens [i] + 3);
+        int error = 0;
+        size_t n = PQescapeStringConn (self->conn, self->copy.data + self->copy.len,
+                                       row->vals [i], row->lens [i], &error);
+        if (error) {
+            *bad = i;
+            return -1;
+        }
+        self->copy.len += n;
+        dbt_buf_putc (&self->copy, '\'');
+    }
+    dbt_buf_putc (&self->copy, ')');
+    return 0;
+}
+
 static int
 s_write_row (void *handle, const dbt_row_t *row, char *err)
 {
     s_pg_t *self = (s_pg_t *) handle;
-    if (!self->in_copy) {
+    if (!self->in_txn) {
         dbt_err_set (err, "postgres: no results write in progress");
         return DBT_EINVAL;
     }
@@ -780,6 +952,21 @@ s_write_row (void *handle, const dbt_row_t *row, char *err)
         return DBT_EINVAL;
     }
     size_t mark = self->copy.len;
+    if (!self->in_copy) {
+        size_t bad = 0;
+        if (s_tuple (self, row, &bad)) {
+            self->copy.len = mark;
+            dbt_err_set (err, "column '%s' row %" PRId64 ": the value contains a NUL byte "
+                         "or bytes invalid in the connection's encoding, which PostgreSQL "
+                         "text cannot store", self->wnames [bad], self->wrows + 1);
+            return DBT_EINVAL;
+        }
+        self->wrows++;
+        //  Too much for one message: go on with COPY.
+        if (self->copy.len >= S_INLINE_MAX)
+            return s_write_start_copy (self, self->wtable, err);
+        return 0;
+    }
     for (size_t i = 0; i < row->ncols; i++) {
         if (i)
             dbt_buf_putc (&self->copy, '\t');
@@ -802,33 +989,53 @@ static int
 s_write_commit (void *handle, const char *table, const char *final, char *err)
 {
     s_pg_t *self = (s_pg_t *) handle;
-    if (!self->in_copy) {
+    if (!self->in_txn) {
         dbt_err_set (err, "postgres: no results write in progress");
         return DBT_EINVAL;
     }
-    int rc = s_flush (self, err);
-    if (rc == 0 && PQputCopyEnd (self->conn, NULL) != 1) {
-        s_trim_copy (err, "postgres: cannot end the results COPY: ", PQerrorMessage (self->conn));
-        rc = DBT_ECONN;
-    }
-    if (rc == 0) {
-        self->in_copy = false;
-        PGresult *res = PQgetResult (self->conn);
-        if (PQresultStatus (res) != PGRES_COMMAND_OK)
-            rc = s_result_error (self, res, "postgres: cannot write the results: ", err);
-        PQclear (res);
-        s_drain (self);
-    }
-    if (rc == 0) {
-        char *qtable = dbt_quote_ident (table, '"');
+    int rc = 0;
+    if (!self->in_copy) {
+        //  Everything fits one message: create under the final name, insert,
+        //  commit.
         char *qfinal = dbt_quote_ident (final, '"');
-        char *sql = strcmp (table, final) == 0 ? dbt_strdup ("COMMIT")
-                  : dbt_printf ("DROP TABLE IF EXISTS %s; ALTER TABLE %s RENAME TO %s; COMMIT",
-                                qfinal, qtable, qfinal);
-        rc = s_exec (self, sql, "postgres: cannot swap in the results table: ", err);
-        free (sql);
-        free (qtable);
+        dbt_buf_t sql = { 0 };
+        s_write_head (self, &sql, qfinal);
+        s_write_inserts (self, &sql, qfinal);
+        dbt_buf_puts (&sql, "COMMIT");
         free (qfinal);
+        self->wsettimeout = false;
+        if (!PQsendQuery (self->conn, sql.data)) {
+            s_trim_copy (err, "postgres: cannot write the results: ",
+                         PQerrorMessage (self->conn));
+            rc = DBT_ECONN;
+        }
+        dbt_buf_free (&sql);
+        if (rc == 0)
+            rc = s_results (self, "postgres: cannot write the results: ", err);
+    }
+    else {
+        if (self->tail_swap && strcmp (final, self->wfinal) != 0) {
+            dbt_err_set (err, "postgres: the write was begun for table '%s', not '%s'",
+                         self->wfinal, final);
+            rc = DBT_EINVAL;
+        }
+        if (rc == 0)
+            rc = s_flush (self, err);
+        if (rc == 0 && PQputCopyEnd (self->conn, NULL) != 1) {
+            s_trim_copy (err, "postgres: cannot end the results COPY: ",
+                         PQerrorMessage (self->conn));
+            rc = DBT_ECONN;
+        }
+        if (rc == 0) {
+            self->in_copy = false;
+            rc = s_results (self, "postgres: cannot write the results: ", err);
+        }
+        if (rc == 0 && !self->tail_swap) {
+            dbt_buf_t sql = { 0 };
+            s_write_swap (&sql, table, final);
+            rc = s_exec (self, sql.data, "postgres: cannot swap in the results table: ", err);
+            dbt_buf_free (&sql);
+        }
     }
     if (rc) {
         s_write_abort (self, table);
@@ -843,7 +1050,10 @@ static void
 s_write_abort (void *handle, const char *table)
 {
     s_pg_t *self = (s_pg_t *) handle;
+    (void) table;
     if (self->in_copy && PQstatus (self->conn) == CONNECTION_OK) {
+        //  Ending the COPY with an error skips the rest of its string: the
+        //  swap and the COMMIT never run.
         PQputCopyEnd (self->conn, "results write aborted");
         s_drain (self);
     }
@@ -854,6 +1064,9 @@ s_write_abort (void *handle, const char *table)
     &&  PQtransactionStatus (self->conn) != PQTRANS_IDLE) {
         PGresult *res = PQexec (self->conn, "ROLLBACK");
         PQclear (res);
+        //  A statement_timeout reset sent with the write was rolled back
+        //  too: the next query sets its own again.
+        self->stmt_timeout_ms = -1;
     }
     self->in_txn = false;
     s_write_reset (self);

@@ -1,8 +1,12 @@
 /*  =========================================================================
     dbt_http - the HTTP front actor (GNU libmicrohttpd)
 
-    See dbt_http.h. libmicrohttpd runs its own threads: one listens, one
-    serves each connection. The actor thread starts and stops the daemon
+    See dbt_http.h. libmicrohttpd runs its own threads: with http_threads
+    0, one listens and one serves each connection (poll); with N, N threads
+    each accept and serve their share of the connections with epoll, and a
+    handler that waits (a dispatcher's answer, a results download's next
+    rows) holds up the other connections of its thread meanwhile. The
+    actor thread starts and stops the daemon
     and, every S_SWEEP_MS, ends the connections whose request is over its
     deadline (see "Request deadline" below). Each connection keeps an
     s_conn_t in a list that libmicrohttpd's notifications and the sweeper
@@ -23,6 +27,7 @@
 #define S_FD_RESERVE  256       //  descriptors kept for the rest of the node
 #define S_LOG_EVERY_MS 10000    //  at most one deadline log line this often
 #define S_DIGEST_SIZE 20        //  bytes of a zdigest (SHA-1)
+#define S_WAITERS     128       //  epoll mode: threads for requests that wait
 
 typedef struct _s_conn_t s_conn_t;
 
@@ -48,13 +53,28 @@ typedef struct {
     char expired_from [INET6_ADDRSTRLEN];  //  address of the last one
     int64_t logged_at;          //  when the last deadline line was logged
     byte token [S_DIGEST_SIZE]; //  SHA-1 of auth_token, when one is set
+    //  Epoll mode: waiter threads and their queue, guarded by wait_mutex
+    pthread_mutex_t wait_mutex; //  guards the queue and stopping
+    pthread_cond_t wait_cond;   //  signalled when the queue grows or stops
+    struct _s_request_t *queue_head, *queue_tail;  //  requests to run
+    bool stopping;              //  no more requests are queued
+    pthread_t *waiters;         //  the threads (owned), NULL in thread mode
+    size_t nwaiters;            //  number of threads started
+    bool pooled;                //  epoll mode: waiting requests go to waiters
 } self_t;
 
-typedef struct {
+typedef struct _s_request_t s_request_t;
+struct _s_request_t {
     dbt_buf_t body;             //  request body so far
     bool too_large;             //  body over the limit
     int64_t started;            //  monotonic ms
-} s_request_t;
+    //  Epoll mode, a request handed to a waiter thread (see "Waiters")
+    struct MHD_Connection *connection;  //  its connection, suspended
+    const char *method;         //  borrowed from libmicrohttpd for the request
+    const char *url;            //  borrowed likewise
+    dbt_response_t *response;   //  the answer, set by the waiter (owned)
+    s_request_t *next;          //  in self_t's waiting queue
+};
 
 static const char *
 s_query (void *arg, const char *key)
@@ -341,6 +361,121 @@ s_early (self_t *self, struct MHD_Connection *connection, const char *url)
     return status ? dbt_api_error (status, message) : NULL;
 }
 
+//  --------------------------------------------------------------------------
+//  Waiters. In epoll mode a thread serves many connections, so a request
+//  that waits (a job submission for its commit, anything asking a
+//  dispatcher, a results query) must not run on it: its connection is
+//  suspended and the request queued for one of S_WAITERS threads, which
+//  runs it, sets the answer and resumes the connection; libmicrohttpd then
+//  calls the handler again, which sends the answer. Reads of a job's or a
+//  group's state (LMDB read transactions) run on the epoll thread. A
+//  streamed download's later chunks are read on the epoll thread too.
+
+//  True when a request is answered without waiting on anything.
+static bool
+s_quick (const char *method, const char *url)
+{
+    if (!streq (method, "GET") && !streq (method, "HEAD"))
+        return false;
+    if (streq (url, "/") || streq (url, "/health"))
+        return true;
+    const char *id = strncmp (url, "/jobs/", 6) == 0 ? url + 6
+                   : strncmp (url, "/groups/", 8) == 0 ? url + 8 : NULL;
+    return id && *id && !strchr (id, '/') && strncmp (url, "/jobs/pending", 13) != 0;
+}
+
+//  The dashboard's routes first, then the API's.
+static dbt_response_t *
+s_answer (self_t *self, const char *method, const char *url, struct MHD_Connection *connection,
+          const char *body, size_t len)
+{
+    dbt_response_t *response = NULL;
+    if (self->args->board)
+        response = dbt_board_handle (self->args->board, method, url, s_query, connection);
+    if (!response)
+        response = dbt_api_handle (self->args->api, method, url, s_query, connection, body, len);
+    return response;
+}
+
+static void *
+s_waiter (void *arg)
+{
+    self_t *self = (self_t *) arg;
+    while (true) {
+        pthread_mutex_lock (&self->wait_mutex);
+        while (!self->queue_head && !self->stopping)
+            pthread_cond_wait (&self->wait_cond, &self->wait_mutex);
+        s_request_t *request = self->queue_head;
+        if (request) {
+            self->queue_head = request->next;
+            if (!self->queue_head)
+                self->queue_tail = NULL;
+        }
+        pthread_mutex_unlock (&self->wait_mutex);
+        if (!request)
+            break;              //  stopping and nothing left
+        //  Query-string values are read from the suspended connection,
+        //  which libmicrohttpd leaves alone until it is resumed.
+        request->response = s_answer (self, request->method, request->url, request->connection,
+                                      request->body.data ? request->body.data : "",
+                                      request->body.len);
+        MHD_resume_connection (request->connection);
+    }
+    return NULL;
+}
+
+//  Queue request for a waiter, its connection suspended. Returns false
+//  when the waiters are stopping (the caller answers it itself).
+static bool
+s_offload (self_t *self, struct MHD_Connection *connection, s_request_t *request,
+           const char *method, const char *url)
+{
+    pthread_mutex_lock (&self->wait_mutex);
+    bool queued = !self->stopping;
+    if (queued) {
+        request->connection = connection;
+        request->method = method;
+        request->url = url;
+        request->next = NULL;
+        MHD_suspend_connection (connection);
+        if (self->queue_tail)
+            self->queue_tail->next = request;
+        else
+            self->queue_head = request;
+        self->queue_tail = request;
+        pthread_cond_signal (&self->wait_cond);
+    }
+    pthread_mutex_unlock (&self->wait_mutex);
+    return queued;
+}
+
+//  Start the waiters (epoll mode). Returns how many started.
+static size_t
+s_waiters_start (self_t *self)
+{
+    self->waiters = (pthread_t *) dbt_malloc (S_WAITERS * sizeof (pthread_t));
+    while (self->nwaiters < S_WAITERS
+       &&  pthread_create (&self->waiters [self->nwaiters], NULL, s_waiter, self) == 0)
+        self->nwaiters++;
+    return self->nwaiters;
+}
+
+//  Stop the waiters once every queued request is answered (so no
+//  connection stays suspended when the daemon stops).
+static void
+s_waiters_stop (self_t *self)
+{
+    pthread_mutex_lock (&self->wait_mutex);
+    self->stopping = true;
+    pthread_cond_broadcast (&self->wait_cond);
+    pthread_mutex_unlock (&self->wait_mutex);
+    for (size_t i = 0; i < self->nwaiters; i++)
+        pthread_join (self->waiters [i], NULL);
+    free (self->waiters);
+    self->waiters = NULL;
+    self->nwaiters = 0;
+}
+
 static enum MHD_Result
 s_handler (void *cls, struct MHD_Connection *connection, const char *url, const char *method,
            const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls)
@@ -349,6 +484,14 @@ s_handler (void *cls, struct MHD_Connection *connection, const char *url, const 
     const dbt_config_t *config = self->args->config;
     s_request_t *request = (s_request_t *) *con_cls;
     dbt_response_t *response = NULL;
+    if (request && request->response) {
+        //  Resumed: a waiter has the answer.
+        response = request->response;
+        request->response = NULL;
+        dbt_log (DBT_LOG_DEBUG, "http: %s %s -> %d (%" PRId64 " ms, waited)", method, url,
+                 response->status, dbt_clock_ms () - request->started);
+        return s_send (connection, response);
+    }
     if (!request) {
         request = (s_request_t *) dbt_malloc (sizeof (s_request_t));
         request->started = dbt_clock_ms ();
@@ -377,11 +520,12 @@ s_handler (void *cls, struct MHD_Connection *connection, const char *url, const 
                   config->max_body_size);
         response = dbt_api_error (413, message);
     }
-    if (!response && self->args->board)
-        response = dbt_board_handle (self->args->board, method, url, s_query, connection);
+    if (!response && self->pooled && !s_quick (method, url)
+    &&  s_offload (self, connection, request, method, url))
+        return MHD_YES;
     if (!response)
-        response = dbt_api_handle (self->args->api, method, url, s_query, connection,
-                                   request->body.data ? request->body.data : "", request->body.len);
+        response = s_answer (self, method, url, connection,
+                             request->body.data ? request->body.data : "", request->body.len);
     dbt_log (DBT_LOG_DEBUG, "http: %s %s -> %d (%" PRId64 " ms)", method, url,
              response->status, dbt_clock_ms () - request->started);
     return s_send (connection, response);
@@ -396,6 +540,7 @@ s_completed (void *cls, struct MHD_Connection *connection, void **con_cls,
     s_request_t *request = (s_request_t *) *con_cls;
     if (request) {
         dbt_buf_free (&request->body);
+        dbt_response_destroy (&request->response);
         free (request);
         *con_cls = NULL;
     }
@@ -440,7 +585,7 @@ done:
 //  Raise the soft open-file limit to the hard one (every connection is a
 //  socket) and return the soft limit now in force, or 0 when unknown. The
 //  node's libraries wait on descriptors with poll or epoll (libmicrohttpd
-//  is started with MHD_USE_POLL), never select, so descriptors past
+//  is started with MHD_USE_POLL or MHD_USE_EPOLL), never select, so descriptors past
 //  FD_SETSIZE are safe.
 static rlim_t
 s_raise_nofile (void)
@@ -520,12 +665,32 @@ dbt_http_actor (zsock_t *pipe, void *args)
     if (max_connections < (unsigned int) config->max_connections)
         dbt_log (DBT_LOG_WARN, "http: max_connections %d lowered to %u to fit the open file "
                  "limit (%ju)", config->max_connections, max_connections, (uintmax_t) nofile);
-    unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION
-                       | MHD_USE_POLL | dbt_tls_flags (tls);
+    //  http_threads 0: a thread per connection (poll); N: epoll, N threads
+    //  each serving its share of the connections (see s_threading).
+    unsigned int pool = (unsigned int) config->http_threads;
+    unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD
+                       | (pool ? MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME
+                               : MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL)
+                       | dbt_tls_flags (tls);
+    pthread_mutex_init (&self.wait_mutex, NULL);
+    pthread_cond_init (&self.wait_cond, NULL);
+    self.pooled = pool > 0;
+    if (pool && s_waiters_start (&self) == 0) {
+        dbt_log (DBT_LOG_ERROR, "http: cannot start a thread: %s", strerror (errno));
+        free (self.waiters);
+        self.waiters = NULL;
+        dbt_tls_destroy (&tls);
+        pthread_cond_destroy (&self.wait_cond);
+        pthread_mutex_destroy (&self.wait_mutex);
+        pthread_mutex_destroy (&self.mutex);
+        s_failed (pipe);
+        return;
+    }
     if (addr.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     unsigned int timeout = (unsigned int) ((config->request_timeout_ms + 999) / 1000);
     self.daemon = MHD_start_daemon (flags, 0, NULL, NULL, s_handler, &self,
+        MHD_OPTION_THREAD_POOL_SIZE, pool > 1 ? pool : 0,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &addr,
         MHD_OPTION_CONNECTION_TIMEOUT, timeout,
         MHD_OPTION_CONNECTION_LIMIT, max_connections,
@@ -538,6 +703,9 @@ dbt_http_actor (zsock_t *pipe, void *args)
         dbt_log (DBT_LOG_ERROR, "http: cannot listen on %s: %s%s", config->server, strerror (errno),
                  tls ? " (or GnuTLS refused tls_cert/tls_key: see the tls line above)" : "");
         dbt_tls_destroy (&tls);
+        s_waiters_stop (&self);
+        pthread_cond_destroy (&self.wait_cond);
+        pthread_mutex_destroy (&self.wait_mutex);
         pthread_mutex_destroy (&self.mutex);
         s_failed (pipe);
         return;
@@ -547,10 +715,14 @@ dbt_http_actor (zsock_t *pipe, void *args)
     char per_ip [32] = "unlimited";
     if (config->max_connections_per_ip)
         snprintf (per_ip, sizeof (per_ip), "%d", config->max_connections_per_ip);
-    dbt_log (DBT_LOG_INFO, "http: listening on %s%s (port %u; at most %u connections, %s per "
-             "client address; requests must arrive within %" PRId64 " ms)", config->server,
-             tls ? " with HTTPS" : "",
-             self.port, max_connections, per_ip, config->request_timeout_ms);
+    char threads [48] = "a thread per connection";
+    if (pool)
+        snprintf (threads, sizeof (threads), "epoll, %u thread%s, %zu waiters", pool,
+                  pool > 1 ? "s" : "", self.nwaiters);
+    dbt_log (DBT_LOG_INFO, "http: listening on %s%s (port %u; %s; at most %u connections, %s "
+             "per client address; requests must arrive within %" PRId64 " ms)", config->server,
+             tls ? " with HTTPS" : "", self.port, threads, max_connections, per_ip,
+             config->request_timeout_ms);
     zpoller_t *poller = zpoller_new (pipe, NULL);
     zsock_signal (pipe, 0);
     int64_t next_sweep = dbt_clock_ms () + S_SWEEP_MS;
@@ -575,6 +747,8 @@ dbt_http_actor (zsock_t *pipe, void *args)
         }
     }
     zpoller_destroy (&poller);
+    //  No connection may stay suspended when the daemon stops.
+    s_waiters_stop (&self);
     MHD_stop_daemon (self.daemon);
     dbt_tls_destroy (&tls);
     while (self.conns) {        //  none: stopping notifies CLOSED for each
@@ -582,6 +756,8 @@ dbt_http_actor (zsock_t *pipe, void *args)
         free (self.conns);
         self.conns = next;
     }
+    pthread_cond_destroy (&self.wait_cond);
+    pthread_mutex_destroy (&self.wait_mutex);
     pthread_mutex_destroy (&self.mutex);
     dbt_log (DBT_LOG_DEBUG, "http: stopped");
 }
@@ -636,81 +812,18 @@ s_test_raw (const char *port, const char *request, const char *drip, int64_t lim
     return closed;
 }
 
-void
-dbt_http_test (bool verbose)
+//  The daemon's part of the self test, with http_threads = threads.
+static void
+s_test_daemon (int threads)
 {
     char err [DBT_ERRMSG_LEN];
-    struct sockaddr_storage addr;
-    socklen_t len;
-    assert (s_address ("127.0.0.1:6060", &addr, &len, err) == 0 && addr.ss_family == AF_INET);
-    assert (s_address ("[::1]:6060", &addr, &len, err) == 0 && addr.ss_family == AF_INET6);
-    assert (s_address ("127.0.0.1", &addr, &len, err) == -1 && strstr (err, "host:port"));
-    assert (s_address ("127.0.0.1:http", &addr, &len, err) == -1);
-
-    byte token [S_DIGEST_SIZE];
-    s_token_digest ("s3cret", token);
-    assert (s_token_ok (token, "Bearer s3cret"));
-    assert (!s_token_ok (token, "Bearer s3cre"));
-    assert (!s_token_ok (token, "Bearer s3cret!"));
-    assert (!s_token_ok (token, "Bearer "));
-    assert (!s_token_ok (token, "Basic s3cret"));
-    assert (!s_token_ok (token, "Bearer s3cret s3cret"));
-    assert (!s_token_ok (token, NULL));
-    char long_token [300];
-    memset (long_token, 'k', sizeof (long_token) - 1);
-    long_token [sizeof (long_token) - 1] = 0;
-    s_token_digest (long_token, token);
-    char *header = dbt_printf ("Bearer %s", long_token);
-    assert (s_token_ok (token, header));
-    header [strlen (header) - 1] = 'K';         //  differs past any digest's length
-    assert (!s_token_ok (token, header));
-    header [strlen (header) - 1] = 0;           //  one shorter
-    assert (!s_token_ok (token, header));
-    free (header);
-
-    struct {
-        size_t lengths;
-        const char *length;
-        bool encoded;
-        int status;
-    } framing [] = {
-        { 0, NULL, false, 0 },
-        { 0, NULL, true, 0 },
-        { 1, "0", false, 0 },
-        { 1, "1000", false, 0 },
-        { 1, "0000000000000000000000001000", false, 0 },
-        { 1, "1001", false, 413 },
-        { 1, "99999999999999999999999999", false, 413 },
-        { 2, "10", false, 400 },
-        { 3, "10", false, 400 },
-        { 1, "10", true, 400 },
-        { 1, "", false, 400 },
-        { 1, "+10", false, 400 },
-        { 1, "-1", false, 400 },
-        { 1, "0x10", false, 400 },
-        { 1, "10 ", false, 400 },
-        { 1, "10, 10", false, 400 },
-        { 1, "1e3", false, 400 },
-    };
-    for (size_t i = 0; i < sizeof (framing) / sizeof (framing [0]); i++) {
-        s_framing_t check = { framing [i].lengths, framing [i].length, framing [i].encoded };
-        char message [96] = "";
-        int status = s_framing_check (&check, 1000, message, sizeof (message));
-        if (status != framing [i].status)
-            fprintf (stderr, "http framing case %zu: %d %s\n", i, status, message);
-        assert (status == framing [i].status);
-        assert (status ? *message != 0 : *message == 0);
-    }
-    assert (s_connection_limit (4096, 0) == 4096);
-    assert (s_connection_limit (4096, 1048576) == 4096);
-    assert (s_connection_limit (4096, 1024) == 1024 - S_FD_RESERVE);
-    assert (s_connection_limit (4096, 100) == 16);
-
-    dbt_config_t *config = dbt_config_from_string (
+    char *ini = dbt_printf (
         "[app]\nserver = 127.0.0.1:0\nauth_token = tok\nmax_body_size = 1KB\n"
-        "request_timeout = 500ms\n"
+        "request_timeout = 500ms\nhttp_threads = %d\n"
         "[db.s]\ntype = sqlite\ndsn = /nonexistent/s.db\n"
-        "[results.r]\ntype = sqlite\ndsn = /nonexistent/r.db\n", err);
+        "[results.r]\ntype = sqlite\ndsn = /nonexistent/r.db\n", threads);
+    dbt_config_t *config = dbt_config_from_string (ini, err);
+    free (ini);
     assert (config);
     dbt_tasks_t *tasks = dbt_tasks_new ();
     dbt_routes_t *routes = dbt_routes_new (config);
@@ -827,6 +940,81 @@ dbt_http_test (bool verbose)
     dbt_routes_destroy (&routes);
     dbt_tasks_destroy (&tasks);
     dbt_config_destroy (&config);
+}
+
+void
+dbt_http_test (bool verbose)
+{
+    char err [DBT_ERRMSG_LEN];
+    struct sockaddr_storage addr;
+    socklen_t len;
+    assert (s_address ("127.0.0.1:6060", &addr, &len, err) == 0 && addr.ss_family == AF_INET);
+    assert (s_address ("[::1]:6060", &addr, &len, err) == 0 && addr.ss_family == AF_INET6);
+    assert (s_address ("127.0.0.1", &addr, &len, err) == -1 && strstr (err, "host:port"));
+    assert (s_address ("127.0.0.1:http", &addr, &len, err) == -1);
+
+    byte token [S_DIGEST_SIZE];
+    s_token_digest ("s3cret", token);
+    assert (s_token_ok (token, "Bearer s3cret"));
+    assert (!s_token_ok (token, "Bearer s3cre"));
+    assert (!s_token_ok (token, "Bearer s3cret!"));
+    assert (!s_token_ok (token, "Bearer "));
+    assert (!s_token_ok (token, "Basic s3cret"));
+    assert (!s_token_ok (token, "Bearer s3cret s3cret"));
+    assert (!s_token_ok (token, NULL));
+    char long_token [300];
+    memset (long_token, 'k', sizeof (long_token) - 1);
+    long_token [sizeof (long_token) - 1] = 0;
+    s_token_digest (long_token, token);
+    char *header = dbt_printf ("Bearer %s", long_token);
+    assert (s_token_ok (token, header));
+    header [strlen (header) - 1] = 'K';         //  differs past any digest's length
+    assert (!s_token_ok (token, header));
+    header [strlen (header) - 1] = 0;           //  one shorter
+    assert (!s_token_ok (token, header));
+    free (header);
+
+    struct {
+        size_t lengths;
+        const char *length;
+        bool encoded;
+        int status;
+    } framing [] = {
+        { 0, NULL, false, 0 },
+        { 0, NULL, true, 0 },
+        { 1, "0", false, 0 },
+        { 1, "1000", false, 0 },
+        { 1, "0000000000000000000000001000", false, 0 },
+        { 1, "1001", false, 413 },
+        { 1, "99999999999999999999999999", false, 413 },
+        { 2, "10", false, 400 },
+        { 3, "10", false, 400 },
+        { 1, "10", true, 400 },
+        { 1, "", false, 400 },
+        { 1, "+10", false, 400 },
+        { 1, "-1", false, 400 },
+        { 1, "0x10", false, 400 },
+        { 1, "10 ", false, 400 },
+        { 1, "10, 10", false, 400 },
+        { 1, "1e3", false, 400 },
+    };
+    for (size_t i = 0; i < sizeof (framing) / sizeof (framing [0]); i++) {
+        s_framing_t check = { framing [i].lengths, framing [i].length, framing [i].encoded };
+        char message [96] = "";
+        int status = s_framing_check (&check, 1000, message, sizeof (message));
+        if (status != framing [i].status)
+            fprintf (stderr, "http framing case %zu: %d %s\n", i, status, message);
+        assert (status == framing [i].status);
+        assert (status ? *message != 0 : *message == 0);
+    }
+    assert (s_connection_limit (4096, 0) == 4096);
+    assert (s_connection_limit (4096, 1048576) == 4096);
+    assert (s_connection_limit (4096, 1024) == 1024 - S_FD_RESERVE);
+    assert (s_connection_limit (4096, 100) == 16);
+
+    //  Both threading modes: a thread per connection, an epoll pool.
+    s_test_daemon (0);
+    s_test_daemon (2);
     if (verbose)
         printf ("http: ok\n");
 }
