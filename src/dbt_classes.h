@@ -51,6 +51,7 @@
 #include "dbt_store.h"
 #include "dbt_queue.h"
 #include "dbt_submit.h"
+#include "dbt_request.h"
 #include "dbt_jobreq.h"
 #include "dbt_pair.h"
 #include "dbt_routes.h"
@@ -67,6 +68,7 @@
 #include "dbt_metrics.h"
 #include "dbt_api.h"
 #include "dbt_http.h"
+#include "dbt_front.h"
 #include "dbt_node.h"
 #include "dbt_testing.h"
 

@@ -213,6 +213,7 @@ dbt_config_test (bool verbose)
     assert (config->heartbeat_ms == 100 && config->heartbeat_liveness == 20);
     assert (config->nmesh_peers == 2 && streq (config->mesh_peers [1], "tcp://b:2"));
     assert (config->mesh_dispatch && streq (config->mesh_publish, "ipc:///tmp/dbt.ipc.pub"));
+    assert (streq (config->mesh_client, "ipc:///tmp/dbt.ipc.client"));
     assert (config->nqueues == 2);
     const dbt_queueconf_t *queue = dbt_config_queue (config, "fast");
     assert (queue && queue->concurrency == 4 && streq (queue->dispatcher, "ipc:///tmp/dbt.ipc"));
@@ -353,7 +354,7 @@ dbt_config_test (bool verbose)
                          "[mesh] ; the mesh\n  bind = tcp://h:1\n[db.src]\nmax_active = 3\n"
                          "[mesh]\nheartbeat_liveness = 4\ninsecure = true\n", NULL);
     assert (streq (config->queue, "q1") && streq (config->mesh_bind, "tcp://h:1"));
-    assert (streq (config->mesh_publish, "tcp://h:2"));
+    assert (streq (config->mesh_publish, "tcp://h:2") && streq (config->mesh_client, "tcp://h:3"));
     assert (config->heartbeat_liveness == 4);
     assert (dbt_config_db (config, "src")->conf.max_active == 3);
     assert (dbt_config_db (config, "src")->line == 6);

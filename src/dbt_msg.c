@@ -139,6 +139,13 @@ dbt_mpw_i64 (dbt_mpw_t *self, int64_t value)
 }
 
 void
+dbt_mpw_f64 (dbt_mpw_t *self, double value)
+{
+    s_item (self);
+    msgpack_pack_double (&self->pk, value);
+}
+
+void
 dbt_mpw_bool (dbt_mpw_t *self, bool value)
 {
     s_item (self);

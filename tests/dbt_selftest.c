@@ -33,6 +33,7 @@ static test_item_t s_tests [] = {
     { "ch_native", dbt_ch_native_test },
     { "driver_clickhouse", dbt_driver_clickhouse_test },
     { "submit", dbt_submit_test },
+    { "request", dbt_request_test },
     { "jobreq", dbt_jobreq_test },
     { "routes", dbt_routes_test },
     { "view", dbt_view_test },
@@ -48,6 +49,7 @@ static test_item_t s_tests [] = {
     { "client", dbt_client_test },
     { "api", dbt_api_test },
     { "http", dbt_http_test },
+    { "front", dbt_front_test },
     { "node", dbt_node_test },
     { NULL, NULL }
 };
