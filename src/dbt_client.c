@@ -11,6 +11,8 @@ struct _dbt_client_t {
     char *endpoint;             //  its endpoint
     dbt_mpw_t *writer;          //  request body
     uint64_t rid;               //  last request id
+    dbt_client_progress_fn *progress;  //  called with PROGRESS frames, or NULL
+    void *progress_arg;         //  its argument
 };
 
 dbt_client_t *
@@ -55,6 +57,13 @@ const char *
 dbt_client_endpoint (dbt_client_t *self)
 {
     return self->endpoint;
+}
+
+void
+dbt_client_set_progress (dbt_client_t *self, dbt_client_progress_fn *fn, void *arg)
+{
+    self->progress = fn;
+    self->progress_arg = arg;
 }
 
 dbt_mpw_t *
@@ -126,6 +135,12 @@ dbt_client_wait (dbt_client_t *self, int64_t timeout_ms, dbt_reply_t **reply_p, 
         if (!msg)
             continue;
         uint64_t got = 0, code = 0;
+        if (msg->command == DBT_C_PROGRESS && self->progress
+        &&  dbt_mp_field_u64 (msg->map, "rid", true, &got, perr) == 0 && got == rid) {
+            self->progress (msg->map, self->progress_arg);
+            dbt_msg_destroy (&msg);
+            continue;
+        }
         if (msg->command != DBT_C_REPLY
         ||  dbt_mp_field_u64 (msg->map, "rid", true, &got, perr) || got != rid
         ||  dbt_mp_field_u64 (msg->map, "code", true, &code, perr)) {

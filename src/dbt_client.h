@@ -37,6 +37,13 @@ void
 const char *
     dbt_client_endpoint (dbt_client_t *self);
 
+//  PROGRESS frames (from a client endpoint, docs/protocol.md) for the
+//  request awaited are given to fn (their map, borrowed for the call);
+//  NULL drops them, as by default.
+typedef void (dbt_client_progress_fn) (const msgpack_object *map, void *arg);
+void
+    dbt_client_set_progress (dbt_client_t *self, dbt_client_progress_fn *fn, void *arg);
+
 //  Start a request body: returns the client's writer with a map opened and
 //  the rid written; add the request's fields, then call dbt_client_call.
 dbt_mpw_t *
