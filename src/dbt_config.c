@@ -1038,8 +1038,10 @@ s_finish (dbt_config_t *config, const char *source, char *err)
         config->mesh_dispatcher = dbt_strdup (config->mesh_bind);
     if (!config->mesh_publish)
         config->mesh_publish = s_derive_endpoint (config->mesh_bind, 1, ".pub");
-    if (!config->mesh_client)
+    if (!config->mesh_client) {
         config->mesh_client = s_derive_endpoint (config->mesh_bind, 2, ".client");
+        config->mesh_client_derived = true;
+    }
     if (config->state_map_max == 0)
         config->state_map_max = config->state_map_size > 8 * S_GIB ? config->state_map_size : 8 * S_GIB;
     if (config->state_map_max < config->state_map_size) {
@@ -1047,10 +1049,12 @@ s_finish (dbt_config_t *config, const char *source, char *err)
                      PRId64 " bytes)", source, config->state_map_max, config->state_map_size);
         return -1;
     }
-    const char *open_endpoint = !s_endpoint_local (config->mesh_bind) ? config->mesh_bind
-                              : !s_endpoint_local (config->mesh_publish) ? config->mesh_publish
-                              : !s_endpoint_local (config->mesh_client) ? config->mesh_client : NULL;
-    if (config->mesh_dispatch && !config->mesh_insecure && open_endpoint) {
+    const char *open_endpoint = !config->mesh_dispatch ? NULL
+                              : !s_endpoint_local (config->mesh_bind) ? config->mesh_bind
+                              : !s_endpoint_local (config->mesh_publish) ? config->mesh_publish : NULL;
+    if (!open_endpoint && !config->worker_only && !s_endpoint_local (config->mesh_client))
+        open_endpoint = config->mesh_client;
+    if (!config->mesh_insecure && open_endpoint) {
         dbt_err_set (err, "%s: [mesh] endpoint '%s' is not a loopback address and no CURVE keys are "
                      "configured: anyone who can reach it could submit and cancel jobs, read job "
                      "state and take jobs as a worker; bind to 127.0.0.1, or set [mesh] insecure = "

@@ -316,6 +316,8 @@ dbt_config_test (bool verbose)
         //  a mesh others can reach, without keys, needs an explicit choice
         { "[mesh]\nbind = tcp://0.0.0.0:6070", "not a loopback address and no CURVE keys" },
         { "[mesh]\npublish = tcp://0.0.0.0:6071", "'tcp://0.0.0.0:6071' is not a loopback address" },
+        { "[mesh]\nclient = tcp://0.0.0.0:6072", "'tcp://0.0.0.0:6072' is not a loopback address" },
+        { "[mesh]\ndispatch = false\nclient = tcp://10.0.0.1:6072", "not a loopback address" },
         { "[mesh]\npeers = tcp://a:1, udp://b:2", "expected endpoints starting with tcp://" },
         { "[mesh]\nbind = tcp://10.1.2.3:6070", "set [mesh] insecure = true" },
         { "state_map_size = 2GiB\nstate_map_max = 1GiB", "state_map_max (1073741824 bytes) is less than" },

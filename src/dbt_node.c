@@ -285,10 +285,13 @@ dbt_node_new (const dbt_config_t *config, char *err)
         char *bound = zstr_recv (self->front);
         bool listening = bound && *bound;
         free (bound);
-        if (!listening) {
+        if (!listening && !config->mesh_client_derived) {
             dbt_err_set (err, "cannot bind the client endpoint %s (see the log)", config->mesh_client);
             goto fail;
         }
+        if (!listening)
+            dbt_log (DBT_LOG_WARN, "node: no client endpoint: the default one, %s, is taken; "
+                     "set [mesh] client", config->mesh_client);
     }
     dbt_log (DBT_LOG_INFO, "node: '%s' started: %zu tasks, %zu queues served%s",
              config->worker_name, dbt_tasks_size (self->tasks), self->nserved,
