@@ -221,7 +221,7 @@ int
                              dungbeetle_group_t **group_p);
 void
     dungbeetle_group_destroy (dungbeetle_group_t **group_p);
-//  Its state ("PENDING"/"STARTED" until every job is final, then
+//  Its state ("STARTED" until every job is final, then
 //  "SUCCESS" or "FAILURE"), borrowed until destroy.
 const char *
     dungbeetle_group_state (const dungbeetle_group_t *group);
