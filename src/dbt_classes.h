@@ -10,6 +10,10 @@
 
 #include "config.h"
 
+//  Asserts stay on in every build, NDEBUG or not (as czmq's do): they catch
+//  programming errors and drive the self tests, and never do work that
+//  must happen.
+#undef NDEBUG
 #include <assert.h>
 #include <ctype.h>
 #include <errno.h>
