@@ -12,6 +12,7 @@
 #define WAIT_TICK_MS 100        //  how often waits are checked
 #define RESULTS_LIMIT 1000      //  rows per RESULTS page by default
 #define RESULTS_MAX 100000      //  and at most
+#define WAITERS_MAX 10000       //  waits open at once
 
 //  One client waiting for a job to finish.
 typedef struct {
@@ -439,6 +440,10 @@ s_wait (self_t *self, dbt_msg_t *msg, uint64_t rid)
     if (timeout < 0 || every < WAIT_TICK_MS) {
         s_error (self, msg->identity, rid, 400,
                  "timeout must be 0 (none) or more ms and interval at least 100 ms");
+        return;
+    }
+    if (zlist_size (self->waiters) >= WAITERS_MAX) {
+        s_error (self, msg->identity, rid, 503, "too many waits open on this node: poll STATUS");
         return;
     }
     char *id = s_id (self, msg, rid, "job_id", "job");
