@@ -12,6 +12,7 @@
 need "psql" command -v psql
 need "jq" command -v jq
 need "pkg-config" command -v pkg-config
+need "script (bsdutils)" command -v script
 need "python3-zmq and python3-msgpack" /usr/bin/python3 -c 'import zmq, msgpack'
 node_dir
 need "a PostgreSQL server (apt-get install postgresql)" start_pg
@@ -180,6 +181,13 @@ for tool in cli py; do
 
     like "$("$T" --endpoint "$B" tasks)" "^broken	q1" "$tool: tasks lists the tasks and queues"
 done
+#  On a terminal, wait shows one live line (redrawn in place).
+"$CLI" --endpoint "$A" submit trickle 1000 --id tty1 >/dev/null
+out=$(script -qec "$CLI --endpoint $A wait tty1" /dev/null | cat -v)
+like "$out" '\^M\^\[\[Ktty1 +(PENDING|STARTED) +rows [0-9]+ +elapsed [0-9.]+s' \
+    "cli: on a terminal, wait redraws one progress line in place"
+like "$(script -qec "$CLI --endpoint $A status tty1" /dev/null)" "state: SUCCESS" "cli: the tty job succeeded"
+
 #  A job of q2 (beta) submitted on alpha's endpoint is answered on both.
 "$CLI" --endpoint "$A" submit two cross 7 --id cross1 --wait >/dev/null 2>&1
 is "$?" 0 "a job of beta's queue submitted via alpha's client endpoint succeeds"
