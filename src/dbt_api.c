@@ -105,7 +105,7 @@ s_client_get (dbt_api_t *self, const char *endpoint, char *err)
     zlist_t *idle = (zlist_t *) zhashx_lookup (self->clients, endpoint);
     dbt_client_t *client = idle ? (dbt_client_t *) zlist_pop (idle) : NULL;
     pthread_mutex_unlock (&self->mutex);
-    return client ? client : dbt_client_new_curve (endpoint, self->args.config->curve, err);
+    return client ? client : dbt_curve_client_new (self->args.config->curve, endpoint, err);
 }
 
 static void
@@ -758,60 +758,84 @@ s_kept_group (dbt_api_t *self, const char *endpoint, const char *id)
     return s_success (data);
 }
 
+dbt_response_t *
+dbt_api_submit (dbt_api_t *self, dbt_mpw_t *jobs, const dbt_jobreq_route_t *route,
+                const dbt_jobreq_group_t *group)
+{
+    dbt_response_t *response = NULL;
+    if (!group && !dbt_tasks_lookup (self->args.tasks, route->task)) {
+        char *message = dbt_printf ("unrecognized task: %s", route->task);
+        response = dbt_api_error (404, message);
+        free (message);
+        return response;
+    }
+    if (group)
+        route = &group->first;
+    s_submit_t submit = { jobs, group ? group->id : NULL, group ? group->concurrency : 0,
+                          group != NULL, false };
+    dbt_reply_t *reply = NULL;
+    char *endpoint = s_route (self, route->task, route->queue, &response);
+    bool again = false;
+    if (endpoint) {
+        submit.records = s_remote (self, endpoint);
+        response = s_call_within (self, endpoint, DBT_C_SUBMIT, s_build_submit, &submit,
+                                  self->args.config->request_timeout_ms, &reply, &again);
+        response = s_unknown_outcome (response, group ? "group_id" : "job_id",
+                                      group ? group->id : route->id);
+    }
+    if (response && response->status == 409 && again && (!group || group->named_here)) {
+        //  Sent twice (a failover): the job is the one its first copy made
+        //  when this node named it (nobody else can have that id) or when
+        //  the record is what this request asks for; the group is the first
+        //  copy's if its dispatcher has the id this node made.
+        dbt_response_t *kept = group ? s_kept_group (self, endpoint, group->id)
+                             : s_kept_job (self, endpoint, route->id, route->named_here ? NULL : jobs);
+        if (kept) {
+            dbt_response_destroy (&response);
+            response = kept;
+        }
+    }
+    free (endpoint);
+    if (response)
+        return response;
+    if (submit.records)
+        s_remember (self, reply);
+    const msgpack_object *list = dbt_mp_get (reply->data, "jobs");
+    if (!group) {
+        if (list && list->type == MSGPACK_OBJECT_ARRAY && list->via.array.size == 1)
+            response = s_success (s_job_resp (&list->via.array.ptr [0]));
+        else
+            response = dbt_api_error (500, "malformed reply from dispatcher");
+        dbt_reply_destroy (&reply);
+        return response;
+    }
+    char err [DBT_ERRMSG_LEN];
+    char *group_id = NULL;
+    dbt_mp_field_str (reply->data, "group_id", false, &group_id, err);
+    json_t *resps = json_array ();
+    for (uint32_t i = 0; list && list->type == MSGPACK_OBJECT_ARRAY && i < list->via.array.size; i++)
+        json_array_append_new (resps, s_job_resp (&list->via.array.ptr [i]));
+    json_t *data = json_object ();
+    json_object_set_new (data, "group_id", json_string (group_id ? group_id : ""));
+    json_object_set_new (data, "jobs", resps);
+    free (group_id);
+    dbt_reply_destroy (&reply);
+    return s_success (data);
+}
+
 static dbt_response_t *
 s_post_job (s_req_t *req)
 {
-    const char *task = req->segs [1];
     char err [DBT_ERRMSG_LEN];
-    s_submit_t submit = { dbt_mpw_new (), NULL, 0, false, false };
+    dbt_mpw_t *jobs = dbt_mpw_new ();
     dbt_jobreq_route_t route;
-    dbt_mpw_array (submit.jobs);
-    int rc = dbt_jobreq_job (req->body, req->len, task, submit.jobs, &route, err);
-    dbt_mpw_end (submit.jobs);
-    dbt_response_t *response = NULL;
-    if (rc)
-        response = dbt_api_error (400, err);
-    else
-    if (!dbt_tasks_lookup (req->api->args.tasks, task)) {
-        char *message = dbt_printf ("unrecognized task: %s", task);
-        response = dbt_api_error (404, message);
-        free (message);
-    }
-    else {
-        dbt_reply_t *reply = NULL;
-        char *endpoint = s_route (req->api, task, route.queue, &response);
-        bool again = false;
-        if (endpoint) {
-            submit.records = s_remote (req->api, endpoint);
-            response = s_call_within (req->api, endpoint, DBT_C_SUBMIT, s_build_submit, &submit,
-                                      req->api->args.config->request_timeout_ms, &reply, &again);
-            response = s_unknown_outcome (response, "job_id", route.id);
-        }
-        if (response && response->status == 409 && again) {
-            //  Sent twice (a failover): the job is the one its first copy
-            //  made when this node named it (nobody else can have that
-            //  id) or when the record is what this request asks for.
-            dbt_response_t *kept = s_kept_job (req->api, endpoint, route.id,
-                                               route.named_here ? NULL : submit.jobs);
-            if (kept) {
-                dbt_response_destroy (&response);
-                response = kept;
-            }
-        }
-        free (endpoint);
-        if (!response) {
-            if (submit.records)
-                s_remember (req->api, reply);
-            const msgpack_object *jobs = dbt_mp_get (reply->data, "jobs");
-            if (jobs && jobs->type == MSGPACK_OBJECT_ARRAY && jobs->via.array.size == 1)
-                response = s_success (s_job_resp (&jobs->via.array.ptr [0]));
-            else
-                response = dbt_api_error (500, "malformed reply from dispatcher");
-            dbt_reply_destroy (&reply);
-        }
-    }
+    dbt_mpw_array (jobs);
+    int rc = dbt_jobreq_job (req->body, req->len, req->segs [1], jobs, &route, err);
+    dbt_mpw_end (jobs);
+    dbt_response_t *response = rc ? dbt_api_error (400, err)
+                             : dbt_api_submit (req->api, jobs, &route, NULL);
     dbt_jobreq_route_free (&route);
-    dbt_mpw_destroy (&submit.jobs);
+    dbt_mpw_destroy (&jobs);
     return response;
 }
 
@@ -819,55 +843,15 @@ static dbt_response_t *
 s_post_group (s_req_t *req)
 {
     char err [DBT_ERRMSG_LEN] = "";
-    s_submit_t submit = { dbt_mpw_new (), NULL, 0, true, false };
+    dbt_mpw_t *jobs = dbt_mpw_new ();
     dbt_jobreq_group_t group;
-    dbt_mpw_array (submit.jobs);
-    int rc = dbt_jobreq_group (req->body, req->len, submit.jobs, &group, err);
-    dbt_mpw_end (submit.jobs);
-    dbt_response_t *response = NULL;
-    if (rc)
-        response = dbt_api_error (400, err);
-    else {
-        submit.group_id = group.id;
-        submit.concurrency = group.concurrency;
-        dbt_reply_t *reply = NULL;
-        char *endpoint = s_route (req->api, group.first.task, group.first.queue, &response);
-        bool again = false;
-        if (endpoint) {
-            submit.records = s_remote (req->api, endpoint);
-            response = s_call_within (req->api, endpoint, DBT_C_SUBMIT, s_build_submit, &submit,
-                                      req->api->args.config->request_timeout_ms, &reply, &again);
-            response = s_unknown_outcome (response, "group_id", group.id);
-        }
-        if (response && response->status == 409 && again && group.named_here) {
-            //  Sent twice (a failover): the group is the first copy's if
-            //  its dispatcher has the id this node made.
-            dbt_response_t *kept = s_kept_group (req->api, endpoint, group.id);
-            if (kept) {
-                dbt_response_destroy (&response);
-                response = kept;
-            }
-        }
-        free (endpoint);
-        if (!response) {
-            if (submit.records)
-                s_remember (req->api, reply);
-            char *group_id = NULL;
-            dbt_mp_field_str (reply->data, "group_id", false, &group_id, err);
-            const msgpack_object *list = dbt_mp_get (reply->data, "jobs");
-            json_t *resps = json_array ();
-            for (uint32_t i = 0; list && list->type == MSGPACK_OBJECT_ARRAY && i < list->via.array.size; i++)
-                json_array_append_new (resps, s_job_resp (&list->via.array.ptr [i]));
-            json_t *data = json_object ();
-            json_object_set_new (data, "group_id", json_string (group_id ? group_id : ""));
-            json_object_set_new (data, "jobs", resps);
-            response = s_success (data);
-            free (group_id);
-            dbt_reply_destroy (&reply);
-        }
-    }
+    dbt_mpw_array (jobs);
+    int rc = dbt_jobreq_group (req->body, req->len, jobs, &group, err);
+    dbt_mpw_end (jobs);
+    dbt_response_t *response = rc ? dbt_api_error (400, err)
+                             : dbt_api_submit (req->api, jobs, NULL, &group);
     dbt_jobreq_group_free (&group);
-    dbt_mpw_destroy (&submit.jobs);
+    dbt_mpw_destroy (&jobs);
     return response;
 }
 

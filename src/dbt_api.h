@@ -25,6 +25,7 @@
 #include "dbt_pool.h"
 #include "dbt_routes.h"
 #include "dbt_view.h"
+#include "dbt_jobreq.h"
 
 typedef struct _dbt_api_t dbt_api_t;
 
@@ -69,6 +70,15 @@ void
 dbt_response_t *
     dbt_api_handle (dbt_api_t *self, const char *method, const char *path,
                     dbt_query_fn *query, void *query_arg, const char *body, size_t len);
+
+//  Submit jobs (an array of job maps written by dbt_request_job) to the
+//  dispatcher of route's queue (a group's: group->first), as POST
+//  /tasks/{task}/jobs (group NULL) or POST /groups do after decoding
+//  their bodies; the other front ends call it with the same maps. route
+//  is NULL for a group. Returns the response (caller destroys).
+dbt_response_t *
+    dbt_api_submit (dbt_api_t *self, dbt_mpw_t *jobs, const dbt_jobreq_route_t *route,
+                    const dbt_jobreq_group_t *group);
 
 //  An error response in the envelope (for the HTTP front's own errors).
 dbt_response_t *

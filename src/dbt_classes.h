@@ -10,6 +10,10 @@
 
 #include "config.h"
 
+//  Asserts stay on in every build, NDEBUG or not (as czmq's do): they catch
+//  programming errors and drive the self tests, and never do work that
+//  must happen.
+#undef NDEBUG
 #include <assert.h>
 #include <ctype.h>
 #include <errno.h>
@@ -52,6 +56,7 @@
 #include "dbt_store.h"
 #include "dbt_queue.h"
 #include "dbt_submit.h"
+#include "dbt_request.h"
 #include "dbt_jobreq.h"
 #include "dbt_pair.h"
 #include "dbt_routes.h"
@@ -69,6 +74,7 @@
 #include "dbt_api.h"
 #include "dbt_board.h"
 #include "dbt_http.h"
+#include "dbt_front.h"
 #include "dbt_node.h"
 #include "dbt_testing.h"
 

@@ -11,16 +11,18 @@ struct _dbt_client_t {
     char *endpoint;             //  its endpoint
     dbt_mpw_t *writer;          //  request body
     uint64_t rid;               //  last request id
+    dbt_client_progress_fn *progress;  //  called with PROGRESS frames, or NULL
+    void *progress_arg;         //  its argument
 };
 
 dbt_client_t *
 dbt_client_new (const char *endpoint, char *err)
 {
-    return dbt_client_new_curve (endpoint, NULL, err);
+    return dbt_client_new_with (endpoint, NULL, NULL, err);
 }
 
 dbt_client_t *
-dbt_client_new_curve (const char *endpoint, const dbt_curve_t *curve, char *err)
+dbt_client_new_with (const char *endpoint, dbt_client_setup_fn *setup, void *arg, char *err)
 {
     zsock_t *dealer = zsock_new (ZMQ_DEALER);
     if (dealer) {
@@ -28,8 +30,11 @@ dbt_client_new_curve (const char *endpoint, const dbt_curve_t *curve, char *err)
         dbt_msg_limit (dealer);
         zsock_set_sndtimeo (dealer, 1000);
     }
-    if (!dealer || dbt_curve_apply (curve, dealer, DBT_CURVE_CLIENT, NULL)
-    ||  zsock_connect (dealer, "%s", endpoint)) {
+    if (dealer && setup && setup (dealer, arg, err)) {
+        zsock_destroy (&dealer);
+        return NULL;
+    }
+    if (!dealer || zsock_connect (dealer, "%s", endpoint)) {
         dbt_err_set (err, "cannot connect to dispatcher '%s'", endpoint);
         zsock_destroy (&dealer);
         return NULL;
@@ -62,6 +67,13 @@ const char *
 dbt_client_endpoint (dbt_client_t *self)
 {
     return self->endpoint;
+}
+
+void
+dbt_client_set_progress (dbt_client_t *self, dbt_client_progress_fn *fn, void *arg)
+{
+    self->progress = fn;
+    self->progress_arg = arg;
 }
 
 dbt_mpw_t *
@@ -133,6 +145,12 @@ dbt_client_wait (dbt_client_t *self, int64_t timeout_ms, dbt_reply_t **reply_p, 
         if (!msg)
             continue;
         uint64_t got = 0, code = 0;
+        if (msg->command == DBT_C_PROGRESS && self->progress
+        &&  dbt_mp_field_u64 (msg->map, "rid", true, &got, perr) == 0 && got == rid) {
+            self->progress (msg->map, self->progress_arg);
+            dbt_msg_destroy (&msg);
+            continue;
+        }
         if (msg->command != DBT_C_REPLY
         ||  dbt_mp_field_u64 (msg->map, "rid", true, &got, perr) || got != rid
         ||  dbt_mp_field_u64 (msg->map, "code", true, &code, perr)) {
@@ -149,64 +167,4 @@ dbt_client_wait (dbt_client_t *self, int64_t timeout_ms, dbt_reply_t **reply_p, 
         *reply_p = reply;
         return 0;
     }
-}
-
-//  --------------------------------------------------------------------------
-//  Self test: a ROUTER standing in for a dispatcher answers late, early
-//  and with a stale rid; the client keeps only the reply to its request.
-
-void
-dbt_client_test (bool verbose)
-{
-    char err [DBT_ERRMSG_LEN];
-    zsock_t *router = zsock_new_router ("inproc://dbt-client-test");
-    assert (router);
-    dbt_client_t *client = dbt_client_new ("inproc://dbt-client-test", err);
-    assert (client && streq (dbt_client_endpoint (client), "inproc://dbt-client-test"));
-    assert (dbt_client_new ("nonsense://x", err) == NULL && strstr (err, "nonsense"));
-
-    //  No answer: a timeout, not a hang.
-    dbt_mpw_t *w = dbt_client_begin (client);
-    dbt_mpw_kstr (w, "job_id", "a");
-    dbt_reply_t *reply = NULL;
-    int64_t start = dbt_clock_ms ();
-    assert (dbt_client_call (client, DBT_C_STATUS, 100, &reply, err) == DBT_ETIMEDOUT);
-    assert (reply == NULL && dbt_clock_ms () - start >= 100 && strstr (err, "did not answer"));
-    dbt_msg_t *first = dbt_msg_recv (router, true, err);
-    assert (first && first->command == DBT_C_STATUS);
-    uint64_t old_rid = 0;
-    assert (dbt_mp_field_u64 (first->map, "rid", true, &old_rid, err) == 0);
-
-    //  The next request gets the late reply to the first one, then its own.
-    w = dbt_client_begin (client);
-    dbt_mpw_kstr (w, "job_id", "b");
-    dbt_mpw_t *answer = dbt_mpw_new ();
-    dbt_mpw_map (answer);
-    dbt_mpw_ku64 (answer, "rid", old_rid);
-    dbt_mpw_ku64 (answer, "code", 500);
-    dbt_mpw_end (answer);
-    assert (dbt_msg_send (router, first->identity, DBT_PROTO_CLIENT, DBT_C_REPLY, answer) == 0);
-    dbt_mpw_map (answer);
-    dbt_mpw_ku64 (answer, "rid", old_rid + 1);
-    dbt_mpw_ku64 (answer, "code", 404);
-    dbt_mpw_kstr (answer, "message", "job not found");
-    dbt_mpw_kstr (answer, "data", "x");
-    dbt_mpw_end (answer);
-    assert (dbt_msg_send (router, first->identity, DBT_PROTO_CLIENT, DBT_C_REPLY, answer) == 0);
-    assert (dbt_client_call (client, DBT_C_STATUS, 2000, &reply, err) == 0);
-    assert (reply->code == 404 && streq (reply->message, "job not found"));
-    assert (reply->data && reply->data->type == MSGPACK_OBJECT_STR);
-    dbt_reply_destroy (&reply);
-    dbt_msg_t *second = dbt_msg_recv (router, true, err);
-    char *job = NULL;
-    assert (second && dbt_mp_field_str (second->map, "job_id", true, &job, err) == 0 && streq (job, "b"));
-    free (job);
-
-    dbt_msg_destroy (&first);
-    dbt_msg_destroy (&second);
-    dbt_mpw_destroy (&answer);
-    dbt_client_destroy (&client);
-    zsock_destroy (&router);
-    if (verbose)
-        printf ("client: ok\n");
 }

@@ -29,9 +29,13 @@ typedef struct {
 dbt_client_t *
     dbt_client_new (const char *endpoint, char *err);
 
-//  The same, its socket secured by curve (dbt_curve_apply; NULL = none).
+//  Applied to a client's socket before it connects (CURVE keys, say):
+//  returns 0, or -1 with err set.
+typedef int (dbt_client_setup_fn) (zsock_t *sock, void *arg, char *err);
+
+//  The same, setup (when not NULL) applied to the socket first.
 dbt_client_t *
-    dbt_client_new_curve (const char *endpoint, const dbt_curve_t *curve, char *err);
+    dbt_client_new_with (const char *endpoint, dbt_client_setup_fn *setup, void *arg, char *err);
 
 //  Destroy; nulls the pointer.
 void
@@ -40,6 +44,13 @@ void
 //  The endpoint it talks to. Borrowed.
 const char *
     dbt_client_endpoint (dbt_client_t *self);
+
+//  PROGRESS frames (from a client endpoint, docs/protocol.md) for the
+//  request awaited are given to fn (their map, borrowed for the call);
+//  NULL drops them, as by default.
+typedef void (dbt_client_progress_fn) (const msgpack_object *map, void *arg);
+void
+    dbt_client_set_progress (dbt_client_t *self, dbt_client_progress_fn *fn, void *arg);
 
 //  Start a request body: returns the client's writer with a map opened and
 //  the rid written; add the request's fields, then call dbt_client_call.

@@ -130,6 +130,8 @@ static const s_key_t s_keys [] = {
       "this node's dispatcher endpoint (tcp://, ipc:// or inproc://)" },
     { S_MESH, "publish", S_ENDPOINT, NULL, 0, 0, S_CFG (mesh_publish),
       "where this node's dispatcher publishes state updates, default: bind's port + 1" },
+    { S_MESH, "client", S_ENDPOINT, NULL, 0, 0, S_CFG (mesh_client),
+      "the client endpoint (the job API over ZeroMQ), default: bind's port + 2" },
     { S_MESH, "peers", S_PEERS, NULL, 0, 0, 0,
       "other nodes' dispatcher endpoints (their bind), comma-separated" },
     { S_MESH, "dispatch", S_BOOL, "true", 0, 0, S_CFG (mesh_dispatch),
@@ -564,6 +566,7 @@ dbt_config_destroy (dbt_config_t **self_p)
         free (self->mesh_peers [i]);
     free (self->mesh_peers);
     free (self->mesh_publish);
+    free (self->mesh_client);
     free (self->data_dir);
     free (self->auth_token);
     free (self->tls_cert);
@@ -1004,20 +1007,20 @@ s_load_file (dbt_config_t *config, const char *path, char *err)
 //  --------------------------------------------------------------------------
 //  Checks across keys, and computed defaults, once every source is read.
 
-//  The publish endpoint next to a bind: tcp port + 1 (or any port when
-//  the bind takes any), ipc and inproc names with a ".pub" suffix.
+//  An endpoint next to a bind: tcp port + offset (or any port when the
+//  bind takes any), ipc and inproc names with a suffix.
 static char *
-s_derive_publish (const char *bind)
+s_derive_endpoint (const char *bind, int offset, const char *suffix)
 {
     if (strncmp (bind, "tcp://", 6) == 0) {
         const char *colon = strrchr (bind, ':');
         int64_t port = 0;
-        if (colon && colon > bind + 5 && dbt_parse_int64 (colon + 1, 1, 65534, &port) == 0)
-            return dbt_printf ("%.*s:%" PRId64, (int) (colon - bind), bind, port + 1);
+        if (colon && colon > bind + 5 && dbt_parse_int64 (colon + 1, 1, 65535 - offset, &port) == 0)
+            return dbt_printf ("%.*s:%" PRId64, (int) (colon - bind), bind, port + offset);
         if (colon && streq (colon + 1, "*"))
             return dbt_strdup (bind);
     }
-    return dbt_printf ("%s.pub", bind);
+    return dbt_printf ("%s%s", bind, suffix);
 }
 
 //  True for endpoints only this host can reach: inproc, ipc, and tcp on a
@@ -1052,7 +1055,11 @@ s_finish (dbt_config_t *config, const char *source, char *err)
     if (!config->mesh_dispatcher && (config->mesh_dispatch || config->nmesh_peers == 0))
         config->mesh_dispatcher = dbt_strdup (config->mesh_bind);
     if (!config->mesh_publish)
-        config->mesh_publish = s_derive_publish (config->mesh_bind);
+        config->mesh_publish = s_derive_endpoint (config->mesh_bind, 1, ".pub");
+    if (!config->mesh_client) {
+        config->mesh_client = s_derive_endpoint (config->mesh_bind, 2, ".client");
+        config->mesh_client_derived = true;
+    }
     if (config->state_map_max == 0)
         config->state_map_max = config->state_map_size > 8 * S_GIB ? config->state_map_size : 8 * S_GIB;
     if (config->state_map_max < config->state_map_size) {
@@ -1060,9 +1067,12 @@ s_finish (dbt_config_t *config, const char *source, char *err)
                      PRId64 " bytes)", source, config->state_map_max, config->state_map_size);
         return -1;
     }
-    const char *open_endpoint = !s_endpoint_local (config->mesh_bind) ? config->mesh_bind
+    const char *open_endpoint = !config->mesh_dispatch ? NULL
+                              : !s_endpoint_local (config->mesh_bind) ? config->mesh_bind
                               : !s_endpoint_local (config->mesh_publish) ? config->mesh_publish : NULL;
-    if (config->mesh_dispatch && !config->mesh_insecure && !config->mesh_curve_cert && open_endpoint) {
+    if (!open_endpoint && !config->worker_only && !s_endpoint_local (config->mesh_client))
+        open_endpoint = config->mesh_client;
+    if (!config->mesh_insecure && !config->mesh_curve_cert && open_endpoint) {
         dbt_err_set (err, "%s: [mesh] endpoint '%s' is not a loopback address and no CURVE keys are "
                      "configured: anyone who can reach it could submit and cancel jobs, read job "
                      "state and take jobs as a worker; bind to 127.0.0.1, or set [mesh] insecure = "

@@ -71,6 +71,8 @@ typedef struct {
                                 //  queues not configured (= bind; NULL on a node
                                 //  without a dispatcher: learned from peers)
     char *mesh_publish;         //  publish: state updates endpoint (bind's port + 1)
+    char *mesh_client;          //  client: the client endpoint (bind's port + 2)
+    bool mesh_client_derived;   //  derived: client not configured (a failed bind warns)
     char **mesh_peers;          //  peers: other nodes' dispatcher endpoints
     size_t nmesh_peers;         //  number of peers
     bool mesh_dispatch;         //  dispatch: run a dispatcher (false when worker_only)

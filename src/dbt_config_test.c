@@ -216,6 +216,7 @@ dbt_config_test (bool verbose)
     assert (config->heartbeat_ms == 100 && config->heartbeat_liveness == 20);
     assert (config->nmesh_peers == 2 && streq (config->mesh_peers [1], "tcp://b:2"));
     assert (config->mesh_dispatch && streq (config->mesh_publish, "ipc:///tmp/dbt.ipc.pub"));
+    assert (streq (config->mesh_client, "ipc:///tmp/dbt.ipc.client"));
     assert (config->nqueues == 2);
     const dbt_queueconf_t *queue = dbt_config_queue (config, "fast");
     assert (queue && queue->concurrency == 4 && streq (queue->dispatcher, "ipc:///tmp/dbt.ipc"));
@@ -320,6 +321,8 @@ dbt_config_test (bool verbose)
         //  a mesh others can reach, without keys, needs an explicit choice
         { "[mesh]\nbind = tcp://0.0.0.0:6070", "not a loopback address and no CURVE keys" },
         { "[mesh]\npublish = tcp://0.0.0.0:6071", "'tcp://0.0.0.0:6071' is not a loopback address" },
+        { "[mesh]\nclient = tcp://0.0.0.0:6072", "'tcp://0.0.0.0:6072' is not a loopback address" },
+        { "[mesh]\ndispatch = false\nclient = tcp://10.0.0.1:6072", "not a loopback address" },
         { "[mesh]\npeers = tcp://a:1, udp://b:2", "expected endpoints starting with tcp://" },
         { "[mesh]\nbind = tcp://10.1.2.3:6070", "set [mesh] insecure = true" },
         { "state_map_size = 2GiB\nstate_map_max = 1GiB", "state_map_max (1073741824 bytes) is less than" },
@@ -358,7 +361,7 @@ dbt_config_test (bool verbose)
                          "[mesh] ; the mesh\n  bind = tcp://h:1\n[db.src]\nmax_active = 3\n"
                          "[mesh]\nheartbeat_liveness = 4\ninsecure = true\n", NULL);
     assert (streq (config->queue, "q1") && streq (config->mesh_bind, "tcp://h:1"));
-    assert (streq (config->mesh_publish, "tcp://h:2"));
+    assert (streq (config->mesh_publish, "tcp://h:2") && streq (config->mesh_client, "tcp://h:3"));
     assert (config->heartbeat_liveness == 4);
     assert (dbt_config_db (config, "src")->conf.max_active == 3);
     assert (dbt_config_db (config, "src")->line == 6);

@@ -331,6 +331,21 @@ s_zap_actor (zsock_t *pipe, void *args)
 //  --------------------------------------------------------------------------
 //  Object
 
+static int
+s_client_setup (zsock_t *sock, void *arg, char *err)
+{
+    if (dbt_curve_apply ((const dbt_curve_t *) arg, sock, DBT_CURVE_CLIENT, NULL) == 0)
+        return 0;
+    dbt_err_set (err, "cannot set CURVE keys on a client socket");
+    return -1;
+}
+
+dbt_client_t *
+dbt_curve_client_new (const dbt_curve_t *self, const char *endpoint, char *err)
+{
+    return dbt_client_new_with (endpoint, self ? s_client_setup : NULL, (void *) self, err);
+}
+
 int
 dbt_curve_new (const dbt_config_t *config, dbt_curve_t **curve_p, char *err)
 {

@@ -23,6 +23,7 @@
 #include <stdbool.h>
 #include <czmq.h>
 #include "dbt_config.h"
+#include "dbt_client.h"
 
 //  Length of a Z85 key, without its NUL.
 #define DBT_CURVE_KEYLEN 40
@@ -72,6 +73,11 @@ const char *
 int
     dbt_curve_client_keys (zsock_t *sock, const char *client_cert, const char *server_key,
                            char *err);
+
+//  A dispatcher client (dbt_client) whose socket is secured by self
+//  (NULL: none). Returns NULL with err set.
+dbt_client_t *
+    dbt_curve_client_new (const dbt_curve_t *self, const char *endpoint, char *err);
 
 //  Load a cert file's keys into public_key / secret_key (DBT_CURVE_KEYLEN+1
 //  bytes each; secret_key may be NULL to read a public cert). Returns 0, or

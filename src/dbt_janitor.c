@@ -56,7 +56,7 @@ s_call (self_t *self, int command, const char *what)
         //  A fresh socket for the next request.
         char *endpoint = dbt_strdup (self->args->endpoint);
         dbt_client_destroy (&self->client);
-        self->client = dbt_client_new_curve (endpoint, self->args->config->curve, err);
+        self->client = dbt_curve_client_new (self->args->config->curve, endpoint, err);
         free (endpoint);
     }
     return ok;
@@ -170,7 +170,7 @@ dbt_janitor_actor (zsock_t *pipe, void *args)
 {
     self_t self = { (dbt_janitor_args_t *) args, NULL };
     char err [DBT_ERRMSG_LEN];
-    self.client = dbt_client_new_curve (self.args->endpoint, self.args->config->curve, err);
+    self.client = dbt_curve_client_new (self.args->config->curve, self.args->endpoint, err);
     if (!self.client)
         dbt_log (DBT_LOG_ERROR, "janitor: %s", err);
     zpoller_t *poller = zpoller_new (pipe, NULL);

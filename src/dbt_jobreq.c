@@ -143,33 +143,27 @@ s_job_spec (json_t *req, const char *task_name, dbt_mpw_t *w, char **id_p, char 
     if (!id || !*id)
         dbt_uuid (uuid);
     char *named = *uuid ? dbt_printf ("job_%s", uuid) : dbt_strdup (id);
-    dbt_mpw_map (w);
-    dbt_mpw_kstr (w, "task", task_name ? task_name : task);
-    dbt_mpw_kstr (w, "id", named);
+    dbt_request_t spec;
+    dbt_request_init (&spec);
+    spec.task = task_name ? task_name : task;
+    spec.id = named;
+    spec.queue = queue;
+    spec.db = db;
+    spec.nargs = json_array_size (args);
+    spec.args = spec.nargs ? (const char **) dbt_malloc (spec.nargs * sizeof (char *)) : NULL;
+    json_array_foreach (args, index, arg)
+        spec.args [index] = json_is_string (arg) ? json_string_value (arg) : NULL;
+    spec.eta_ms = eta_ms;
+    //  In the dispatcher's map an absent ttl is the default and 0 no limit
+    spec.ttl_ms = ttl == -1 ? 0 : ttl > 0 ? (int64_t) ttl * 1000 : -1;
+    spec.results_ttl_ms = results_ttl >= 0 ? (int64_t) results_ttl * 1000 : -1;
+    spec.retries = (int64_t) retries;
+    dbt_request_job (w, &spec);
+    free (spec.args);
     if (id_p)
         *id_p = named;
     else
         free (named);
-    if (queue)
-        dbt_mpw_kstr (w, "queue", queue);
-    if (db)
-        dbt_mpw_kstr (w, "db", db);
-    dbt_mpw_str (w, "args");
-    dbt_mpw_array (w);
-    json_array_foreach (args, index, arg)
-        dbt_mpw_str (w, json_is_string (arg) ? json_string_value (arg) : NULL);
-    dbt_mpw_end (w);
-    dbt_mpw_ki64 (w, "eta", eta_ms);
-    //  In the dispatcher's map an absent ttl is the default and 0 no limit
-    if (ttl == -1)
-        dbt_mpw_ki64 (w, "ttl", 0);
-    else
-    if (ttl > 0)
-        dbt_mpw_ki64 (w, "ttl", (int64_t) ttl * 1000);
-    if (results_ttl >= 0)
-        dbt_mpw_ki64 (w, "results_ttl", (int64_t) results_ttl * 1000);
-    dbt_mpw_ku64 (w, "retries", (uint64_t) retries);
-    dbt_mpw_end (w);
     return 0;
 }
 

@@ -67,21 +67,3 @@ dbt_log (dbt_log_level_t level, const char *format, ...)
     ssize_t rc = write (STDERR_FILENO, line, off);
     (void) rc;
 }
-
-void
-dbt_log_test (bool verbose)
-{
-    dbt_log_level_t level;
-    assert (dbt_log_parse_level ("debug", &level) == 0 && level == DBT_LOG_DEBUG);
-    assert (dbt_log_parse_level ("ERROR", &level) == 0 && level == DBT_LOG_ERROR);
-    assert (dbt_log_parse_level ("warning", &level) == 0 && level == DBT_LOG_WARN);
-    assert (dbt_log_parse_level ("loud", &level) == -1);
-    dbt_log_level_t saved = (dbt_log_level_t) s_level;
-    dbt_log_set_level (DBT_LOG_ERROR);
-    assert (!dbt_log_enabled (DBT_LOG_INFO));
-    assert (dbt_log_enabled (DBT_LOG_ERROR));
-    dbt_log (DBT_LOG_INFO, "test: not shown");
-    dbt_log_set_level (saved);
-    if (verbose)
-        dbt_log (DBT_LOG_INFO, "log: ok");
-}

@@ -50,7 +50,11 @@ void
 #define DBT_C_STATS      0x0a           //  counters for /metrics
 #define DBT_C_SNAPSHOT   0x0b           //  a page of the dispatcher's records
 #define DBT_C_PAIR       0x0c           //  failover partner -> partner: heartbeat
+#define DBT_C_TASKS      0x40           //  client endpoint: the task list
+#define DBT_C_RESULTS    0x41           //  client endpoint: a page of results rows
+#define DBT_C_WAIT       0x42           //  client endpoint: wait for a final state
 #define DBT_C_REPLY      0x80           //  dispatcher -> client
+#define DBT_C_PROGRESS   0x81           //  client endpoint -> client: a waited job's progress
 
 //  Worker commands.
 #define DBT_W_READY      0x10           //  worker -> dispatcher: register
@@ -101,6 +105,8 @@ void
     dbt_mpw_u64 (dbt_mpw_t *self, uint64_t value);
 void
     dbt_mpw_i64 (dbt_mpw_t *self, int64_t value);
+void
+    dbt_mpw_f64 (dbt_mpw_t *self, double value);
 void
     dbt_mpw_bool (dbt_mpw_t *self, bool value);
 void

@@ -37,6 +37,8 @@ struct _dbt_node_t {
     dbt_board_t *board;         //  the dashboard, or NULL
     dbt_http_args_t http_args;
     zactor_t *http;             //  HTTP actor, or NULL
+    dbt_front_args_t front_args;
+    zactor_t *front;            //  client endpoint actor, or NULL
     s_served_t *served;         //  queues with workers
     size_t nserved;             //  number of served queues
     int http_port;              //  bound HTTP port
@@ -301,6 +303,19 @@ dbt_node_new (const dbt_config_t *config, char *err)
             dbt_err_set (err, "cannot listen for HTTP on %s (see the log)", config->server);
             goto fail;
         }
+        self->front_args = (dbt_front_args_t) { config, self->api, self->view };
+        self->front = zactor_new (dbt_front_actor, &self->front_args);
+        zstr_send (self->front, "ENDPOINT");
+        char *bound = zstr_recv (self->front);
+        bool listening = bound && *bound;
+        free (bound);
+        if (!listening && !config->mesh_client_derived) {
+            dbt_err_set (err, "cannot bind the client endpoint %s (see the log)", config->mesh_client);
+            goto fail;
+        }
+        if (!listening)
+            dbt_log (DBT_LOG_WARN, "node: no client endpoint: the default one, %s, is taken; "
+                     "set [mesh] client", config->mesh_client);
     }
     dbt_log (DBT_LOG_INFO, "node: '%s' started: %zu tasks, %zu queues served%s",
              config->worker_name, dbt_tasks_size (self->tasks), self->nserved,
@@ -318,6 +333,7 @@ dbt_node_destroy (dbt_node_t **self_p, bool drain)
     dbt_node_t *self = *self_p;
     if (!self)
         return;
+    zactor_destroy (&self->front);
     zactor_destroy (&self->http);
     if (drain && self->nserved) {
         //  Stop taking jobs; let running ones finish up to the limit.

@@ -34,6 +34,7 @@ static test_item_t s_tests [] = {
     { "ch_native", dbt_ch_native_test },
     { "driver_clickhouse", dbt_driver_clickhouse_test },
     { "submit", dbt_submit_test },
+    { "request", dbt_request_test },
     { "jobreq", dbt_jobreq_test },
     { "routes", dbt_routes_test },
     { "view", dbt_view_test },
@@ -52,6 +53,7 @@ static test_item_t s_tests [] = {
     { "board", dbt_board_test },
     { "http", dbt_http_test },
     { "tls", dbt_tls_test },
+    { "front", dbt_front_test },
     { "node", dbt_node_test },
     { NULL, NULL }
 };
