@@ -216,7 +216,7 @@ void
 typedef struct {
     zframe_t *identity;         //  sender, on ROUTER sockets; else NULL
     bool local;                 //  sent from this process (inproc: no peer address)
-    char signature [8];         //  DBT_PROTO_CLIENT or DBT_PROTO_WORKER
+    char signature [8];         //  DBT_PROTO_CLIENT, _WORKER or _STATE
     int command;                //  DBT_C_* or DBT_W_*
     dbt_mpr_t *body;            //  parsed body
     const msgpack_object *map;  //  body root, always a map

@@ -504,6 +504,7 @@ dbt_buf_reserve (dbt_buf_t *self, size_t extra)
         cap *= 2;
     self->data = (char *) dbt_realloc (self->data, cap);
     self->cap = cap;
+    self->data [self->len] = 0;     //  always a string, even before a write
 }
 
 void

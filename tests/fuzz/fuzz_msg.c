@@ -185,7 +185,8 @@ dbt_fuzz_one (const uint8_t *data, size_t size, char *err)
     }
     assert (frames == (router ? 4u : 3u));
     assert (router ? parsed->identity != NULL : parsed->identity == NULL);
-    assert (streq (parsed->signature, DBT_PROTO_CLIENT) || streq (parsed->signature, DBT_PROTO_WORKER));
+    assert (streq (parsed->signature, DBT_PROTO_CLIENT) || streq (parsed->signature, DBT_PROTO_WORKER)
+         || streq (parsed->signature, DBT_PROTO_STATE));
     assert (parsed->command >= 0 && parsed->command <= 255);
     assert (parsed->map && parsed->map->type == MSGPACK_OBJECT_MAP);
     s_decode_all (parsed->map);
