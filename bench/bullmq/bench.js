@@ -38,7 +38,7 @@ async function worker(concurrency, total) {
         if (!ok) failed++;
         if (++done === total) {
             process.stdout.write(`end_ms=${nowMs().toFixed(3)} failed=${failed}\n`);
-            w.close().then(() => process.exit(0));
+            process.exit(0);     //  not close(): it waits out a blocking fetch
         }
     };
     w.on('completed', () => finish(true));
