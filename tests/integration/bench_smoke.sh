@@ -16,7 +16,10 @@ start=$(date +%s)
 "$top_srcdir/bench/run" --smoke --results "$dir/results.tsv" --report "$dir/benchmarks.md" > "$dir/log" 2>&1
 rc=$?
 took=$(( $(date +%s) - start ))
-[ $rc = 0 ] || sed 's/^/#   /' "$dir/log" | tail -40
+if [ $rc != 0 ]; then
+    diag "bench/run's progress:"; grep '^bench: ' "$dir/log" | sed 's/^/#   /'
+    diag "its last lines:"; tail -40 "$dir/log" | sed 's/^/#   /'
+fi
 is "$rc" 0 "bench/run --smoke exits 0"
 diag "bench/run --smoke took $took s"
 
