@@ -94,6 +94,11 @@ def number(text):
         return None
 
 
+def cell(text):
+    """text for a markdown table cell"""
+    return str(text).replace("|", "\\|")
+
+
 def fmt(v):
     if v is None:
         return "-"
@@ -109,6 +114,22 @@ def target(table, key_bench, figure, *rest):
         if key[0] == key_bench and figure.startswith(key[1]) and key[2:] == rest:
             return text
     return ""
+
+
+def met(value, text):
+    """whether value meets a target text such as '>= 0.9', '<= 10 ms', '0'"""
+    if value is None or not text:
+        return ""
+    words = text.replace(",", "").split()
+    try:
+        if words[0] in (">=", "<="):
+            bound = float(words[1])
+            ok = value >= bound if words[0] == ">=" else value <= bound
+        else:
+            ok = value == float(words[0])
+    except (ValueError, IndexError):
+        return ""
+    return "yes" if ok else "**no**"
 
 
 def sh(cmd):
@@ -171,6 +192,50 @@ def main():
     w("")
     w("Sizes: `{}`.".format(meta.get("sizes", "")))
     w("")
+    w("## Summary")
+    w("")
+    w("Every figure or ratio of medians that has a target (issue 9), in this run:")
+    w("")
+    w("| benchmark | figure | median | target | met |")
+    w("| --- | --- | --- | --- | --- |")
+    for bench in order:
+        for (figure, side), (unit, vals) in figs[bench].items():
+            t = target(FIGURE_TARGETS, bench, figure) if side == "dungbeetle" else ""
+            if t:
+                v = statistics.median(vals) if vals else None
+                w("| {} | {} | {} | {} | {} |".format(bench, cell(figure), fmt(v), t, met(v, t)))
+        for _, figure, a, b in [r for r in ratios if r[0] == bench]:
+            t = target(TARGETS, bench, figure, b)
+            va = figs[bench].get((figure, a), ["", []])[1]
+            vb = figs[bench].get((figure, b), ["", []])[1]
+            v = statistics.median(va) / statistics.median(vb) if va and vb and statistics.median(vb) else None
+            if t:
+                w("| {} | {} | {} | {} | {} |".format(bench, cell("{}: {} / {}".format(figure, a, b)),
+                                                   fmt(v), t, met(v, t)))
+    w("")
+    w("## Running it")
+    w("")
+    w("```sh")
+    w("make bench                            # every benchmark, 5 runs, rewrites this file")
+    w("make bench BENCH_ARGS='--runs 3 p2_pg' # some of them")
+    w("bench/run --smoke                     # once each at tiny size (tests/integration/bench_smoke.sh)")
+    w("BENCH_JOBS=2000 bench/run p2_sqlite   # smaller: BENCH_JOBS BENCH_ACCEPT BENCH_CLIENTS")
+    w("                                      # BENCH_WRK_SECONDS BENCH_HOLD_CONNS BENCH_HOLD_SECONDS")
+    w("                                      # BENCH_LATENCY_JOBS BENCH_ROWS BENCH_RSS_ROWS")
+    w("```")
+    w("")
+    w("bench/run installs what is missing (Debian nginx, wrk, redis-server as root;")
+    w("`npm ci` in bench/bullmq from its lock file), starts every server on loopback in")
+    w("a temporary directory (PostgreSQL, MariaDB and ClickHouse through")
+    w("tests/lib/servers.sh, with their durability relaxed as in the tests; two")
+    w("redis-server with `appendonly yes` and `appendfsync always` or `everysec`;")
+    w("nginx) and stops them at the end. The load generators are bench/loadgen (C,")
+    w("epoll, keep-alive HTTP/1.1), wrk, and for BullMQ bench/bullmq/bench.js (Node,")
+    w("one ioredis connection per client); each runs the same way against both sides.")
+    w("The driver-level benches (`make bench-drivers`: bench/pg_bench, mariadb_bench,")
+    w("ch_bench, sqlite_results_bench) and bench/replica_bench.sh (mesh replica lag)")
+    w("stay outside the suite.")
+    w("")
     w("## Machine")
     w("")
     w("| | |")
@@ -213,10 +278,10 @@ def main():
             t = target(FIGURE_TARGETS, bench, figure) if side == "dungbeetle" else ""
             if vals:
                 w("| {} | {} | {} | {} | {} | {} | {} | {} |".format(
-                    figure, side, len(vals), fmt(min(vals)), fmt(statistics.median(vals)),
+                    cell(figure), cell(side), len(vals), fmt(min(vals)), fmt(statistics.median(vals)),
                     fmt(max(vals)), unit, t))
             else:
-                w("| {} | {} | 0 | - | - | - | {} | {} |".format(figure, side, unit, t))
+                w("| {} | {} | 0 | - | - | - | {} | {} |".format(cell(figure), cell(side), unit, t))
         rows = [r for r in ratios if r[0] == bench]
         if rows:
             w("")
@@ -226,7 +291,7 @@ def main():
                 va = figs[bench].get((figure, a), ["", []])[1]
                 vb = figs[bench].get((figure, b), ["", []])[1]
                 r = statistics.median(va) / statistics.median(vb) if va and vb and statistics.median(vb) else None
-                w("| {}: {} / {} | {} | {} |".format(figure, a, b, fmt(r) if r is not None else "-",
+                w("| {} | {} | {} |".format(cell("{}: {} / {}".format(figure, a, b)), fmt(r) if r is not None else "-",
                                                      target(TARGETS, bench, figure, b)))
         w("")
     sys.stdout.write("\n".join(out) + "\n")

@@ -61,6 +61,7 @@ check p5_rss "peak RSS 100000 rows" dungbeetle
 for b in p2_sqlite p2_pg accept p3_get p3_hold p4_latency p1_pg p1_mariadb p1_clickhouse p5_rss; do
     ok "the report has a section for $b" grep -q "(\`$b\`)" "$dir/benchmarks.md"
 done
+ok "the report has a summary of the targets" grep -q "^## Summary" "$dir/benchmarks.md"
 ok "the report names the machine" grep -q '^| cores | ' "$dir/benchmarks.md"
 ok "the report gives ratios of medians" grep -q '^| jobs/s 4 runners: dungbeetle / bullmq always | [0-9]' "$dir/benchmarks.md"
 ok "the report holds no failed benchmark" bash -c "! grep -q 'No figure' '$dir/benchmarks.md'"
