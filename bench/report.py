@@ -143,7 +143,8 @@ def machine():
     model = sh("sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1")
     mem = sh("awk '/^MemTotal/ { printf \"%.1f GiB\", $2 / 1048576 }' /proc/meminfo")
     disk = sh("df -hT /tmp | awk 'NR == 2 { print $1 \" (\" $2 \", \" $3 \")\" }'")
-    dev = sh("lsblk -dno NAME,ROTA,MODEL 2>/dev/null | head -3 | tr '\\n' ';'")
+    dev = sh("lsblk -dno NAME,ROTA,SIZE,TYPE 2>/dev/null | awk '$4 == \"disk\" && $3 != \"0B\" "
+             "{ printf \"%s%s %s, rotational=%s\", n++ ? \"; \" : \"\", $1, $3, $2 }'")
     return [
         ("cores", "{} ({})".format(os.cpu_count(), model or "unknown model")),
         ("memory", mem),
@@ -190,6 +191,7 @@ def main():
     w("ran at the same time), so figures are noisy; the references ran under the")
     w("same load, which is why only ratios within one run are compared.")
     w("")
+    w("")
     w("Sizes: `{}`.".format(meta.get("sizes", "")))
     w("")
     w("## Summary")
@@ -225,6 +227,10 @@ def main():
     w("- The first/last completion windows are 1,000 jobs when 10,000 or more are posted,")
     w("  else a tenth of the jobs; job timestamps have millisecond resolution, so")
     w("  created-to-started figures are whole milliseconds.")
+    w("- The first completion window overlaps the posting of all the jobs (the node")
+    w("  accepts 20,000 jobs while its runners start on the first), so on 2 cores it is")
+    w("  slowed by the submissions: a last/first ratio above 1 says the later jobs did not")
+    w("  slow down, not that they sped up.")
     w("- The BullMQ clients are Node (one event loop, one ioredis connection per client):")
     w("  that is BullMQ's own client; bench/loadgen and wrk drive the HTTP sides.")
     w("- p3_hold runs once (60 s) whatever `--runs` says.")
