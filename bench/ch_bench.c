@@ -1,7 +1,7 @@
 /*  =========================================================================
     ch_bench - ClickHouse driver throughput against curl and other formats
 
-    Usage: bench/ch_bench URL [ROWS]          (build: make bench)
+    Usage: bench/ch_bench URL [ROWS]          (build: make bench-drivers)
 
     Reads ROWS (default 5,000,000) rows of the six-column report shape
     (Int64, Decimal(12,2), DateTime, Date, UInt8, String) generated from

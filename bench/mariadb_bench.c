@@ -1,7 +1,7 @@
 /*  =========================================================================
     mariadb_bench - MariaDB driver throughput against the raw client pipe
 
-    Usage: bench/mariadb_bench HOST PORT USER PASSWORD DB [ROWS]   (make bench)
+    Usage: bench/mariadb_bench HOST PORT USER PASSWORD DB [ROWS]   (make bench-drivers)
 
     Fills bench_src with ROWS (default 1,000,000) rows of the six-column
     report shape (bigint, decimal(12,2), datetime(6), date, boolean,

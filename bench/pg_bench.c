@@ -1,7 +1,7 @@
 /*  =========================================================================
     pg_bench - PostgreSQL driver throughput against the raw COPY pipe
 
-    Usage: bench/pg_bench DSN [ROWS]          (build: make bench)
+    Usage: bench/pg_bench DSN [ROWS]          (build: make bench-drivers)
 
     Fills bench_src with ROWS (default 1,000,000) rows of the six-column
     report shape (bigint, numeric(12,2), timestamp, date, boolean, text) and

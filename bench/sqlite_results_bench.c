@@ -3,7 +3,7 @@
 
     Usage: bench/sqlite_results_bench [-n JOBS] [-t THREADS] [-r RUNS]
                                       [-w WINDOW] [-m MODE,...] [-d DIR]
-           (build: make bench; defaults 20000 jobs, 4 threads, 5 runs,
+           (build: make bench-drivers; defaults 20000 jobs, 4 threads, 5 runs,
            windows of 1000 jobs, modes driver,rawfile, DIR $TMPDIR or /tmp)
 
     Each job writes one row (BIGINT, TEXT, DOUBLE) into a results table of
