@@ -466,6 +466,7 @@ main (int argc, char *argv [])
             for (int code = 0; code < 600; code++)
                 if (sh.codes [code])
                     printf ("status %d: %ld\n", code, sh.codes [code]);
+        fflush (stdout);
         return 0;
     }
     if (strcmp (mode, "check") == 0) {
@@ -489,9 +490,17 @@ main (int argc, char *argv [])
                 break;
             s_sleep_ms (250);
         }
-        for (long i = 0; i < sh.count; i++)
+        for (long i = 0; i < sh.count; i++) {
             printf ("%s %s %lld\n", sh.ids [i], sh.states [i] ? sh.states [i] : "unknown",
                     (long long) sh.counts [i]);
+            free (sh.ids [i]);
+            free (sh.states [i]);
+        }
+        fflush (stdout);
+        free (sh.ids);
+        free (sh.states);
+        free (sh.counts);
+        free (sh.done);
         return 0;
     }
     s_usage ();

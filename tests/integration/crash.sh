@@ -85,7 +85,8 @@ rounds () {
 verify () {
     local node=$1 port start secs total
     eval "port=\${${node}_HTTP}"
-    total=$(wc -l < "$NODE_DIR/$node.acked")
+    total=$(load_lines "$NODE_DIR/$node.acked")
+    ok "$node: jobs were acknowledged" test "${total:-0}" -gt 0
     ok "$node: jobs were acknowledged in every round" \
        test "$(cut -d_ -f1 "$NODE_DIR/$node.acked" | sort -u | wc -l)" -eq "$CRASH_ROUNDS"
     is "$(sort "$NODE_DIR/$node.acked" | uniq -d | wc -l)" 0 "$node: no id acknowledged twice"
@@ -93,7 +94,7 @@ verify () {
     load_check "$port" "$NODE_DIR/$node.acked" 120 > "$NODE_DIR/$node.states"
     secs=$(( $(date +%s) - start ))
     diag "$node: $total acknowledged jobs checked, all terminal $secs s after the last restart"
-    is "$(wc -l < "$NODE_DIR/$node.states")" "$total" "$node: every acknowledged job was looked up"
+    is "$(load_lines "$NODE_DIR/$node.states")" "$total" "$node: every acknowledged job was looked up"
     is "$(awk '$2 == "missing" || $2 == "unreachable"' "$NODE_DIR/$node.states" | wc -l)" 0 \
        "$node: every acknowledged job is found after the crashes"
     is "$(awk '$2 != "SUCCESS" && $2 != "FAILURE"' "$NODE_DIR/$node.states" | wc -l)" 0 \
@@ -121,6 +122,7 @@ while read -r id; do
     printf "SELECT '%s', COUNT(*) FROM \"results_%s\";\n" "$id" "$id"
 done < "$NODE_DIR/pg.acked" > "$NODE_DIR/pg.count.sql"
 psql "$PG_DSN" -X -A -t -q -F ' ' -f "$NODE_DIR/pg.count.sql" 2> "$NODE_DIR/pg.count.err" | sort > "$NODE_DIR/pg.rows"
+is "$(load_lines "$NODE_DIR/pg.rows")" "$(load_lines "$NODE_DIR/pg.acked")" "pg: every acknowledged job has a results table"
 is "$(comm -3 <(expected pg) "$NODE_DIR/pg.rows" | wc -l)" 0 \
    "pg: every acknowledged job's results table is complete"
 comm -3 <(expected pg) "$NODE_DIR/pg.rows" | head -5 | sed 's/^/# differs: /'
@@ -135,6 +137,7 @@ while read -r id; do
         "$(sqlite_table_file "$NODE_DIR/results.db" "results_$id")" "$id" "$id"
 done < "$NODE_DIR/sq.acked" > "$NODE_DIR/sq.count.sql"
 sqlite3 -batch -separator ' ' < "$NODE_DIR/sq.count.sql" 2> "$NODE_DIR/sq.count.err" | sort > "$NODE_DIR/sq.rows"
+is "$(load_lines "$NODE_DIR/sq.rows")" "$(load_lines "$NODE_DIR/sq.acked")" "sq: every acknowledged job has a results table"
 is "$(comm -3 <(expected sq) "$NODE_DIR/sq.rows" | wc -l)" 0 \
    "sq: every acknowledged job's results table is complete"
 comm -3 <(expected sq) "$NODE_DIR/sq.rows" | head -5 | sed 's/^/# differs: /'

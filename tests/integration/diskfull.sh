@@ -89,7 +89,7 @@ is "$(jfield .data.state_store.full)" false "health says the store has room agai
 #  Nothing acknowledged was lost: every job that got a 200 is there and ends.
 cat "$NODE_DIR/acked-full" >> "$NODE_DIR/acked"
 load_check "$a_HTTP" "$NODE_DIR/acked" 90 > "$NODE_DIR/states"
-is "$(wc -l < "$NODE_DIR/states")" "$(wc -l < "$NODE_DIR/acked")" "every acknowledged job was looked up"
+is "$(load_lines "$NODE_DIR/states")" "$(load_lines "$NODE_DIR/acked")" "every acknowledged job was looked up"
 is "$(awk '$2 == "missing" || $2 == "unreachable"' "$NODE_DIR/states" | wc -l)" 0 \
    "every job acknowledged while filling is kept"
 is "$(awk '$2 != "SUCCESS" && $2 != "FAILURE"' "$NODE_DIR/states" | wc -l)" 0 \

@@ -13,6 +13,7 @@
 #                       # until all are terminal or SECONDS passed
 #   load_rows ID        # rows the task returns for job ID (i % 50 + 1)
 #   load_pause MIN MAX  # sleeps a random time in [MIN, MAX) seconds
+#   load_lines FILE     # line count of FILE, "no FILE" when it is gone
 #
 # The load generator is a C program (built by make check) so that thousands
 # of submissions per second come from few keep-alive connections, and the
@@ -47,4 +48,8 @@ load_rows () {      # load_rows ID: the task's arg for ID, which is its row coun
 
 load_pause () {     # load_pause MIN MAX
     sleep "$(awk -v a="$1" -v b="$2" -v r="$RANDOM" 'BEGIN { printf "%.2f", a + (b - a) * r / 32768 }')"
+}
+
+load_lines () {     # load_lines FILE: its line count, or "no FILE" (so a lost file never compares equal)
+    if [ -f "$1" ]; then wc -l < "$1"; else echo "no $1"; fi
 }
