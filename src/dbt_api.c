@@ -1143,6 +1143,7 @@ s_get_health (s_req_t *req)
         json_object_set_new (store, "map_bytes", json_integer (space.map_bytes));
         json_object_set_new (store, "max_bytes", json_integer (space.max_bytes));
         json_object_set_new (store, "reserve_bytes", json_integer (space.reserve_bytes));
+        json_object_set_new (store, "disk_free_bytes", json_integer (space.disk_free_bytes));
         json_object_set_new (store, "full", json_boolean (space.full));
         json_object_set_new (data, "state_store", store);
     }

@@ -242,11 +242,15 @@ dbt_metrics_render (const msgpack_object *stats, dbt_store_t *store, dbt_view_t 
         dbt_buf_printf (out, "dungbeetle_state_store_usage_ratio %.6f\n",
                         (double) space.used_bytes / (double) space.max_bytes);
         s_head (out, "dungbeetle_state_store_bytes", "gauge",
-                "State store sizes: used, map (current), max (limit), reserve (kept for expiry and purges).");
+                "State store sizes: used, map (current), max (limit), reserve (kept for expiry and purges), "
+                "disk_free (free space of its file system).");
         dbt_buf_printf (out, "dungbeetle_state_store_bytes{kind=\"used\"} %" PRId64 "\n", space.used_bytes);
         dbt_buf_printf (out, "dungbeetle_state_store_bytes{kind=\"map\"} %" PRId64 "\n", space.map_bytes);
         dbt_buf_printf (out, "dungbeetle_state_store_bytes{kind=\"max\"} %" PRId64 "\n", space.max_bytes);
         dbt_buf_printf (out, "dungbeetle_state_store_bytes{kind=\"reserve\"} %" PRId64 "\n", space.reserve_bytes);
+        if (space.disk_free_bytes >= 0)
+            dbt_buf_printf (out, "dungbeetle_state_store_bytes{kind=\"disk_free\"} %" PRId64 "\n",
+                            space.disk_free_bytes);
         s_head (out, "dungbeetle_state_store_full", "gauge",
                 "1 while the state store is full and new jobs are refused with 507.");
         dbt_buf_printf (out, "dungbeetle_state_store_full %d\n", space.full ? 1 : 0);

@@ -8,6 +8,7 @@
 */
 #include "dbt_classes.h"
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 
 struct _dbt_store_t {
     MDB_env *env;               //  the environment
@@ -29,6 +30,9 @@ struct _dbt_store_t {
     bool latched;               //  a write found the map full (MDB_MAP_FULL)
     bool refusing;              //  the writer refuses new work for want of space
     int64_t latched_used;       //  used bytes when it did, -1 = not read yet
+    bool disk_latched;          //  a commit found the file system full (ENOSPC)
+    int64_t disk_latched_free;  //  disk free bytes when it did, -1 = not read yet
+    int64_t disk_latched_used;  //  used bytes when it did, -1 = not read yet
     bool journal;               //  write transactions record their changes
     bool replica;               //  a copy of another dispatcher's records
     char lineage [37];          //  id of the records' history (meta "lineage"), "" = none
@@ -123,7 +127,8 @@ static int
 s_fail (int rc, const char *what, char *err)
 {
     dbt_err_set (err, "state store: %s: %s", what, mdb_strerror (rc));
-    return rc == MDB_MAP_FULL ? DBT_EFULL : DBT_ERROR;
+    //  The map full, or the file system under it (a commit's write failed).
+    return rc == MDB_MAP_FULL || rc == ENOSPC || rc == EDQUOT ? DBT_EFULL : DBT_ERROR;
 }
 
 //  Read transactions hold the lock shared so the map never moves under them.
@@ -156,6 +161,20 @@ s_latch_full (dbt_store_t *self)
     if (!self->latched) {
         self->latched = true;
         self->latched_used = -1;
+    }
+    pthread_mutex_unlock (&self->latch_lock);
+}
+
+//  A commit found the file system full: the store counts as full until a
+//  reserve's worth of disk space or of the store's pages is freed.
+static void
+s_latch_disk (dbt_store_t *self)
+{
+    pthread_mutex_lock (&self->latch_lock);
+    if (!self->disk_latched) {
+        self->disk_latched = true;
+        self->disk_latched_free = -1;
+        self->disk_latched_used = -1;
     }
     pthread_mutex_unlock (&self->latch_lock);
 }
@@ -526,6 +545,22 @@ dbt_store_each_drop (dbt_store_t *self, dbt_store_drop_fn *fn, void *arg, char *
     return 0;
 }
 
+//  Less free space than this on the file system makes a failed write
+//  count as the disk being full.
+#define S_DISK_SHORT (1024 * 1024)
+
+//  Bytes an unprivileged writer may still take on the store's file
+//  system, or -1 when that cannot be read.
+static int64_t
+s_disk_free (dbt_store_t *self)
+{
+    int fd;
+    struct statvfs vfs;
+    if (mdb_env_get_fd (self->env, &fd) || fstatvfs (fd, &vfs))
+        return -1;
+    return (int64_t) vfs.f_bavail * (int64_t) vfs.f_frsize;
+}
+
 int
 dbt_store_space (dbt_store_t *self, dbt_store_space_t *space, char *err)
 {
@@ -559,15 +594,33 @@ dbt_store_space (dbt_store_t *self, dbt_store_space_t *space, char *err)
     space->map_bytes = (int64_t) info.me_mapsize;
     space->max_bytes = self->map_max;
     space->used_bytes = (int64_t) ((pages > free_pages ? pages - free_pages : 0) * stat.ms_psize);
-    space->free_bytes = space->max_bytes > space->used_bytes ? space->max_bytes - space->used_bytes : 0;
-    space->reserve_bytes = s_reserve (self->map_max);
+    //  The file system may run out before the map does (other files share
+    //  it): the store can grow to its file's pages plus the disk's free
+    //  space, and keeps its reserve out of that.
+    int64_t limit = self->map_max;
+    space->disk_free_bytes = s_disk_free (self);
+    if (space->disk_free_bytes >= 0) {
+        int64_t disk = (int64_t) (pages * stat.ms_psize) + space->disk_free_bytes;
+        if (disk < limit)
+            limit = disk;
+    }
+    space->free_bytes = limit > space->used_bytes ? limit - space->used_bytes : 0;
+    space->reserve_bytes = s_reserve (limit);
     space->full = space->free_bytes < space->reserve_bytes;
     pthread_mutex_lock (&self->latch_lock);
     if (self->latched && self->latched_used < 0)
         self->latched_used = space->used_bytes;
     if (self->latched && space->used_bytes + space->reserve_bytes <= self->latched_used)
         self->latched = false;
-    space->full = space->full || self->latched || self->refusing;
+    if (self->disk_latched && self->disk_latched_used < 0) {
+        self->disk_latched_free = space->disk_free_bytes;
+        self->disk_latched_used = space->used_bytes;
+    }
+    if (self->disk_latched
+    && (space->disk_free_bytes >= self->disk_latched_free + space->reserve_bytes
+    ||  space->used_bytes + space->reserve_bytes <= self->disk_latched_used))
+        self->disk_latched = false;
+    space->full = space->full || self->latched || self->disk_latched || self->refusing;
     pthread_mutex_unlock (&self->latch_lock);
     return 0;
 }
@@ -1267,8 +1320,17 @@ dbt_wtxn_commit (dbt_wtxn_t **self_p, char *err)
     }
     rc = mdb_txn_commit (self->txn);
 done:
+    //  LMDB reports a write cut short as EIO: on a file system that has
+    //  (almost) no room left, that is the disk filling up.
+    if (rc == EIO) {
+        int64_t disk = s_disk_free (self->store);
+        if (disk >= 0 && disk < S_DISK_SHORT)
+            rc = ENOSPC;
+    }
     if (rc == MDB_MAP_FULL)
         s_latch_full (self->store);
+    if (rc == ENOSPC || rc == EDQUOT)
+        s_latch_disk (self->store);
     pthread_rwlock_unlock (&self->store->lock);
     dbt_mpw_destroy (&self->writer);
     zhashx_destroy (&self->changes);

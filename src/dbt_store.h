@@ -129,8 +129,11 @@ typedef struct {
     int64_t map_bytes;          //  current map size
     int64_t max_bytes;          //  largest map size it may grow to
     int64_t used_bytes;         //  pages in use (file high-water mark minus free pages)
-    int64_t free_bytes;         //  max_bytes - used_bytes
-    int64_t reserve_bytes;      //  kept for work that frees space
+    int64_t free_bytes;         //  max_bytes - used_bytes, or less when the file
+                                //  system has less room left (disk_free_bytes)
+    int64_t reserve_bytes;      //  kept for work that frees space (an eighth of
+                                //  what the store can reach, 64KiB to 256MiB)
+    int64_t disk_free_bytes;    //  free space of the file system, -1 = unknown
     bool full;                  //  free_bytes < reserve_bytes, or a write found the
                                 //  map full and a reserve's worth was not freed since,
                                 //  or the writer refuses new work: refuse new work

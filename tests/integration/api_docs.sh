@@ -20,7 +20,7 @@ import json, re, subprocess, sys, time
 doc, port = sys.argv[1], sys.argv[2]
 text = open(doc, encoding="utf-8").read()
 blocks = re.findall(r"```(\w+)\n(.*?)```", text, re.S)
-VOLATILE = {"node", "dispatcher", "state_store_usage", "used_bytes"}
+VOLATILE = {"node", "dispatcher", "state_store_usage", "used_bytes", "disk_free_bytes", "reserve_bytes"}
 def scrub(v):
     if isinstance(v, dict):
         return {k: scrub(x) for k, x in v.items() if not k.endswith("_at") and k not in VOLATILE}
