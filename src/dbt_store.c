@@ -7,57 +7,9 @@
     =========================================================================
 */
 #include "dbt_classes.h"
+#include "dbt_store_int.h"
 #include <sys/stat.h>
 #include <sys/statvfs.h>
-
-struct _dbt_store_t {
-    MDB_env *env;               //  the environment
-    MDB_dbi jobs;               //  id -> job
-    MDB_dbi groups;             //  id -> group
-    MDB_dbi wait;               //  queue \0 seq -> id
-    MDB_dbi run;                //  seq -> id
-    MDB_dbi done;               //  finished_ms id -> ""
-    MDB_dbi rexp;               //  results expiry ms, id -> ""
-    MDB_dbi tables;             //  results \0 folded table -> id
-    MDB_dbi drops;              //  seq -> {results, table, id} to drop
-    MDB_dbi meta;               //  "seq" -> u64
-    MDB_dbi list;               //  queue \0 state order id -> "" (every job)
-    MDB_dbi counts;             //  queue \0 state -> u64 entries of list
-    int64_t map_size;           //  current map size
-    int64_t map_max;            //  largest map size
-    pthread_rwlock_t lock;      //  shared by transactions, exclusive to grow
-    pthread_mutex_t latch_lock; //  guards the two fields below
-    bool latched;               //  a write found the map full (MDB_MAP_FULL)
-    bool refusing;              //  the writer refuses new work for want of space
-    int64_t latched_used;       //  used bytes when it did, -1 = not read yet
-    bool disk_latched;          //  a commit found the file system full (ENOSPC)
-    int64_t disk_latched_free;  //  disk free bytes when it did, -1 = not read yet
-    int64_t disk_latched_used;  //  used bytes when it did, -1 = not read yet
-    bool journal;               //  write transactions record their changes
-    bool replica;               //  a copy of another dispatcher's records
-    char lineage [37];          //  id of the records' history (meta "lineage"), "" = none
-    uint64_t epoch;             //  takeovers in that history (meta "epoch")
-};
-
-//  One changed record of a write transaction (the journal).
-typedef struct {
-    bool group;                 //  a group record, else a job record
-    char *id;                   //  its id
-    char *bytes;                //  its final packed record, NULL when deleted
-    size_t len;                 //  bytes of it
-} s_change_t;
-
-struct _dbt_wtxn_t {
-    dbt_store_t *store;         //  parent
-    MDB_txn *txn;               //  the write transaction
-    uint64_t seq;               //  last sequence handed out
-    bool seq_dirty;             //  seq must be written at commit
-    int failed;                 //  code of the first failed write, 0 = none
-    dbt_mpw_t *writer;          //  scratch encoder
-    zhashx_t *changes;          //  "j"/"g" + id -> s_change_t, when journaling
-    uint64_t pubseq;            //  publication sequence (meta "pubseq")
-    bool pubseq_dirty;          //  pubseq must be written at commit
-};
 
 static void
 s_change_free (void **item_p)
@@ -102,51 +54,6 @@ s_reserve (int64_t map_max)
     if (reserve > 256 * 1024 * 1024)
         reserve = 256 * 1024 * 1024;
     return reserve;
-}
-
-static void
-s_be64 (unsigned char *out, uint64_t v)
-{
-    for (int i = 7; i >= 0; i--) {
-        out [i] = (unsigned char) v;
-        v >>= 8;
-    }
-}
-
-static uint64_t
-s_get_be64 (const unsigned char *in)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = (v << 8) | in [i];
-    return v;
-}
-
-//  Map an LMDB code to ours with a message.
-static int
-s_fail (int rc, const char *what, char *err)
-{
-    dbt_err_set (err, "state store: %s: %s", what, mdb_strerror (rc));
-    //  The map full, or the file system under it (a commit's write failed).
-    return rc == MDB_MAP_FULL || rc == ENOSPC || rc == EDQUOT ? DBT_EFULL : DBT_ERROR;
-}
-
-//  Read transactions hold the lock shared so the map never moves under them.
-static int
-s_read_begin (dbt_store_t *self, MDB_txn **txn)
-{
-    pthread_rwlock_rdlock (&self->lock);
-    int rc = mdb_txn_begin (self->env, NULL, MDB_RDONLY, txn);
-    if (rc)
-        pthread_rwlock_unlock (&self->lock);
-    return rc;
-}
-
-static void
-s_read_end (dbt_store_t *self, MDB_txn *txn)
-{
-    mdb_txn_abort (txn);
-    pthread_rwlock_unlock (&self->lock);
 }
 
 static int s_index_missing (dbt_store_t *self);
@@ -294,7 +201,7 @@ s_open (const char *dir, int64_t map_size, int64_t map_max, unsigned flags, char
     }
     MDB_val ekey = { 5, (void *) "epoch" }, eval;
     if (rc == 0 && mdb_get (txn, self->meta, &ekey, &eval) == 0 && eval.mv_size == 8)
-        self->epoch = s_get_be64 ((const unsigned char *) eval.mv_data);
+        self->epoch = dbt_store__get_be64 ((const unsigned char *) eval.mv_data);
     if (rc == 0)
         rc = mdb_txn_commit (txn);
     else
@@ -347,15 +254,15 @@ s_decode_job (MDB_val *val, dbt_job_t **job_p, char *err)
     return 0;
 }
 
-static int
-s_get_job (dbt_store_t *self, MDB_txn *txn, const char *id, dbt_job_t **job_p, char *err)
+int
+dbt_store__get_job (dbt_store_t *self, MDB_txn *txn, const char *id, dbt_job_t **job_p, char *err)
 {
     MDB_val key = { strlen (id), (void *) id }, val;
     int rc = mdb_get (txn, self->jobs, &key, &val);
     if (rc == MDB_NOTFOUND)
         return DBT_ENOTFOUND;
     if (rc)
-        return s_fail (rc, "read job", err);
+        return dbt_store__fail (rc, "read job", err);
     return s_decode_job (&val, job_p, err);
 }
 
@@ -367,7 +274,7 @@ s_get_group (dbt_store_t *self, MDB_txn *txn, const char *id, dbt_group_t **grou
     if (rc == MDB_NOTFOUND)
         return DBT_ENOTFOUND;
     if (rc)
-        return s_fail (rc, "read group", err);
+        return dbt_store__fail (rc, "read group", err);
     char perr [DBT_ERRMSG_LEN];
     dbt_mpr_t *reader = dbt_mpr_new (val.mv_data, val.mv_size, perr);
     if (reader)
@@ -390,11 +297,11 @@ dbt_store_job (dbt_store_t *self, const char *id, dbt_job_t **job_p, char *err)
     if (!id || !*id)
         return DBT_ENOTFOUND;
     MDB_txn *txn;
-    int rc = s_read_begin (self, &txn);
+    int rc = dbt_store__read_begin (self, &txn);
     if (rc)
-        return s_fail (rc, "begin read", err);
-    rc = s_get_job (self, txn, id, job_p, err);
-    s_read_end (self, txn);
+        return dbt_store__fail (rc, "begin read", err);
+    rc = dbt_store__get_job (self, txn, id, job_p, err);
+    dbt_store__read_end (self, txn);
     return rc;
 }
 
@@ -405,11 +312,11 @@ dbt_store_group (dbt_store_t *self, const char *id, dbt_group_t **group_p, char 
     if (!id || !*id)
         return DBT_ENOTFOUND;
     MDB_txn *txn;
-    int rc = s_read_begin (self, &txn);
+    int rc = dbt_store__read_begin (self, &txn);
     if (rc)
-        return s_fail (rc, "begin read", err);
+        return dbt_store__fail (rc, "begin read", err);
     rc = s_get_group (self, txn, id, group_p, err);
-    s_read_end (self, txn);
+    dbt_store__read_end (self, txn);
     return rc;
 }
 
@@ -421,14 +328,14 @@ s_scan (dbt_store_t *self, MDB_dbi dbi, bool timed, const void *prefix, size_t p
         int64_t before_ms, dbt_store_each_fn *fn, void *arg, char *err)
 {
     MDB_txn *txn;
-    int rc = s_read_begin (self, &txn);
+    int rc = dbt_store__read_begin (self, &txn);
     if (rc)
-        return s_fail (rc, "begin read", err);
+        return dbt_store__fail (rc, "begin read", err);
     MDB_cursor *cursor;
     rc = mdb_cursor_open (txn, dbi, &cursor);
     if (rc) {
-        s_read_end (self, txn);
-        return s_fail (rc, "open cursor", err);
+        dbt_store__read_end (self, txn);
+        return dbt_store__fail (rc, "open cursor", err);
     }
     MDB_val key = { prefix_len, (void *) prefix }, val;
     rc = mdb_cursor_get (cursor, &key, &val, prefix_len ? MDB_SET_RANGE : MDB_FIRST);
@@ -438,7 +345,7 @@ s_scan (dbt_store_t *self, MDB_dbi dbi, bool timed, const void *prefix, size_t p
         size_t id_len;
         if (timed) {
             if (key.mv_size <= 8
-            ||  (int64_t) s_get_be64 ((const unsigned char *) key.mv_data) >= before_ms)
+            ||  (int64_t) dbt_store__get_be64 ((const unsigned char *) key.mv_data) >= before_ms)
                 break;
             id_data = (const char *) key.mv_data + 8;
             id_len = key.mv_size - 8;
@@ -451,7 +358,7 @@ s_scan (dbt_store_t *self, MDB_dbi dbi, bool timed, const void *prefix, size_t p
         }
         char *id = dbt_strndup (id_data, id_len);
         dbt_job_t *job = NULL;
-        int grc = s_get_job (self, txn, id, &job, err);
+        int grc = dbt_store__get_job (self, txn, id, &job, err);
         free (id);
         if (grc == 0) {
             int stop = fn (job, arg);
@@ -467,9 +374,9 @@ s_scan (dbt_store_t *self, MDB_dbi dbi, bool timed, const void *prefix, size_t p
         rc = mdb_cursor_get (cursor, &key, &val, MDB_NEXT);
     }
     if (rc && rc != MDB_NOTFOUND && result == 0)
-        result = s_fail (rc, "scan", err);
+        result = dbt_store__fail (rc, "scan", err);
     mdb_cursor_close (cursor);
-    s_read_end (self, txn);
+    dbt_store__read_end (self, txn);
     return result;
 }
 
@@ -505,14 +412,14 @@ int
 dbt_store_each_drop (dbt_store_t *self, dbt_store_drop_fn *fn, void *arg, char *err)
 {
     MDB_txn *txn;
-    int rc = s_read_begin (self, &txn);
+    int rc = dbt_store__read_begin (self, &txn);
     if (rc)
-        return s_fail (rc, "begin read", err);
+        return dbt_store__fail (rc, "begin read", err);
     MDB_cursor *cursor;
     rc = mdb_cursor_open (txn, self->drops, &cursor);
     if (rc) {
-        s_read_end (self, txn);
-        return s_fail (rc, "open cursor", err);
+        dbt_store__read_end (self, txn);
+        return dbt_store__fail (rc, "open cursor", err);
     }
     MDB_val key, val;
     rc = mdb_cursor_get (cursor, &key, &val, MDB_FIRST);
@@ -524,7 +431,7 @@ dbt_store_each_drop (dbt_store_t *self, dbt_store_drop_fn *fn, void *arg, char *
         &&  dbt_mp_field_str (dbt_mpr_root (reader), "results", true, &results, perr) == 0
         &&  dbt_mp_field_str (dbt_mpr_root (reader), "table", true, &table, perr) == 0
         &&  dbt_mp_field_str (dbt_mpr_root (reader), "id", false, &id, perr) == 0) {
-            int stop = fn (s_get_be64 ((const unsigned char *) key.mv_data), results, table, id, arg);
+            int stop = fn (dbt_store__get_be64 ((const unsigned char *) key.mv_data), results, table, id, arg);
             free (results);
             free (table);
             free (id);
@@ -541,7 +448,7 @@ dbt_store_each_drop (dbt_store_t *self, dbt_store_drop_fn *fn, void *arg, char *
         rc = mdb_cursor_get (cursor, &key, &val, MDB_NEXT);
     }
     mdb_cursor_close (cursor);
-    s_read_end (self, txn);
+    dbt_store__read_end (self, txn);
     return 0;
 }
 
@@ -566,9 +473,9 @@ dbt_store_space (dbt_store_t *self, dbt_store_space_t *space, char *err)
 {
     memset (space, 0, sizeof (*space));
     MDB_txn *txn;
-    int rc = s_read_begin (self, &txn);
+    int rc = dbt_store__read_begin (self, &txn);
     if (rc)
-        return s_fail (rc, "begin read", err);
+        return dbt_store__fail (rc, "begin read", err);
     MDB_envinfo info;
     MDB_stat stat;
     rc = mdb_env_info (self->env, &info);
@@ -587,9 +494,9 @@ dbt_store_space (dbt_store_t *self, dbt_store_space_t *space, char *err)
         }
         mdb_cursor_close (cursor);
     }
-    s_read_end (self, txn);
+    dbt_store__read_end (self, txn);
     if (rc)
-        return s_fail (rc, "read space", err);
+        return dbt_store__fail (rc, "read space", err);
     uint64_t pages = (uint64_t) info.me_last_pgno + 1;
     space->map_bytes = (int64_t) info.me_mapsize;
     space->max_bytes = self->map_max;
@@ -655,7 +562,7 @@ dbt_store_grow (dbt_store_t *self, char *err)
     int rc = mdb_env_set_mapsize (self->env, (size_t) size);
     pthread_rwlock_unlock (&self->lock);
     if (rc)
-        return s_fail (rc, "grow the map", err);
+        return dbt_store__fail (rc, "grow the map", err);
     dbt_log (DBT_LOG_INFO, "store: map grown from %" PRId64 " to %" PRId64 " bytes (limit %" PRId64 ")",
              self->map_size, size, self->map_max);
     self->map_size = size;
@@ -677,16 +584,16 @@ dbt_store_begin (dbt_store_t *self, char *err)
     int rc = mdb_txn_begin (self->env, NULL, 0, &wtxn->txn);
     if (rc) {
         pthread_rwlock_unlock (&self->lock);
-        s_fail (rc, "begin write", err);
+        dbt_store__fail (rc, "begin write", err);
         free (wtxn);
         return NULL;
     }
     MDB_val key = { 3, (void *) "seq" }, val;
     if (mdb_get (wtxn->txn, self->meta, &key, &val) == 0 && val.mv_size == 8)
-        wtxn->seq = s_get_be64 ((const unsigned char *) val.mv_data);
+        wtxn->seq = dbt_store__get_be64 ((const unsigned char *) val.mv_data);
     key = (MDB_val) { 6, (void *) "pubseq" };
     if (mdb_get (wtxn->txn, self->meta, &key, &val) == 0 && val.mv_size == 8)
-        wtxn->pubseq = s_get_be64 ((const unsigned char *) val.mv_data);
+        wtxn->pubseq = dbt_store__get_be64 ((const unsigned char *) val.mv_data);
     wtxn->writer = dbt_mpw_new ();
     if (self->journal) {
         wtxn->changes = zhashx_new ();
@@ -699,7 +606,7 @@ int
 dbt_wtxn_job (dbt_wtxn_t *self, const char *id, dbt_job_t **job_p, char *err)
 {
     *job_p = NULL;
-    return s_get_job (self->store, self->txn, id, job_p, err);
+    return dbt_store__get_job (self->store, self->txn, id, job_p, err);
 }
 
 int
@@ -713,7 +620,6 @@ dbt_wtxn_group (dbt_wtxn_t *self, const char *id, dbt_group_t **group_p, char *e
 //  unfinished; done (finished ms, id) and, for results that expire, rexp
 //  (expiry ms, id) once finished; tables (results \0 folded table) while
 //  the record keeps a table that has not been dropped.
-#define S_KEY_MAX 480           //  LMDB's default key limit is 511 bytes
 
 typedef struct {
     unsigned char buf [S_KEY_MAX];
@@ -725,17 +631,6 @@ typedef struct {
 
 #define S_MAX_INDEXES 4
 
-//  Copy at most max bytes of str to out; returns the count.
-static size_t
-s_put_text (unsigned char *out, const char *str, size_t max)
-{
-    size_t len = strlen (str);
-    if (len > max)
-        len = max;
-    memcpy (out, str, len);
-    return len;
-}
-
 //  The order of a job in its list: finish time once finished, else its
 //  submission sequence.
 static uint64_t
@@ -744,23 +639,13 @@ s_list_order (const dbt_job_t *job)
     return dbt_state_final (job->state) ? (uint64_t) job->finished_ms : job->seq;
 }
 
-//  Write the list prefix (queue \0 state) into buf; returns its length.
-static size_t
-s_list_prefix (unsigned char *buf, const char *queue, dbt_state_t state)
-{
-    size_t qlen = s_put_text (buf, queue ? queue : "", DBT_ID_MAX + 64);
-    buf [qlen] = 0;
-    buf [qlen + 1] = (unsigned char) state;
-    return qlen + 2;
-}
-
 //  The list entry of job: queue \0 state order id.
 static void
 s_list_key (dbt_store_t *store, const dbt_job_t *job, s_index_t *list)
 {
-    size_t len = s_list_prefix (list->buf, job->queue, job->state);
-    s_be64 (list->buf + len, s_list_order (job));
-    size_t idlen = s_put_text (list->buf + len + 8, job->id, S_KEY_MAX - len - 8);
+    size_t len = dbt_store__list_prefix (list->buf, job->queue, job->state);
+    dbt_store__be64 (list->buf + len, s_list_order (job));
+    size_t idlen = dbt_store__put_text (list->buf + len + 8, job->id, S_KEY_MAX - len - 8);
     list->key = (MDB_val) { len + 8 + idlen, list->buf };
     list->dbi = store->list;
     list->keyed_by_id = true;
@@ -776,7 +661,7 @@ s_count_add (dbt_store_t *store, MDB_txn *txn, const unsigned char *key, size_t 
     uint64_t count = 0;
     int rc = mdb_get (txn, store->counts, &k, &v);
     if (rc == 0 && v.mv_size == 8)
-        count = s_get_be64 ((const unsigned char *) v.mv_data);
+        count = dbt_store__get_be64 ((const unsigned char *) v.mv_data);
     else
     if (rc && rc != MDB_NOTFOUND)
         return rc;
@@ -786,7 +671,7 @@ s_count_add (dbt_store_t *store, MDB_txn *txn, const unsigned char *key, size_t 
         return rc == MDB_NOTFOUND ? 0 : rc;
     }
     unsigned char buf [8];
-    s_be64 (buf, count);
+    dbt_store__be64 (buf, count);
     v = (MDB_val) { 8, buf };
     return mdb_put (txn, store->counts, &k, &v, 0);
 }
@@ -799,9 +684,9 @@ s_indexes_of (dbt_store_t *store, const dbt_job_t *job, s_index_t *index)
     s_list_key (store, job, &index [n++]);
     if (job->results && job->table && !job->expired) {
         s_index_t *tab = &index [n++];
-        size_t len = s_put_text (tab->buf, job->results, DBT_ID_MAX);
+        size_t len = dbt_store__put_text (tab->buf, job->results, DBT_ID_MAX);
         tab->buf [len++] = 0;
-        size_t tlen = s_put_text (tab->buf + len, job->table, S_KEY_MAX - len);
+        size_t tlen = dbt_store__put_text (tab->buf + len, job->table, S_KEY_MAX - len);
         for (size_t i = len; i < len + tlen; i++)
             tab->buf [i] = (unsigned char) tolower (tab->buf [i]);
         tab->key = (MDB_val) { len + tlen, tab->buf };
@@ -811,9 +696,9 @@ s_indexes_of (dbt_store_t *store, const dbt_job_t *job, s_index_t *index)
     }
     if (job->state == DBT_STATE_PENDING || job->state == DBT_STATE_RETRY) {
         s_index_t *wait = &index [n++];
-        size_t qlen = s_put_text (wait->buf, job->queue, DBT_ID_MAX + 64);
+        size_t qlen = dbt_store__put_text (wait->buf, job->queue, DBT_ID_MAX + 64);
         wait->buf [qlen] = 0;
-        s_be64 (wait->buf + qlen + 1, job->seq);
+        dbt_store__be64 (wait->buf + qlen + 1, job->seq);
         wait->key = (MDB_val) { qlen + 9, wait->buf };
         wait->dbi = store->wait;
         wait->keyed_by_id = false;
@@ -822,7 +707,7 @@ s_indexes_of (dbt_store_t *store, const dbt_job_t *job, s_index_t *index)
     }
     if (job->state == DBT_STATE_STARTED) {
         s_index_t *run = &index [n++];
-        s_be64 (run->buf, job->seq);
+        dbt_store__be64 (run->buf, job->seq);
         run->key = (MDB_val) { 8, run->buf };
         run->dbi = store->run;
         run->keyed_by_id = false;
@@ -831,7 +716,7 @@ s_indexes_of (dbt_store_t *store, const dbt_job_t *job, s_index_t *index)
     }
     size_t idlen = strlen (job->id);
     s_index_t *done = &index [n++];
-    s_be64 (done->buf, (uint64_t) job->finished_ms);
+    dbt_store__be64 (done->buf, (uint64_t) job->finished_ms);
     memcpy (done->buf + 8, job->id, idlen);
     done->key = (MDB_val) { 8 + idlen, done->buf };
     done->dbi = store->done;
@@ -841,7 +726,7 @@ s_indexes_of (dbt_store_t *store, const dbt_job_t *job, s_index_t *index)
     if (expiry <= 0)
         return n;
     s_index_t *rexp = &index [n++];
-    s_be64 (rexp->buf, (uint64_t) expiry);
+    dbt_store__be64 (rexp->buf, (uint64_t) expiry);
     memcpy (rexp->buf + 8, job->id, idlen);
     rexp->key = (MDB_val) { 8 + idlen, rexp->buf };
     rexp->dbi = store->rexp;
@@ -951,173 +836,6 @@ s_index_missing (dbt_store_t *self)
     return rc;
 }
 
-//  --------------------------------------------------------------------------
-//  Lists by queue and state (the "list" and "counts" databases)
-
-int
-dbt_store_each_count (dbt_store_t *self, dbt_store_count_fn *fn, void *arg, char *err)
-{
-    MDB_txn *txn;
-    int rc = s_read_begin (self, &txn);
-    if (rc)
-        return s_fail (rc, "begin read", err);
-    MDB_cursor *cursor;
-    rc = mdb_cursor_open (txn, self->counts, &cursor);
-    if (rc) {
-        s_read_end (self, txn);
-        return s_fail (rc, "open cursor", err);
-    }
-    MDB_val key, val;
-    rc = mdb_cursor_get (cursor, &key, &val, MDB_FIRST);
-    char queue [DBT_ID_MAX + 65] = "";
-    uint64_t counts [DBT_STORE_NSTATES] = { 0 };
-    bool have = false;
-    while (rc == 0) {
-        const unsigned char *k = (const unsigned char *) key.mv_data;
-        size_t qlen = key.mv_size - 2;
-        if (key.mv_size >= 2 && qlen < sizeof (queue) && k [qlen] == 0
-        &&  k [qlen + 1] < DBT_STORE_NSTATES && val.mv_size == 8) {
-            if (have && (strlen (queue) != qlen || memcmp (queue, k, qlen))) {
-                if (fn (queue, counts, arg))
-                    break;
-                memset (counts, 0, sizeof (counts));
-            }
-            memcpy (queue, k, qlen);
-            queue [qlen] = 0;
-            counts [k [qlen + 1]] = s_get_be64 ((const unsigned char *) val.mv_data);
-            have = true;
-        }
-        rc = mdb_cursor_get (cursor, &key, &val, MDB_NEXT);
-    }
-    if (rc == MDB_NOTFOUND && have)
-        fn (queue, counts, arg);
-    int result = rc && rc != MDB_NOTFOUND ? s_fail (rc, "read counts", err) : 0;
-    mdb_cursor_close (cursor);
-    s_read_end (self, txn);
-    return result;
-}
-
-int
-dbt_store_count_since (dbt_store_t *self, const char *queue, dbt_state_t state, int64_t since_ms,
-                       uint64_t *count, char *err)
-{
-    *count = 0;
-    if (!dbt_state_final (state))
-        return DBT_EINVAL;
-    MDB_txn *txn;
-    int rc = s_read_begin (self, &txn);
-    if (rc)
-        return s_fail (rc, "begin read", err);
-    MDB_cursor *cursor;
-    rc = mdb_cursor_open (txn, self->list, &cursor);
-    if (rc) {
-        s_read_end (self, txn);
-        return s_fail (rc, "open cursor", err);
-    }
-    unsigned char buf [S_KEY_MAX];
-    size_t plen = s_list_prefix (buf, queue, state);
-    s_be64 (buf + plen, since_ms > 0 ? (uint64_t) since_ms : 0);
-    MDB_val key = { plen + 8, buf }, val;
-    rc = mdb_cursor_get (cursor, &key, &val, MDB_SET_RANGE);
-    while (rc == 0 && key.mv_size > plen && memcmp (key.mv_data, buf, plen) == 0) {
-        (*count)++;
-        rc = mdb_cursor_get (cursor, &key, &val, MDB_NEXT);
-    }
-    int result = rc && rc != MDB_NOTFOUND ? s_fail (rc, "count", err) : 0;
-    mdb_cursor_close (cursor);
-    s_read_end (self, txn);
-    return result;
-}
-
-//  A list cursor is the entry's order (16 hex digits) then its job id.
-static char *
-s_list_cursor (const unsigned char *entry, size_t len, size_t plen)
-{
-    return dbt_printf ("%016" PRIx64 "%.*s", s_get_be64 (entry + plen),
-                       (int) (len - plen - 8), (const char *) entry + plen + 8);
-}
-
-int
-dbt_store_list (dbt_store_t *self, const char *queue, dbt_state_t state, const char *after,
-                size_t limit, dbt_store_each_fn *fn, void *arg, char **next_p, char *err)
-{
-    *next_p = NULL;
-    unsigned char buf [S_KEY_MAX];
-    size_t plen = s_list_prefix (buf, queue, state);
-    size_t klen;
-    if (after) {
-        size_t alen = strlen (after);
-        char hex [17];
-        if (alen < 17 || alen - 16 > DBT_ID_MAX || strspn (after, "0123456789abcdef") < 16) {
-            dbt_err_set (err, "after: not a cursor this list returned");
-            return DBT_EINVAL;
-        }
-        memcpy (hex, after, 16);
-        hex [16] = 0;
-        s_be64 (buf + plen, (uint64_t) strtoull (hex, NULL, 16));
-        memcpy (buf + plen + 8, after + 16, alen - 16);
-        klen = plen + 8 + alen - 16;
-    }
-    else {
-        //  Past every entry of the prefix: ids never hold byte 0xff.
-        memset (buf + plen, 0xff, 9);
-        klen = plen + 9;
-    }
-    MDB_txn *txn;
-    int rc = s_read_begin (self, &txn);
-    if (rc)
-        return s_fail (rc, "begin read", err);
-    MDB_cursor *cursor;
-    rc = mdb_cursor_open (txn, self->list, &cursor);
-    if (rc) {
-        s_read_end (self, txn);
-        return s_fail (rc, "open cursor", err);
-    }
-    //  Newest first: the last entry before the start key.
-    MDB_val key = { klen, buf }, val;
-    rc = mdb_cursor_get (cursor, &key, &val, MDB_SET_RANGE);
-    rc = rc == MDB_NOTFOUND ? mdb_cursor_get (cursor, &key, &val, MDB_LAST)
-                            : rc == 0 ? mdb_cursor_get (cursor, &key, &val, MDB_PREV) : rc;
-    size_t count = 0;
-    int result = 0;
-    char *last = NULL;
-    while (rc == 0 && count < limit && key.mv_size > plen + 8
-    &&     memcmp (key.mv_data, buf, plen) == 0) {
-        const char *id_data = (const char *) key.mv_data + plen + 8;
-        char *id = dbt_strndup (id_data, key.mv_size - plen - 8);
-        dbt_job_t *job = NULL;
-        int grc = s_get_job (self, txn, id, &job, err);
-        free (id);
-        if (grc == 0) {
-            free (last);
-            last = s_list_cursor ((const unsigned char *) key.mv_data, key.mv_size, plen);
-            int stop = fn (job, arg);
-            dbt_job_destroy (&job);
-            count++;
-            if (stop)
-                break;
-        }
-        else
-        if (grc != DBT_ENOTFOUND) {
-            result = grc;
-            break;
-        }
-        rc = mdb_cursor_get (cursor, &key, &val, MDB_PREV);
-    }
-    if (result == 0 && rc && rc != MDB_NOTFOUND)
-        result = s_fail (rc, "list", err);
-    //  More may follow when the page is full and the next entry is the list's.
-    bool more = result == 0 && count == limit && rc == 0 && key.mv_size > plen + 8
-             && memcmp (key.mv_data, buf, plen) == 0;
-    mdb_cursor_close (cursor);
-    s_read_end (self, txn);
-    if (more)
-        *next_p = last;
-    else
-        free (last);
-    return result;
-}
-
 //  Every write: nothing once one failed; remember the first failure.
 #define S_CHECK_FAILED(self) do { \
     if ((self)->failed) { \
@@ -1130,7 +848,7 @@ s_wfail (dbt_wtxn_t *self, int rc, const char *what, char *err)
 {
     if (rc == MDB_MAP_FULL)
         s_latch_full (self->store);
-    self->failed = s_fail (rc, what, err);
+    self->failed = dbt_store__fail (rc, what, err);
     return self->failed;
 }
 
@@ -1153,7 +871,7 @@ dbt_wtxn_table_owner (dbt_wtxn_t *self, const char *results, const char *table,
     if (rc == MDB_NOTFOUND)
         return DBT_ENOTFOUND;
     if (rc)
-        return s_fail (rc, "read tables", err);
+        return dbt_store__fail (rc, "read tables", err);
     *id_p = dbt_strndup ((const char *) val.mv_data, val.mv_size);
     return 0;
 }
@@ -1164,7 +882,7 @@ dbt_wtxn_put_job (dbt_wtxn_t *self, const dbt_job_t *job, char *err)
     S_CHECK_FAILED (self);
     dbt_store_t *store = self->store;
     dbt_job_t *old = NULL;
-    int rc = s_get_job (store, self->txn, job->id, &old, err);
+    int rc = dbt_store__get_job (store, self->txn, job->id, &old, err);
     if (rc != 0 && rc != DBT_ENOTFOUND)
         return rc;
     rc = s_reindex (store, self->txn, old, job);
@@ -1194,7 +912,7 @@ dbt_wtxn_del_job (dbt_wtxn_t *self, const char *id, char *err)
 {
     S_CHECK_FAILED (self);
     dbt_job_t *old = NULL;
-    int rc = s_get_job (self->store, self->txn, id, &old, err);
+    int rc = dbt_store__get_job (self->store, self->txn, id, &old, err);
     if (rc == DBT_ENOTFOUND)
         return 0;
     if (rc)
@@ -1247,7 +965,7 @@ dbt_wtxn_add_drop (dbt_wtxn_t *self, const char *results, const char *table,
     S_CHECK_FAILED (self);
     unsigned char key [8];
     uint64_t seq = dbt_wtxn_next_seq (self);
-    s_be64 (key, seq);
+    dbt_store__be64 (key, seq);
     dbt_mpw_reset (self->writer);
     dbt_mpw_map (self->writer);
     dbt_mpw_kstr (self->writer, "results", results);
@@ -1270,7 +988,7 @@ dbt_wtxn_del_drop (dbt_wtxn_t *self, uint64_t key, char *err)
 {
     S_CHECK_FAILED (self);
     unsigned char buf [8];
-    s_be64 (buf, key);
+    dbt_store__be64 (buf, key);
     MDB_val k = { 8, buf };
     int rc = mdb_del (self->txn, self->store->drops, &k, NULL);
     if (rc && rc != MDB_NOTFOUND)
@@ -1300,7 +1018,7 @@ dbt_wtxn_commit (dbt_wtxn_t **self_p, char *err)
     }
     if (self->seq_dirty) {
         unsigned char buf [8];
-        s_be64 (buf, self->seq);
+        dbt_store__be64 (buf, self->seq);
         MDB_val key = { 3, (void *) "seq" }, val = { 8, buf };
         rc = mdb_put (self->txn, self->store->meta, &key, &val, 0);
         if (rc) {
@@ -1310,7 +1028,7 @@ dbt_wtxn_commit (dbt_wtxn_t **self_p, char *err)
     }
     if (self->pubseq_dirty) {
         unsigned char buf [8];
-        s_be64 (buf, self->pubseq);
+        dbt_store__be64 (buf, self->pubseq);
         MDB_val key = { 6, (void *) "pubseq" }, val = { 8, buf };
         rc = mdb_put (self->txn, self->store->meta, &key, &val, 0);
         if (rc) {
@@ -1337,7 +1055,7 @@ done:
     free (self);
     *self_p = NULL;
     if (rc)
-        return s_fail (rc, "commit", err);
+        return dbt_store__fail (rc, "commit", err);
     return 0;
 }
 
@@ -1404,55 +1122,6 @@ dbt_wtxn_set_pubseq (dbt_wtxn_t *self, uint64_t seq)
     self->pubseq_dirty = true;
 }
 
-int
-dbt_store_page (dbt_store_t *self, bool groups, const char *after, size_t limit,
-                dbt_store_record_fn *fn, void *arg, uint64_t *pubseq, char **next_p, char *err)
-{
-    *next_p = NULL;
-    *pubseq = 0;
-    MDB_txn *txn;
-    int rc = s_read_begin (self, &txn);
-    if (rc)
-        return s_fail (rc, "begin read", err);
-    MDB_val key = { 6, (void *) "pubseq" }, val;
-    if (mdb_get (txn, self->meta, &key, &val) == 0 && val.mv_size == 8)
-        *pubseq = s_get_be64 ((const unsigned char *) val.mv_data);
-    MDB_cursor *cursor;
-    rc = mdb_cursor_open (txn, groups ? self->groups : self->jobs, &cursor);
-    if (rc) {
-        s_read_end (self, txn);
-        return s_fail (rc, "open cursor", err);
-    }
-    if (after) {
-        key = (MDB_val) { strlen (after), (void *) after };
-        rc = mdb_cursor_get (cursor, &key, &val, MDB_SET_RANGE);
-        if (rc == 0 && key.mv_size == strlen (after) && memcmp (key.mv_data, after, key.mv_size) == 0)
-            rc = mdb_cursor_get (cursor, &key, &val, MDB_NEXT);
-    }
-    else
-        rc = mdb_cursor_get (cursor, &key, &val, MDB_FIRST);
-    size_t count = 0;
-    char *last = NULL;
-    while (rc == 0 && count < limit) {
-        free (last);
-        last = dbt_strndup ((const char *) key.mv_data, key.mv_size);
-        fn (groups, last, (const char *) val.mv_data, val.mv_size, arg);
-        count++;
-        rc = mdb_cursor_get (cursor, &key, &val, MDB_NEXT);
-    }
-    int result = 0;
-    if (rc && rc != MDB_NOTFOUND)
-        result = s_fail (rc, "snapshot", err);
-    mdb_cursor_close (cursor);
-    s_read_end (self, txn);
-    //  More to come only when the page is full and something follows.
-    if (result == 0 && rc == 0)
-        *next_p = last;
-    else
-        free (last);
-    return result;
-}
-
 const char *
 dbt_store_lineage (dbt_store_t *self)
 {
@@ -1484,7 +1153,7 @@ dbt_wtxn_set_epoch (dbt_wtxn_t *self, uint64_t epoch)
     if (self->failed)
         return self->failed;
     unsigned char buf [8];
-    s_be64 (buf, epoch);
+    dbt_store__be64 (buf, epoch);
     MDB_val key = { 5, (void *) "epoch" }, val = { 8, buf };
     int rc = mdb_put (self->txn, self->store->meta, &key, &val, 0);
     if (rc)
