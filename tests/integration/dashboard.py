@@ -23,8 +23,11 @@ Used by tests/integration/dashboard.sh, one check per run:
   dashboard.py list URL QUEUE STATE COUNT
       the queue's page for STATE lists COUNT jobs and links a next page
 
-Prints what it saw as "# " lines; exits 0 when the check passed.
+Prints what it saw as "# " lines; exits 0 when the check passed. With
+DASHBOARD_TEST_CA set (to the CA file of an HTTPS node's test certificate),
+the browser accepts that node's certificate.
 """
+import os
 import sys
 import time
 
@@ -46,6 +49,9 @@ def browser():
     for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                 "--window-size=1400,1000", "--no-first-run", "--disable-extensions"):
         options.add_argument(arg)
+    #  A node with a test CA's certificate (tls.sh): trust it like curl --cacert.
+    if os.environ.get("DASHBOARD_TEST_CA"):
+        options.add_argument("--ignore-certificate-errors")
     return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
 
 

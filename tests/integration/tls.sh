@@ -3,7 +3,8 @@
 #  for 127.0.0.1 signed by it; a node with [app] tls_cert / tls_key serves
 #  the API over HTTPS: curl --cacert gets answers, curl without the CA
 #  refuses the certificate, bearer auth works, a job runs; plain HTTP to
-#  the same port fails at once and the node keeps serving; tcpdump on
+#  the same port fails at once and the node keeps serving; the dashboard
+#  works over HTTPS in headless Chromium (token prompt); tcpdump on
 #  loopback never sees the bearer token; a half or bad configuration stops
 #  start-up with a clear error.
 . "$top_srcdir/tests/lib/tap.sh"
@@ -12,6 +13,7 @@ need "jq" command -v jq
 need "openssl" command -v openssl
 need "tcpdump (apt-get install tcpdump)" command -v tcpdump
 need "root, for tcpdump" test "$(id -u)" = 0
+need "chromium and chromium-driver (the dashboard over HTTPS)" test -x /usr/bin/chromium -a -x /usr/bin/chromedriver
 node_dir
 
 #  --------------------------------------------------------------------------
@@ -105,6 +107,17 @@ done_job () {
 ok "and runs to SUCCESS" done_job
 https GET /jobs/t1/results
 is "$STATUS" 200 "its results read back over HTTPS"
+#  The dashboard over HTTPS: the page needs no token, its JSON does; in
+#  headless Chromium it asks for the token once and shows the overview.
+STATUS=$(curl -s -o "$NODE_DIR/ui.html" -w '%{http_code}' --cacert "$T/ca.pem" "https://127.0.0.1:$a_HTTP/ui/")
+is "$STATUS" 200 "the dashboard's page is served over HTTPS"
+https GET /queues
+is "$STATUS" 200 "its /queues answers over HTTPS with the token"
+out=$(DASHBOARD_TEST_CA="$T/ca.pem" /usr/bin/python3 "$top_srcdir/tests/integration/dashboard.py" \
+      token "https://127.0.0.1:$a_HTTP/ui/" "$token" default 2>&1); rc=$?
+printf '%s\n' "$out" | grep '^# ' | head -20
+[ $rc = 0 ] || printf '%s\n' "$out" | grep -v '^# ' | tail -10 | sed 's/^/#   /'
+_tap_result $rc "in Chromium over HTTPS the dashboard asks for the token and shows the queues"
 curl -s -o /dev/null --cacert "$T/ca.pem" "https://localhost:$a_HTTP/" 2>/dev/null
 ok "the name localhost verifies too" curl -s -o /dev/null --cacert "$T/ca.pem" "https://localhost:$a_HTTP/"
 curl -s -o /dev/null "https://127.0.0.1:$a_HTTP/"
