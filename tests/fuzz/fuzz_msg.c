@@ -41,7 +41,8 @@ s_repack (const msgpack_object *obj, size_t *len)
     return copy;
 }
 
-//  A parsed document packs again to bytes that parse to the same packing.
+//  A parsed document packs again to bytes that parse to the same packing
+//  (unless the shorter packing exceeds the reader's items-per-byte budget).
 static void
 s_check_roundtrip (dbt_mpr_t *reader)
 {
@@ -49,7 +50,14 @@ s_check_roundtrip (dbt_mpr_t *reader)
     size_t len1, len2;
     char *once = s_repack (dbt_mpr_root (reader), &len1);
     dbt_mpr_t *again = dbt_mpr_new (once, len1, err);
-    assert (again);
+    if (!again) {
+        //  Only by the item budget (items per byte, against memory blow-up):
+        //  a repacking may be shorter (a zero-length str16 becomes one
+        //  byte), so it may hold more items per byte than allowed.
+        assert (strstr (err, "items in"));
+        free (once);
+        return;
+    }
     char *twice = s_repack (dbt_mpr_root (again), &len2);
     assert (len1 == len2 && memcmp (once, twice, len1) == 0);
     dbt_mpr_destroy (&again);
