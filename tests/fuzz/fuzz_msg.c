@@ -6,7 +6,7 @@
     first). Three things are fed from it:
       - the bytes after the flags as one msgpack document (dbt_mpr_new): a
         document that parses must pack again to bytes that parse and pack
-        to the same bytes;
+        to the same bytes (or that only the reader's item budget refuses);
       - the frames as one message through the frame checks of
         dbt_msg_recv (dbt_msg_parse): an accepted message has a known
         signature, one command byte and a map body;
