@@ -412,6 +412,24 @@ s_notice (void *arg, const char *message)
 
 static void s_disconnect (void **handle_p);
 
+//  Set up a new (or reset) session: its settings and cancel handle.
+static int
+s_session (s_pg_t *self, char *err)
+{
+    PQfreeCancel (self->cancel);
+    self->cancel = PQgetCancel (self->conn);
+    self->stmt_timeout_ms = 0;
+    int rc = s_exec (self, "SET DateStyle = 'ISO'; SET TimeZone = 'UTC'; "
+                     "SET extra_float_digits = 3; SET IntervalStyle = 'postgres'; "
+                     "SET client_encoding = 'UTF8'; SET statement_timeout = 0",
+                     "postgres: cannot set up the session: ", err);
+    if (rc == 0 && !self->cancel) {
+        dbt_err_set (err, "postgres: cannot create a cancel handle");
+        rc = DBT_ECONN;
+    }
+    return rc;
+}
+
 static int
 s_connect (const dbt_dbconf_t *conf, void **handle_p, char *err)
 {
@@ -440,18 +458,11 @@ s_connect (const dbt_dbconf_t *conf, void **handle_p, char *err)
     }
     s_pg_t *self = (s_pg_t *) dbt_malloc (sizeof (s_pg_t));
     self->conn = conn;
+    self->cancel = NULL;
     self->unlogged = conf->unlogged;
     atomic_init (&self->canceled, false);
     PQsetNoticeProcessor (conn, s_notice, NULL);
-    self->cancel = PQgetCancel (conn);
-    int rc = s_exec (self, "SET DateStyle = 'ISO'; SET TimeZone = 'UTC'; "
-                     "SET extra_float_digits = 3; SET IntervalStyle = 'postgres'; "
-                     "SET client_encoding = 'UTF8'; SET statement_timeout = 0",
-                     "postgres: cannot set up the session: ", err);
-    if (rc == 0 && !self->cancel) {
-        dbt_err_set (err, "postgres: cannot create a cancel handle");
-        rc = DBT_ECONN;
-    }
+    int rc = s_session (self, err);
     if (rc) {
         void *handle = self;
         s_disconnect (&handle);
@@ -1004,14 +1015,28 @@ s_write_commit (void *handle, const char *table, const char *final, char *err)
         dbt_buf_puts (&sql, "COMMIT");
         free (qfinal);
         self->wsettimeout = false;
-        if (!PQsendQuery (self->conn, sql.data)) {
-            s_trim_copy (err, "postgres: cannot write the results: ",
-                         PQerrorMessage (self->conn));
-            rc = DBT_ECONN;
+        //  The server first hears of this write here: a connection found
+        //  dead now (a restarted server) is reset and the whole write sent
+        //  again (it drops and creates the table itself, so twice is once).
+        for (int tries = 0; tries < 2; tries++) {
+            rc = 0;
+            if (!PQsendQuery (self->conn, sql.data)) {
+                s_trim_copy (err, "postgres: cannot write the results: ",
+                             PQerrorMessage (self->conn));
+                rc = DBT_ECONN;
+            }
+            if (rc == 0)
+                rc = s_results (self, "postgres: cannot write the results: ", err);
+            if (rc != DBT_ECONN || tries > 0)
+                break;
+            PQreset (self->conn);
+            char inner [DBT_ERRMSG_LEN];
+            if (PQstatus (self->conn) != CONNECTION_OK || s_session (self, inner))
+                break;
+            dbt_log (DBT_LOG_INFO, "postgres: results connection was lost (%s); reconnected, "
+                     "writing again", err);
         }
         dbt_buf_free (&sql);
-        if (rc == 0)
-            rc = s_results (self, "postgres: cannot write the results: ", err);
     }
     else {
         if (self->tail_swap && strcmp (final, self->wfinal) != 0) {

@@ -256,6 +256,9 @@ out=$(LD_LIBRARY_PATH="$libdir" "$NODE_DIR/example" "$A" one ex 3 2>"$NODE_DIR/e
 is "$?" 0 "the example runs a job on a node"
 like "$out" "state SUCCESS, 3 rows" "the example waited for it"
 is "$(echo "$out" | tail -1)" "$(printf 'ex\t3')" "and printed its rows"
+#  A job that runs a while (1 s), so that there is progress to report
+#  (the one above may be done before the wait begins).
+LD_LIBRARY_PATH="$libdir" "$NODE_DIR/example" "$A" trickle 400 >/dev/null 2>"$NODE_DIR/example.err"
 like "$(cat "$NODE_DIR/example.err")" "state [0-9], [0-9]+ rows" "its progress callback was called"
 LD_LIBRARY_PATH="$libdir" "$NODE_DIR/example" "$A" broken 2 >/dev/null 2>&1
 is "$?" 1 "the example exits 1 for a failed job"
