@@ -196,6 +196,14 @@ for tool in cli py; do
          > /dev/null 2>"$E"
     is "$?" 0 "$tool: a cert given as NAME finds NAME_secret beside it"
 done
+#  libdungbeetle with the key pair as Z85 text (tests/curve_keys_client.c).
+KC="${top_builddir:-.}/tests/curve_keys_client"
+secret_of () { sed -n 's/.*secret-key = "\(.*\)"/\1/p' "$1"; }
+out=$("$KC" "$CE" "$(key_of "$K/client")" "$(secret_of "$K/client_secret")" "$(key_of "$K/mesh")" ccli 2>"$NODE_DIR/kc.err")
+is "$?" 0 "libdungbeetle: a key pair as Z85 text is answered (bad key options refused first)" || diag "$(cat "$NODE_DIR/kc.err")"
+is "$out" "SUCCESS" "libdungbeetle: with the job's state"
+"$KC" "$CE" "$(key_of "$K/badclient")" "$(secret_of "$K/badclient_secret")" "$K/mesh" ccli 2>"$NODE_DIR/kc.err"
+is "$?" 2 "libdungbeetle: an unknown key pair is DUNGBEETLE_EAUTH"
 ok "alpha logs the refused clients on its client socket, with address and key" \
     grep -qF "refused a connection to the client socket from 127.0.0.1: its key is not in [mesh] curve_allow (key $bad)" \
     "$NODE_DIR/alpha.log"
