@@ -10,8 +10,10 @@ Needs Debian's python3-zmq and python3-msgpack. As a module:
     status = c.wait(job, progress=lambda p: print(p["state"], p["rows"]))
     page = c.results(job, limit=100)           # {"columns": [...], "rows": [[...]]}
 
-As a command it takes the same commands and exit codes as
-dungbeetle-client(1): submit, status, wait, cancel, results, tasks, pending.
+As a command it takes the same commands, options (--client-cert and
+--server-key for a node with CURVE keys) and exit codes as
+dungbeetle-client(1): submit, status, wait, cancel, results, tasks, pending;
+a refused CURVE key raises DungbeetleError(401) and exits 2.
 The protocol is docs/protocol.md ("Client endpoint").
 """
 
