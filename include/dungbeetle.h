@@ -47,7 +47,8 @@ extern "C" {
                                     //  unknown: status the job), or a wait timed out
 #define DUNGBEETLE_EFULL     (-8)   //  the node's state store is full (507)
 #define DUNGBEETLE_ETOOBIG   (-9)   //  request or reply over the size limit (413)
-#define DUNGBEETLE_EAUTH     (-10)  //  the node wants a token, or another one (401)
+#define DUNGBEETLE_EAUTH     (-10)  //  the node wants a token, or another one (401),
+                                    //  or refused this client's CURVE key
 #define DUNGBEETLE_EGONE     (-11)  //  results expired and were dropped (410)
 #define DUNGBEETLE_EPROTO    (-12)  //  the reply was not what the protocol says
 #define DUNGBEETLE_ENOTSUP   (-13)  //  an option this build does not support
@@ -65,11 +66,17 @@ typedef struct _dungbeetle_client_t dungbeetle_client_t;
 typedef struct {
     int64_t timeout_ms;         //  answer limit per request (default 30000)
     const char *token;          //  the node's [app] auth_token, NULL = none
-    //  CURVE (Z85 text keys); reserved: a build without CURVE on the
-    //  client endpoint returns DUNGBEETLE_ENOTSUP when one is set.
-    const char *server_key;     //  the node's public key
-    const char *public_key;     //  this client's public key
-    const char *secret_key;     //  this client's secret key
+    //  CURVE, for a node with [mesh] curve_cert (docs/client.md): the
+    //  node's server_key and this client's key pair, either as the
+    //  client_cert file or as public_key and secret_key. Read once by
+    //  dungbeetle_client_new; a node that refuses the key (not in its
+    //  curve_allow) makes requests fail with DUNGBEETLE_EAUTH.
+    const char *server_key;     //  the node's public key: 40 Z85 characters,
+                                //  or the path of its public cert file
+    const char *public_key;     //  this client's public key (40 Z85 chars)
+    const char *secret_key;     //  this client's secret key (40 Z85 chars)
+    const char *client_cert;    //  or: this client's cert file, NAME_secret
+                                //  (from dungbeetle --new-keys NAME)
 } dungbeetle_options_t;
 
 //  Length of the err buffer of dungbeetle_client_new.
@@ -79,9 +86,12 @@ typedef struct {
 //  @param[in] options  NULL for defaults; copied
 //  @param[out] client_p the client: caller destroys with dungbeetle_client_destroy()
 //  @param[out] err     NULL, or DUNGBEETLE_ERRMSG_LEN bytes for the reason
-//  @return 0, DUNGBEETLE_EINVAL (bad endpoint), DUNGBEETLE_ENOTSUP.
+//  @return 0, or DUNGBEETLE_EINVAL (bad endpoint; keys missing, unreadable
+//          or malformed, or both client_cert and a key pair given).
 //  Connecting is asynchronous: an unreachable node shows as
-//  DUNGBEETLE_ETIMEDOUT on the first request.
+//  DUNGBEETLE_ETIMEDOUT on the first request. With CURVE keys the first
+//  request first waits (up to timeout_ms) for the handshake, and fails
+//  with DUNGBEETLE_EAUTH when the node refuses the key.
 int
     dungbeetle_client_new (const char *endpoint, const dungbeetle_options_t *options,
                            dungbeetle_client_t **client_p, char *err);

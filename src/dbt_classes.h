@@ -41,6 +41,7 @@
 #include "dbt_log.h"
 #include "dbt_driver.h"
 #include "dbt_config.h"
+#include "dbt_keys.h"
 #include "dbt_curve.h"
 #include "dbt_tasks.h"
 #include "dbt_sample.h"

@@ -30,60 +30,6 @@ struct _dbt_curve_t {
 //  --------------------------------------------------------------------------
 //  Keys and files
 
-//  True when text is a well-formed Z85 key.
-static bool
-s_is_key (const char *text)
-{
-    byte bin [32];
-    return text && strlen (text) == DBT_CURVE_KEYLEN && zmq_z85_decode (bin, text) != NULL;
-}
-
-static bool
-s_is_file (const char *path)
-{
-    struct stat st;
-    return stat (path, &st) == 0 && S_ISREG (st.st_mode);
-}
-
-int
-dbt_curve_load (const char *path, char *public_key, char *secret_key, char *err)
-{
-    assert (path);
-    assert (public_key);
-    char *secret_path = dbt_printf ("%s_secret", path);
-    bool found = s_is_file (path) || (secret_key && s_is_file (secret_path));
-    free (secret_path);
-    if (!found) {
-        dbt_err_set (err, "cannot load '%s': no such file", path);
-        return -1;
-    }
-    //  zcert_load reads PATH_secret when it exists, else PATH.
-    zcert_t *cert = zcert_load (path);
-    if (!cert || !s_is_key (zcert_public_txt (cert))) {
-        dbt_err_set (err, "cannot load '%s': not a CURVE certificate (make one with "
-                     "dungbeetle --new-keys NAME)", path);
-        zcert_destroy (&cert);
-        return -1;
-    }
-    if (secret_key) {
-        const char *secret = zcert_secret_txt (cert);
-        bool none = true;
-        for (const char *c = secret; *c; c++)
-            if (*c != '0')
-                none = false;
-        if (!s_is_key (secret) || none) {
-            dbt_err_set (err, "cannot load '%s': it holds no secret key (give the NAME_secret "
-                         "file)", path);
-            zcert_destroy (&cert);
-            return -1;
-        }
-        snprintf (secret_key, DBT_CURVE_KEYLEN + 1, "%s", secret);
-    }
-    snprintf (public_key, DBT_CURVE_KEYLEN + 1, "%s", zcert_public_txt (cert));
-    zcert_destroy (&cert);
-    return 0;
-}
-
 int
 dbt_curve_new_keys (const char *name, char *err)
 {
@@ -122,20 +68,6 @@ dbt_curve_new_keys (const char *name, char *err)
 //  --------------------------------------------------------------------------
 //  Socket set-up
 
-//  Client side of a socket: our pair, their server key.
-static int
-s_client (zsock_t *sock, const char *public_key, const char *secret_key, const char *server_key)
-{
-    zsock_set_curve_server (sock, 0);
-    zsock_set_curve_publickey (sock, public_key);
-    zsock_set_curve_secretkey (sock, secret_key);
-    zsock_set_curve_serverkey (sock, server_key);
-    char *set = zsock_curve_serverkey (sock);
-    int rc = set && streq (set, server_key) ? 0 : -1;
-    zstr_free (&set);
-    return rc;
-}
-
 int
 dbt_curve_apply (const dbt_curve_t *self, zsock_t *sock, dbt_curve_role_t role, const char *domain)
 {
@@ -151,7 +83,7 @@ dbt_curve_apply (const dbt_curve_t *self, zsock_t *sock, dbt_curve_role_t role, 
         rc = zsock_curve_server (sock) == 1 ? 0 : -1;
     }
     else
-        rc = s_client (sock, self->public_key, self->secret_key, self->server_key);
+        rc = dbt_keys_set_client (sock, self->public_key, self->secret_key, self->server_key);
     if (rc != 0)
         dbt_log (DBT_LOG_ERROR, "curve: cannot set CURVE options on a %s socket: %s",
                  zsock_type_str (sock), zmq_strerror (zmq_errno ()));
@@ -163,35 +95,6 @@ dbt_curve_public (const dbt_curve_t *self)
 {
     assert (self);
     return self->public_key;
-}
-
-int
-dbt_curve_client_keys (zsock_t *sock, const char *client_cert, const char *server_key, char *err)
-{
-    assert (sock);
-    if (!client_cert || !server_key) {
-        dbt_err_set (err, "CURVE needs both a client certificate and the server's key");
-        return -1;
-    }
-    char public_key [DBT_CURVE_KEYLEN + 1], secret_key [DBT_CURVE_KEYLEN + 1];
-    char server [DBT_CURVE_KEYLEN + 1];
-    char msg [DBT_ERRMSG_LEN];
-    if (dbt_curve_load (client_cert, public_key, secret_key, msg)) {
-        dbt_err_set (err, "client certificate: %s", msg);
-        return -1;
-    }
-    if (s_is_key (server_key) && !s_is_file (server_key))
-        snprintf (server, sizeof (server), "%s", server_key);
-    else
-    if (dbt_curve_load (server_key, server, NULL, msg)) {
-        dbt_err_set (err, "server key: not 40 Z85 characters, and %s", msg);
-        return -1;
-    }
-    if (s_client (sock, public_key, secret_key, server)) {
-        dbt_err_set (err, "cannot set CURVE options: %s", zmq_strerror (zmq_errno ()));
-        return -1;
-    }
-    return 0;
 }
 
 //  --------------------------------------------------------------------------
@@ -363,16 +266,13 @@ dbt_curve_new (const dbt_config_t *config, dbt_curve_t **curve_p, char *err)
     }
     dbt_curve_t *self = (dbt_curve_t *) dbt_malloc (sizeof (dbt_curve_t));
     char msg [DBT_ERRMSG_LEN];
-    if (dbt_curve_load (config->mesh_curve_cert, self->public_key, self->secret_key, msg)) {
+    if (dbt_keys_load (config->mesh_curve_cert, self->public_key, self->secret_key, msg)) {
         dbt_err_set (err, "[mesh] curve_cert: %s", msg);
         goto fail;
     }
     snprintf (self->server_key, sizeof (self->server_key), "%s", self->public_key);
     if (config->mesh_curve_server) {
-        if (s_is_key (config->mesh_curve_server) && !s_is_file (config->mesh_curve_server))
-            snprintf (self->server_key, sizeof (self->server_key), "%s", config->mesh_curve_server);
-        else
-        if (dbt_curve_load (config->mesh_curve_server, self->server_key, NULL, msg)) {
+        if (dbt_keys_server (config->mesh_curve_server, self->server_key, msg)) {
             dbt_err_set (err, "[mesh] curve_server: %s", msg);
             goto fail;
         }
@@ -455,23 +355,23 @@ dbt_curve_test (bool verbose)
 
     //  Loading: public only, secret, missing, not a cert.
     char pub [DBT_CURVE_KEYLEN + 1], sec [DBT_CURVE_KEYLEN + 1], pub2 [DBT_CURVE_KEYLEN + 1];
-    assert (dbt_curve_load (node, pub, sec, err) == 0);
-    assert (dbt_curve_load (node_secret, pub2, NULL, err) == 0 && streq (pub, pub2));
+    assert (dbt_keys_load (node, pub, sec, err) == 0);
+    assert (dbt_keys_load (node_secret, pub2, NULL, err) == 0 && streq (pub, pub2));
     char *missing = dbt_printf ("%s/none", dir);
-    assert (dbt_curve_load (missing, pub, sec, err) == -1 && strstr (err, "no such file"));
+    assert (dbt_keys_load (missing, pub, sec, err) == -1 && strstr (err, "no such file"));
     char *junk = dbt_printf ("%s/junk", dir);
     FILE *file = fopen (junk, "w");
     assert (file);
     fputs ("hello\n", file);
     fclose (file);
-    assert (dbt_curve_load (junk, pub, NULL, err) == -1 && strstr (err, "not a CURVE"));
+    assert (dbt_keys_load (junk, pub, NULL, err) == -1 && strstr (err, "not a CURVE"));
     //  A public file alone gives no secret.
     char *lone = dbt_printf ("%s/lone", dir);
     zcert_t *cert = zcert_load (client);
     assert (cert);
     assert (zcert_save_public (cert, lone) == 0);
     zcert_destroy (&cert);
-    assert (dbt_curve_load (lone, pub, sec, err) == -1 && strstr (err, "no secret"));
+    assert (dbt_keys_load (lone, pub, sec, err) == -1 && strstr (err, "no secret"));
 
     //  The allow-list holds the client's public cert, not the stranger's.
     assert (mkdir (allow, 0700) == 0);
@@ -496,7 +396,7 @@ dbt_curve_test (bool verbose)
     int rc = dbt_curve_new (config, &curve, err);
     assert (rc == 0 && curve);
     char node_pub [DBT_CURVE_KEYLEN + 1];
-    assert (dbt_curve_load (node, node_pub, NULL, err) == 0);
+    assert (dbt_keys_load (node, node_pub, NULL, err) == 0);
     assert (streq (dbt_curve_public (curve), node_pub));
     assert (dbt_curve_apply (NULL, NULL, DBT_CURVE_SERVER, NULL) == 0);
 
@@ -511,7 +411,7 @@ dbt_curve_test (bool verbose)
     for (int i = 0; i < 3; i++) {
         zsock_t *dealer = zsock_new (ZMQ_DEALER);
         if (who [i])
-            assert (dbt_curve_client_keys (dealer, who [i], node, err) == 0);
+            assert (dbt_keys_client (dealer, who [i], node, err) == 0);
         else
             assert (dbt_curve_apply (curve, dealer, DBT_CURVE_CLIENT, NULL) == 0);
         assert (zsock_connect (dealer, "tcp://127.0.0.1:%d", port) == 0);
@@ -524,10 +424,10 @@ dbt_curve_test (bool verbose)
     }
     //  The server key as Z85 text; bad keys are refused.
     zsock_t *dealer = zsock_new (ZMQ_DEALER);
-    assert (dbt_curve_client_keys (dealer, client, node_pub, err) == 0);
-    assert (dbt_curve_client_keys (dealer, client, "short", err) == -1 && strstr (err, "server key"));
-    assert (dbt_curve_client_keys (dealer, lone, node_pub, err) == -1 && strstr (err, "client"));
-    assert (dbt_curve_client_keys (dealer, NULL, node_pub, err) == -1);
+    assert (dbt_keys_client (dealer, client, node_pub, err) == 0);
+    assert (dbt_keys_client (dealer, client, "short", err) == -1 && strstr (err, "server key"));
+    assert (dbt_keys_client (dealer, lone, node_pub, err) == -1 && strstr (err, "client"));
+    assert (dbt_keys_client (dealer, NULL, node_pub, err) == -1);
     zsock_destroy (&dealer);
     zsock_destroy (&server);
     dbt_curve_destroy (&curve);

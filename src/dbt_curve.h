@@ -14,7 +14,8 @@
 
     The object is created once (dbt_main) before any actor starts, is read-
     only afterwards and may be shared by every thread; only its ZAP actor
-    has a thread of its own. Key strings are Z85 (40 characters).
+    has a thread of its own. Key strings are Z85 (40 characters); key files
+    and client-side keys are dbt_keys's.
     =========================================================================
 */
 #ifndef DBT_CURVE_H_INCLUDED
@@ -24,9 +25,10 @@
 #include <czmq.h>
 #include "dbt_config.h"
 #include "dbt_client.h"
+#include "dbt_keys.h"
 
 //  Length of a Z85 key, without its NUL.
-#define DBT_CURVE_KEYLEN 40
+#define DBT_CURVE_KEYLEN DBT_KEYS_LEN
 
 //  Roles of a socket.
 typedef enum {
@@ -63,27 +65,10 @@ int
 const char *
     dbt_curve_public (const dbt_curve_t *self);
 
-//  --------------------------------------------------------------------------
-//  For clients of a node (libdungbeetle, tools): apply client-side keys to a
-//  socket before it connects. client_cert is the path of the client's zcert
-//  (its secret file NAME_secret, or NAME when NAME_secret sits beside it);
-//  server_key is the node's public key as 40 Z85 characters or the path of
-//  its public zcert file. Returns 0, or -1 with err (nothing is set on the
-//  socket then).
-int
-    dbt_curve_client_keys (zsock_t *sock, const char *client_cert, const char *server_key,
-                           char *err);
-
 //  A dispatcher client (dbt_client) whose socket is secured by self
 //  (NULL: none). Returns NULL with err set.
 dbt_client_t *
     dbt_curve_client_new (const dbt_curve_t *self, const char *endpoint, char *err);
-
-//  Load a cert file's keys into public_key / secret_key (DBT_CURVE_KEYLEN+1
-//  bytes each; secret_key may be NULL to read a public cert). Returns 0, or
-//  -1 with err (file missing, not a cert, no secret key when one is asked).
-int
-    dbt_curve_load (const char *path, char *public_key, char *secret_key, char *err);
 
 //  Write a new key pair: NAME (public) and NAME_secret (mode 0600), with
 //  metadata name = NAME's last path component. Refuses to overwrite either

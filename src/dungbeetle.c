@@ -16,6 +16,8 @@ struct _dungbeetle_client_t {
     dbt_client_t *client;       //  the connection
     int64_t timeout_ms;         //  answer limit per request
     char *token;                //  bearer token, or NULL
+    zsock_t *monitor;           //  the socket's handshake events (CURVE only)
+    bool secured;               //  a CURVE handshake has succeeded
     char error [DBT_ERRMSG_LEN];//  last failure's message
 };
 
@@ -67,7 +69,7 @@ dungbeetle_strerror (int code)
         case DUNGBEETLE_ETIMEDOUT:  return "timed out";
         case DUNGBEETLE_EFULL:      return "the node's state store is full";
         case DUNGBEETLE_ETOOBIG:    return "over the size limit";
-        case DUNGBEETLE_EAUTH:      return "not authorised (token)";
+        case DUNGBEETLE_EAUTH:      return "not authorised (token or CURVE key)";
         case DUNGBEETLE_EGONE:      return "results expired";
         case DUNGBEETLE_EPROTO:     return "malformed reply";
         case DUNGBEETLE_ENOTSUP:    return "not supported";
@@ -95,6 +97,59 @@ s_code_error (int code)
 //  --------------------------------------------------------------------------
 //  Client
 
+//  What the socket set-up needs: the keys, and where the monitor goes.
+typedef struct {
+    const dungbeetle_options_t *options;
+    zsock_t *monitor;           //  out: connected to the socket's monitor
+} s_setup_t;
+
+#define HANDSHAKE_EVENTS (ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH \
+                          | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL \
+                          | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL)
+
+//  dbt_client_setup_fn: CURVE keys on the socket, and a monitor of its
+//  handshakes so that a refused key shows as DUNGBEETLE_EAUTH, not as a
+//  silent node.
+static int
+s_setup (zsock_t *sock, void *arg, char *err)
+{
+    s_setup_t *setup = (s_setup_t *) arg;
+    const dungbeetle_options_t *options = setup->options;
+    if (options->client_cert) {
+        if (dbt_keys_client (sock, options->client_cert, options->server_key, err))
+            return -1;
+    }
+    else {
+        char server [DBT_KEYS_LEN + 1], msg [DBT_ERRMSG_LEN];
+        if (!dbt_keys_is_key (options->public_key) || !dbt_keys_is_key (options->secret_key)) {
+            dbt_err_set (err, "public_key and secret_key must be 40 Z85 characters each");
+            return -1;
+        }
+        if (dbt_keys_server (options->server_key, server, msg)) {
+            dbt_err_set (err, "server key: %s", msg);
+            return -1;
+        }
+        if (dbt_keys_set_client (sock, options->public_key, options->secret_key, server)) {
+            dbt_err_set (err, "cannot set CURVE options: %s", zmq_strerror (zmq_errno ()));
+            return -1;
+        }
+    }
+    static uint64_t monitors = 0;
+    uint64_t n = __atomic_fetch_add (&monitors, 1, __ATOMIC_RELAXED);
+    char *endpoint = dbt_printf ("inproc://dungbeetle-monitor-%d-%" PRIu64, (int) getpid (), n);
+    int rc = zmq_socket_monitor (zsock_resolve (sock), endpoint, HANDSHAKE_EVENTS);
+    if (rc == 0) {
+        //  Connected before the socket connects: no event is lost.
+        setup->monitor = zsock_new (ZMQ_PAIR);
+        if (!setup->monitor || zsock_connect (setup->monitor, "%s", endpoint))
+            rc = -1;
+    }
+    if (rc)
+        dbt_err_set (err, "cannot monitor the socket: %s", zmq_strerror (zmq_errno ()));
+    free (endpoint);
+    return rc;
+}
+
 int
 dungbeetle_client_new (const char *endpoint, const dungbeetle_options_t *options,
                        dungbeetle_client_t **client_p, char *err)
@@ -103,21 +158,37 @@ dungbeetle_client_new (const char *endpoint, const dungbeetle_options_t *options
     if (!err)
         err = local;
     *err = 0;
-    if (options && (options->server_key || options->public_key || options->secret_key)) {
-        snprintf (err, DUNGBEETLE_ERRMSG_LEN, "CURVE keys are not supported by this build");
-        return DUNGBEETLE_ENOTSUP;
-    }
     if (!endpoint || !*endpoint) {
         snprintf (err, DUNGBEETLE_ERRMSG_LEN, "no endpoint given");
         return DUNGBEETLE_EINVAL;
     }
+    bool curve = false;
+    if (options && (options->server_key || options->client_cert || options->public_key
+                    || options->secret_key)) {
+        bool pair = options->public_key || options->secret_key;
+        if (!options->server_key || (!options->client_cert && !pair)) {
+            snprintf (err, DUNGBEETLE_ERRMSG_LEN, "CURVE needs both the node's server_key and "
+                      "this client's keys (client_cert, or public_key and secret_key)");
+            return DUNGBEETLE_EINVAL;
+        }
+        if (options->client_cert && pair) {
+            snprintf (err, DUNGBEETLE_ERRMSG_LEN, "give client_cert or public_key and "
+                      "secret_key, not both");
+            return DUNGBEETLE_EINVAL;
+        }
+        curve = true;
+    }
     //  As a library, quiet czmq's own signal handling and logging.
     zsys_handler_set (NULL);
-    dbt_client_t *client = dbt_client_new (endpoint, err);
-    if (!client)
+    s_setup_t setup = { options, NULL };
+    dbt_client_t *client = dbt_client_new_with (endpoint, curve ? s_setup : NULL, &setup, err);
+    if (!client) {
+        zsock_destroy (&setup.monitor);
         return DUNGBEETLE_EINVAL;
+    }
     dungbeetle_client_t *self = (dungbeetle_client_t *) dbt_malloc (sizeof (dungbeetle_client_t));
     self->client = client;
+    self->monitor = setup.monitor;
     self->timeout_ms = options && options->timeout_ms > 0 ? options->timeout_ms : DEFAULT_TIMEOUT_MS;
     self->token = options && options->token ? dbt_strdup (options->token) : NULL;
     *client_p = self;
@@ -131,9 +202,39 @@ dungbeetle_client_destroy (dungbeetle_client_t **client_p)
         return;
     dungbeetle_client_t *self = *client_p;
     dbt_client_destroy (&self->client);
+    zsock_destroy (&self->monitor);
     free (self->token);
     free (self);
     *client_p = NULL;
+}
+
+//  The next handshake event within timeout_ms (0: only one already
+//  there): DUNGBEETLE_OK on success, DUNGBEETLE_EAUTH with self->error on
+//  a failure, DUNGBEETLE_ETIMEDOUT when none came.
+static int
+s_handshake (dungbeetle_client_t *self, int64_t timeout_ms)
+{
+    zsock_set_rcvtimeo (self->monitor, (int) (timeout_ms > INT_MAX ? INT_MAX : timeout_ms));
+    zmsg_t *event = zmsg_recv (self->monitor);
+    if (!event)
+        return DUNGBEETLE_ETIMEDOUT;
+    zframe_t *head = zmsg_first (event);
+    uint16_t kind = 0;
+    if (head && zframe_size (head) >= 2)
+        memcpy (&kind, zframe_data (head), 2);
+    zmsg_destroy (&event);
+    const char *endpoint = dbt_client_endpoint (self->client);
+    if (kind == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
+        self->secured = true;
+        return DUNGBEETLE_OK;
+    }
+    if (kind == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
+        snprintf (self->error, sizeof (self->error), "the node at %s refused this client's "
+                  "CURVE key (it is not in the node's [mesh] curve_allow)", endpoint);
+    else
+        snprintf (self->error, sizeof (self->error), "CURVE handshake with %s failed: a wrong "
+                  "server key, or the node does not use CURVE", endpoint);
+    return DUNGBEETLE_EAUTH;
 }
 
 const char *
@@ -158,9 +259,30 @@ s_begin (dungbeetle_client_t *self)
 static int
 s_call (dungbeetle_client_t *self, int command, int64_t timeout_ms, dbt_reply_t **reply_p)
 {
+    *reply_p = NULL;
+    //  With CURVE, the first request waits for the handshake, so that a
+    //  refused key is told apart from a node that does not answer.
+    if (self->monitor && !self->secured) {
+        int hs = s_handshake (self, self->timeout_ms);
+        if (hs == DUNGBEETLE_ETIMEDOUT)
+            snprintf (self->error, sizeof (self->error), "no CURVE handshake with %s within "
+                      "%" PRId64 " ms", dbt_client_endpoint (self->client), self->timeout_ms);
+        if (hs)
+            return hs;
+    }
     int rc = dbt_client_call (self->client, command, timeout_ms, reply_p, self->error);
-    if (rc == DBT_ETIMEDOUT)
+    if (rc == DBT_ETIMEDOUT) {
+        //  A reconnection whose handshake failed since (the key was dropped).
+        int hs = DUNGBEETLE_OK;
+        char timed_out [DBT_ERRMSG_LEN];
+        snprintf (timed_out, sizeof (timed_out), "%s", self->error);
+        while (self->monitor && hs == DUNGBEETLE_OK)
+            hs = s_handshake (self, 0);
+        if (hs == DUNGBEETLE_EAUTH)
+            return DUNGBEETLE_EAUTH;
+        snprintf (self->error, sizeof (self->error), "%s", timed_out);
         return DUNGBEETLE_ETIMEDOUT;
+    }
     if (rc == DBT_ETOOBIG)
         return DUNGBEETLE_ETOOBIG;
     if (rc)

@@ -3,8 +3,9 @@
 
     Drives a node's client endpoint through libdungbeetle: submit, status,
     wait (a live progress line on a terminal), cancel, results (CSV or
-    JSON to stdout), tasks, pending. Exit status: 0 success (a job that
-    ended SUCCESS), 1 the job ended FAILURE, 2 usage or a refused request,
+    JSON to stdout), tasks, pending; CURVE keys with --client-cert and
+    --server-key. Exit status: 0 success (a job that ended SUCCESS), 1 the
+    job ended FAILURE, 2 usage, a refused request or a refused CURVE key,
     3 not found, 4 the node could not be reached or did not answer, 5 any
     other error. See docs/dungbeetle-client.1.
     =========================================================================
@@ -31,6 +32,8 @@
 typedef struct {
     const char *endpoint;       //  --endpoint
     const char *token;          //  --token
+    const char *client_cert;    //  --client-cert
+    const char *server_key;     //  --server-key
     int64_t timeout_ms;         //  --timeout
     const char *id;             //  --id
     const char *queue;          //  --queue
@@ -48,7 +51,8 @@ static void
 s_usage (FILE *out)
 {
     fprintf (out,
-        "usage: dungbeetle-client [--endpoint E] [--token T] [--timeout MS] COMMAND ...\n"
+        "usage: dungbeetle-client [--endpoint E] [--token T] [--timeout MS]\n"
+        "                         [--client-cert FILE --server-key KEY|FILE] COMMAND ...\n"
         "  submit TASK [ARGS...] [--id ID] [--queue Q] [--eta TIME] [--retries N]\n"
         "                        [--ttl SECONDS] [--wait]\n"
         "  status ID\n"
@@ -58,7 +62,10 @@ s_usage (FILE *out)
         "  tasks\n"
         "  pending QUEUE\n"
         "endpoint: --endpoint, else $DUNGBEETLE_ENDPOINT, else " DEFAULT_ENDPOINT "\n"
-        "exit: 0 success, 1 job FAILURE, 2 usage or refused, 3 not found,\n"
+        "CURVE: --client-cert (else $DUNGBEETLE_CLIENT_CERT) is this client's NAME_secret\n"
+        "       file; --server-key (else $DUNGBEETLE_SERVER_KEY) the node's public key,\n"
+        "       40 Z85 characters or its public cert file\n"
+        "exit: 0 success, 1 job FAILURE, 2 usage, refused, or key refused, 3 not found,\n"
         "      4 node unreachable or silent, 5 other error\n");
 }
 
@@ -303,6 +310,12 @@ main (int argc, char **argv)
     opts.endpoint = getenv ("DUNGBEETLE_ENDPOINT");
     if (!opts.endpoint || !*opts.endpoint)
         opts.endpoint = DEFAULT_ENDPOINT;
+    opts.client_cert = getenv ("DUNGBEETLE_CLIENT_CERT");
+    opts.server_key = getenv ("DUNGBEETLE_SERVER_KEY");
+    if (opts.client_cert && !*opts.client_cert)
+        opts.client_cert = NULL;
+    if (opts.server_key && !*opts.server_key)
+        opts.server_key = NULL;
     static const struct option longs [] = {
         { "endpoint", required_argument, NULL, 'e' }, { "token", required_argument, NULL, 'T' },
         { "timeout", required_argument, NULL, 'o' }, { "id", required_argument, NULL, 'i' },
@@ -311,6 +324,8 @@ main (int argc, char **argv)
         { "wait", no_argument, NULL, 'w' }, { "purge", no_argument, NULL, 'p' },
         { "format", required_argument, NULL, 'f' }, { "limit", required_argument, NULL, 'l' },
         { "offset", required_argument, NULL, 's' }, { "help", no_argument, NULL, 'h' },
+        { "client-cert", required_argument, NULL, 'C' },
+        { "server-key", required_argument, NULL, 'K' },
         { NULL, 0, NULL, 0 }
     };
     int c;
@@ -321,6 +336,8 @@ main (int argc, char **argv)
         switch (c) {
             case 'e': opts.endpoint = optarg; break;
             case 'T': opts.token = optarg; break;
+            case 'C': opts.client_cert = optarg; break;
+            case 'K': opts.server_key = optarg; break;
             case 'o':
                 if (s_number (optarg, 1, INT64_C (86400000), &opts.timeout_ms))
                     goto bad_number;
@@ -379,13 +396,22 @@ main (int argc, char **argv)
         s_usage (stderr);
         return EXIT_USAGE;
     }
-    dungbeetle_options_t options = { .timeout_ms = opts.timeout_ms, .token = opts.token };
+    if (!opts.client_cert != !opts.server_key) {
+        fprintf (stderr, "dungbeetle-client: CURVE needs both --client-cert and --server-key\n");
+        return EXIT_USAGE;
+    }
+    dungbeetle_options_t options = { .timeout_ms = opts.timeout_ms, .token = opts.token,
+                                     .client_cert = opts.client_cert,
+                                     .server_key = opts.server_key };
     dungbeetle_client_t *client = NULL;
     char err [DUNGBEETLE_ERRMSG_LEN];
     int rc = dungbeetle_client_new (opts.endpoint, &options, &client, err);
     if (rc) {
         fprintf (stderr, "dungbeetle-client: %s\n", err);
-        return rc == DUNGBEETLE_EINVAL ? EXIT_CONN : s_exit_code (rc);
+        //  With keys given, an unusable key file is the likelier cause.
+        if (rc == DUNGBEETLE_EINVAL)
+            return opts.client_cert ? EXIT_USAGE : EXIT_CONN;
+        return s_exit_code (rc);
     }
     int code = 0;
     if (strcmp (command, "submit") == 0) {

@@ -4,13 +4,16 @@
 Needs Debian's python3-zmq and python3-msgpack. As a module:
 
     from dungbeetle_client import Client, DungbeetleError
-    c = Client("tcp://127.0.0.1:6072")
+    c = Client("tcp://127.0.0.1:6072")        # with CURVE keys, add:
+    #   client_cert="keys/script_secret", server_key="keys/mesh"
     job = c.submit("report", ["2024-01-01"], id="r1")
     status = c.wait(job, progress=lambda p: print(p["state"], p["rows"]))
     page = c.results(job, limit=100)           # {"columns": [...], "rows": [[...]]}
 
-As a command it takes the same commands and exit codes as
-dungbeetle-client(1): submit, status, wait, cancel, results, tasks, pending.
+As a command it takes the same commands, options (--client-cert and
+--server-key for a node with CURVE keys) and exit codes as
+dungbeetle-client(1): submit, status, wait, cancel, results, tasks, pending;
+a refused CURVE key raises DungbeetleError(401) and exits 2.
 The protocol is docs/protocol.md ("Client endpoint").
 """
 
@@ -25,6 +28,9 @@ import time
 
 import msgpack
 import zmq
+import zmq.auth
+import zmq.utils.monitor
+import zmq.utils.z85
 
 SIGNATURE = b"DBTC01"
 SUBMIT, CANCEL, STATUS, GROUP, PENDING, PING = 0x01, 0x02, 0x03, 0x04, 0x05, 0x06
@@ -46,21 +52,95 @@ class DungbeetleError(Exception):
         self.message = message
 
 
+def _load_cert(path, secret):
+    """(public, secret) of a czmq zcert file; NAME_secret is read when it
+    sits beside NAME and a secret is wanted."""
+    if secret and os.path.isfile(path + "_secret"):
+        path = path + "_secret"
+    if not os.path.isfile(path):
+        raise DungbeetleError(400, "cannot load '%s': no such file" % path)
+    try:
+        public, secret_key = zmq.auth.load_certificate(path)
+    except Exception as error:
+        raise DungbeetleError(400, "cannot load '%s': not a CURVE certificate (%s)" % (path, error))
+    if secret and not secret_key:
+        raise DungbeetleError(400, "cannot load '%s': it holds no secret key (give the NAME_secret "
+                              "file)" % path)
+    return public, secret_key
+
+
+def _is_key(text):
+    try:
+        return len(text) == 40 and len(zmq.utils.z85.decode(text.encode())) == 32
+    except Exception:
+        return False
+
+
+def _client_keys(client_cert, server_key):
+    """(public, secret, server) keys for a CURVE client socket."""
+    try:
+        public, secret = _load_cert(client_cert, True)
+    except DungbeetleError as error:
+        raise DungbeetleError(400, "client certificate: " + error.message)
+    if _is_key(server_key) and not os.path.isfile(server_key):
+        server = server_key.encode()
+    else:
+        try:
+            server, _ = _load_cert(server_key, False)
+        except DungbeetleError as error:
+            raise DungbeetleError(400, "server key: not 40 Z85 characters, and " + error.message)
+    return public, secret, server
+
+
 class Client:
     """One DEALER connected to a node's client endpoint. Not thread-safe."""
 
-    def __init__(self, endpoint=DEFAULT_ENDPOINT, timeout_ms=30000, token=None, context=None):
+    def __init__(self, endpoint=DEFAULT_ENDPOINT, timeout_ms=30000, token=None, context=None,
+                 client_cert=None, server_key=None):
+        """client_cert (this client's NAME_secret file from dungbeetle
+        --new-keys) and server_key (the node's public key: 40 Z85 characters
+        or its public cert file) turn on CURVE, for a node with [mesh]
+        curve_cert; unusable keys raise DungbeetleError(400). A node that
+        refuses the key makes requests raise DungbeetleError(401)."""
         self.endpoint = endpoint
         self.timeout_ms = timeout_ms
         self.token = token
+        self._monitor = None
+        self._secured = False
+        if (client_cert is None) != (server_key is None):
+            raise DungbeetleError(400, "CURVE needs both a client certificate and the server's key")
+        keys = _client_keys(client_cert, server_key) if client_cert is not None else None
         self._context = context or zmq.Context.instance()
         self._socket = self._context.socket(zmq.DEALER)
         self._socket.setsockopt(zmq.LINGER, 0)
+        if keys:
+            self._socket.curve_publickey, self._socket.curve_secretkey, self._socket.curve_serverkey = keys
+            #  Handshake events, so that a refused key is told apart from a
+            #  node that does not answer.
+            self._monitor = self._socket.get_monitor_socket(
+                zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+                | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL)
         self._socket.connect(endpoint)
         self._rid = random.getrandbits(62)
 
     def close(self):
+        if self._monitor is not None:
+            self._socket.disable_monitor()
+            self._monitor.close(0)
+            self._monitor = None
         self._socket.close(0)
+
+    def _handshake_event(self):
+        """Read one monitor event: raise on a failed handshake."""
+        event = zmq.utils.monitor.recv_monitor_message(self._monitor)["event"]
+        if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+            self._secured = True
+            return
+        if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+            raise DungbeetleError(401, "the node at %s refused this client's CURVE key (it is not "
+                                  "in the node's [mesh] curve_allow)" % self.endpoint)
+        raise DungbeetleError(401, "CURVE handshake with %s failed: a wrong server key, or the "
+                              "node does not use CURVE" % self.endpoint)
 
     def __enter__(self):
         return self
@@ -82,10 +162,19 @@ class Client:
         self._socket.send_multipart([SIGNATURE, bytes([command]), msgpack.packb(body, use_bin_type=True)])
         limit = self.timeout_ms if timeout_ms is None else timeout_ms
         deadline = None if limit <= 0 else time.monotonic() + limit / 1000.0
+        poller = zmq.Poller()
+        poller.register(self._socket, zmq.POLLIN)
+        if self._monitor is not None:
+            poller.register(self._monitor, zmq.POLLIN)
         while True:
             left = None if deadline is None else max(0, int((deadline - time.monotonic()) * 1000))
-            if left == 0 or not self._socket.poll(left if left is not None else -1):
+            ready = dict(poller.poll(left if left is not None else None)) if left != 0 else {}
+            if not ready:
                 raise DungbeetleError(0, "%s did not answer within %d ms" % (self.endpoint, limit))
+            if self._monitor in ready:
+                self._handshake_event()
+            if self._socket not in ready:
+                continue
             frames = self._socket.recv_multipart()
             if len(frames) != 3 or frames[0] != SIGNATURE or len(frames[1]) != 1:
                 continue
@@ -232,6 +321,11 @@ def main(argv=None):
     parser.add_argument("--endpoint", default=os.environ.get("DUNGBEETLE_ENDPOINT") or DEFAULT_ENDPOINT)
     parser.add_argument("--token")
     parser.add_argument("--timeout", type=int, default=30000, help="answer limit in ms")
+    parser.add_argument("--client-cert", default=os.environ.get("DUNGBEETLE_CLIENT_CERT") or None,
+                        help="this client's CURVE cert (NAME_secret); default $DUNGBEETLE_CLIENT_CERT")
+    parser.add_argument("--server-key", default=os.environ.get("DUNGBEETLE_SERVER_KEY") or None,
+                        help="the node's public key, 40 Z85 characters or its public cert file; "
+                        "default $DUNGBEETLE_SERVER_KEY")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("submit")
     p.add_argument("task")
@@ -258,7 +352,12 @@ def main(argv=None):
         opts = parser.parse_args(argv)
     except SystemExit as exit:
         return EXIT_USAGE if exit.code else 0
-    client = Client(opts.endpoint, timeout_ms=opts.timeout, token=opts.token)
+    try:
+        client = Client(opts.endpoint, timeout_ms=opts.timeout, token=opts.token,
+                        client_cert=opts.client_cert, server_key=opts.server_key)
+    except DungbeetleError as error:
+        sys.stderr.write("dungbeetle_client.py: %s\n" % error.message)
+        return EXIT_USAGE
     try:
         if opts.command == "submit":
             job_id = client.submit(opts.task, opts.args, id=opts.id, queue=opts.queue, eta_ms=opts.eta,

@@ -5,7 +5,9 @@
 #  key outside [mesh] curve_allow is refused (alpha logs its address) and
 #  gets no job, while one with an allowed key gets jobs; a zmq client
 #  (python3-zmq) with an unknown key gets no answer and is logged, with an
-#  allowed key it is answered; tcpdump on loopback sees none of a job's
+#  allowed key it is answered; dungbeetle-client and dungbeetle_client.py
+#  with keys submit and wait on alpha's client endpoint, and with an
+#  unknown key (or a wrong server key) exit 2 and alpha logs it; tcpdump on loopback sees none of a job's
 #  args or SQL with keys, and sees the args without them (so the check can
 #  fail); a node refuses a non-loopback bind without keys, not with them.
 . "$top_srcdir/tests/lib/tap.sh"
@@ -50,6 +52,11 @@ a_mesh=$(free_port); b_mesh=$(free_port)
 while [ "$b_mesh" = "$a_mesh" ] || [ "$b_mesh" = $((a_mesh + 1)) ] || [ $((b_mesh + 1)) = "$a_mesh" ]; do
     b_mesh=$(free_port)
 done
+a_cli=$(free_port)
+while [ "$a_cli" = "$a_mesh" ] || [ "$a_cli" = $((a_mesh + 1)) ] || [ "$a_cli" = "$b_mesh" ] \
+      || [ "$a_cli" = $((b_mesh + 1)) ]; do
+    a_cli=$(free_port)
+done
 peers="tcp://127.0.0.1:$a_mesh, tcp://127.0.0.1:$b_mesh"
 keys="curve_cert = $K/mesh_secret
 curve_allow = $K/allow"
@@ -67,6 +74,7 @@ data_dir = @DIR@/data-alpha
 worker_concurrency = 1
 [mesh]
 bind = tcp://127.0.0.1:$a_mesh
+client = tcp://127.0.0.1:$a_cli
 peers = $peers
 heartbeat_interval = 300ms
 $1
@@ -147,6 +155,59 @@ bad=$(key_of "$K/badclient")
 ok "alpha logs the refused client with its address and key" \
     grep -qF "refused a connection to the dispatcher socket from 127.0.0.1: its key is not in [mesh] curve_allow (key $bad)" \
     "$NODE_DIR/alpha.log"
+
+#  --------------------------------------------------------------------------
+#  dungbeetle-client (libdungbeetle) and dungbeetle_client.py with keys, on
+#  alpha's client endpoint.
+CLI="${top_builddir:-.}/tools/dungbeetle-client"
+PY="$top_srcdir/tools/dungbeetle_client.py"
+CE="tcp://127.0.0.1:$a_cli"
+for tool in cli py; do
+    if [ $tool = cli ]; then T=$CLI; else T=$PY; fi
+    E="$NODE_DIR/$tool.err"
+    out=$("$T" --endpoint "$CE" --client-cert "$K/client_secret" --server-key "$K/mesh" \
+          submit marked "T$tool" --id "c$tool" --wait 2>"$E")
+    is "$?" 0 "$tool: with an allowed key, submit --wait succeeds over CURVE" || diag "$(cat "$E")"
+    like "$out" "c$tool SUCCESS rows=1" "$tool: and reports the job's end"
+    out=$("$T" --endpoint "$CE" --client-cert "$K/client_secret" --server-key "$K/mesh" \
+          tasks 2>"$E")
+    like "$out" "marked.qb" "$tool: the task list comes back over CURVE"
+    out=$(DUNGBEETLE_CLIENT_CERT="$K/client" DUNGBEETLE_SERVER_KEY="$(key_of "$K/mesh")" \
+          "$T" --endpoint "$CE" status "c$tool" 2>"$E")
+    is "$?" 0 "$tool: keys from the environment, the server key as Z85 text" || diag "$(cat "$E")"
+    like "$out" "state: SUCCESS" "$tool: status answered"
+    "$T" --endpoint "$CE" --client-cert "$K/badclient_secret" --server-key "$K/mesh" \
+         --timeout 5000 status "c$tool" > /dev/null 2>"$E"
+    is "$?" 2 "$tool: an unknown client key is refused (exit 2)"
+    like "$(cat "$E")" "refused this client's CURVE key" "$tool: and says so"
+    "$T" --endpoint "$CE" --client-cert "$K/client_secret" --server-key "$K/stranger" \
+         --timeout 5000 status "c$tool" > /dev/null 2>"$E"
+    is "$?" 2 "$tool: a wrong server key fails the handshake (exit 2)"
+    like "$(cat "$E")" "CURVE handshake with .* failed" "$tool: and says so"
+    "$T" --endpoint "$CE" --timeout 1500 status "c$tool" > /dev/null 2>"$E"
+    is "$?" 4 "$tool: without keys a CURVE node does not answer (exit 4)"
+    "$T" --endpoint "$CE" --client-cert "$K/nothing" --server-key "$K/mesh" status "c$tool" \
+         > /dev/null 2>"$E"
+    is "$?" 2 "$tool: a missing client cert is a usage error"
+    like "$(cat "$E")" "client certificate: cannot load" "$tool: naming the file"
+    "$T" --endpoint "$CE" --client-cert "$K/client_secret" status "c$tool" > /dev/null 2>"$E"
+    is "$?" 2 "$tool: a client cert without a server key is a usage error"
+    "$T" --endpoint "$CE" --client-cert "$K/mesh" --server-key "$K/mesh" status "c$tool" \
+         > /dev/null 2>"$E"
+    is "$?" 0 "$tool: a cert given as NAME finds NAME_secret beside it"
+done
+#  libdungbeetle with the key pair as Z85 text (tests/curve_keys_client.c).
+KC="${top_builddir:-.}/tests/curve_keys_client"
+secret_of () { sed -n 's/.*secret-key = "\(.*\)"/\1/p' "$1"; }
+out=$("$KC" "$CE" "$(key_of "$K/client")" "$(secret_of "$K/client_secret")" "$(key_of "$K/mesh")" ccli 2>"$NODE_DIR/kc.err")
+is "$?" 0 "libdungbeetle: a key pair as Z85 text is answered (bad key options refused first)" || diag "$(cat "$NODE_DIR/kc.err")"
+is "$out" "SUCCESS" "libdungbeetle: with the job's state"
+"$KC" "$CE" "$(key_of "$K/badclient")" "$(secret_of "$K/badclient_secret")" "$K/mesh" ccli 2>"$NODE_DIR/kc.err"
+is "$?" 2 "libdungbeetle: an unknown key pair is DUNGBEETLE_EAUTH"
+ok "alpha logs the refused clients on its client socket, with address and key" \
+    grep -qF "refused a connection to the client socket from 127.0.0.1: its key is not in [mesh] curve_allow (key $bad)" \
+    "$NODE_DIR/alpha.log"
+
 sleep 1; cp "$K/badclient" "$K/allow/"
 out=$("$client_py" "tcp://127.0.0.1:$a_mesh" "$K/badclient_secret" "$K/mesh")
 is "$?" "0" "once its cert is put in curve_allow, the same client is answered (no restart)"
@@ -191,7 +252,7 @@ node_use alpha
 for i in 1 2 3; do api POST /tasks/slow/jobs "{\"job_id\":\"s$i\",\"args\":[\"$i\"]}"; done
 for i in 1 2 3; do wait_state "s$i" SUCCESS 30 || break; done
 is "$(got intruder)" "0" "the refused worker gets no job"
-is "$(( $(ran alpha) + $(ran beta) ))" "4" "the full nodes ran them all (and k1)"
+is "$(( $(ran alpha) + $(ran beta) ))" "6" "the full nodes ran them all (and k1, ccli, cpy)"
 ok "the refused worker never registered" bash -c "! grep -q \"(intruder) registered\" '$NODE_DIR/alpha.log'"
 node_stop intruder
 
