@@ -24,6 +24,31 @@ const char *const dbt_disp__stat_names [] = { "submitted", "started", "succeeded
 //  --------------------------------------------------------------------------
 //  Small helpers
 
+//  A worker's busy runner slots are counted per attempt, not per job: two
+//  attempts of one job (one stopping, one just given) hold two slots.
+static const char *
+s_slot_key (char *key, const char *id, uint64_t attempt)
+{
+    snprintf (key, DBT_DISP_SLOT_KEY_MAX, "%s#%" PRIu64, id, attempt);
+    return key;
+}
+
+//  A slot of the worker is busy with that attempt since `since`.
+static void
+s_slot_busy (dbt_disp_worker_t *worker, const char *id, uint64_t attempt, int64_t since)
+{
+    char key [DBT_DISP_SLOT_KEY_MAX];
+    zhashx_update (worker->inflight, s_slot_key (key, id, attempt), (void *) (uintptr_t) since);
+}
+
+//  The worker said that attempt no longer holds a slot.
+static void
+s_slot_free (dbt_disp_worker_t *worker, const char *id, uint64_t attempt)
+{
+    char key [DBT_DISP_SLOT_KEY_MAX];
+    zhashx_delete (worker->inflight, s_slot_key (key, id, attempt));
+}
+
 uint64_t
 dbt_disp__random (dbt_disp_t *self)
 {
@@ -362,7 +387,7 @@ s_load_one (const dbt_job_t *job, void *arg)
             worker->expires = dbt_clock_ms () + load->hold;
             zhashx_insert (self->workers, job->worker, worker);
         }
-        zhashx_update (worker->inflight, job->id, (void *) (uintptr_t) dbt_clock_ms ());
+        s_slot_busy (worker, job->id, job->attempts, dbt_clock_ms ());
     }
     load->count++;
     return 0;
@@ -386,9 +411,12 @@ dbt_disp__rebuild (dbt_disp_t *self)
     dbt_queue_clear (self->queue);
     zhashx_purge (self->dropping);
     dbt_store_each_drop (self->store, s_load_drop, self, err);
+    //  A connected worker's slots stay busy whatever the store says: only
+    //  the worker frees them (DONE, or a heartbeat that does not list them).
     for (dbt_disp_worker_t *worker = (dbt_disp_worker_t *) zhashx_first (self->workers); worker;
          worker = (dbt_disp_worker_t *) zhashx_next (self->workers))
-        zhashx_purge (worker->inflight);
+        if (!worker->connected)
+            zhashx_purge (worker->inflight);
     s_load_t load = { self, s_liveness_ms (self), 0, zhashx_new () };
     int rc = 0;
     if (dbt_store_each_waiting (self->store, NULL, s_load_one, &load, err)
@@ -516,6 +544,7 @@ s_handle_ready (dbt_disp_t *self, dbt_msg_t *msg, const char *key)
     worker->name = name;
     worker->capacity = (uint32_t) capacity;
     worker->connected = true;
+    worker->full = false;
     worker->expires = dbt_clock_ms () + s_liveness_ms (self);
     worker->next_heartbeat = 0;
     zlist_purge (worker->queues);
@@ -540,7 +569,7 @@ s_handle_ready (dbt_disp_t *self, dbt_msg_t *msg, const char *key)
             if (dbt_mp_field_str (item, "id", true, &id, err) == 0
             &&  dbt_mp_field_u64 (item, "attempt", true, &attempt, err) == 0 && dbt_id_valid (id)) {
                 dbt_entry_t *entry = dbt_queue_lookup (self->queue, id);
-                zhashx_update (worker->inflight, id, (void *) (uintptr_t) dbt_clock_ms ());
+                s_slot_busy (worker, id, attempt, dbt_clock_ms ());
                 if (entry && entry->state == DBT_STATE_STARTED && entry->worker
                 &&  streq (entry->worker, key) && entry->attempt == attempt)
                     zhashx_update (claimed, id, (void *) 1);
@@ -562,7 +591,7 @@ s_handle_ready (dbt_disp_t *self, dbt_msg_t *msg, const char *key)
             &&  dbt_mp_field_u64 (item, "attempt", true, &attempt, err) == 0 && dbt_id_valid (id)
             &&  s_current (self, key, id, attempt)) {
                 //  In flight until its DONE: lost if that never comes.
-                zhashx_update (worker->inflight, id, (void *) (uintptr_t) dbt_clock_ms ());
+                s_slot_busy (worker, id, attempt, dbt_clock_ms ());
                 zhashx_update (claimed, id, (void *) 1);
             }
             free (id);
@@ -604,13 +633,53 @@ s_handle_progress (dbt_disp_t *self, dbt_msg_t *msg, const char *key)
     free (id);
 }
 
+//  The worker handed the job back without starting it (no free runner,
+//  or draining): queue it again as if that attempt had never been made.
+//  It counts neither as an attempt nor as an interruption. The attempt
+//  number may be given again: the worker kept nothing of it (it tells a
+//  refusal once, never again after a reconnect), so nothing can still
+//  speak for it.
+static void
+s_give_back (dbt_disp_t *self, dbt_entry_t *entry, const char *worker_key, uint64_t attempt)
+{
+    char err [DBT_ERRMSG_LEN];
+    dbt_wtxn_t *txn = dbt_disp__txn (self, err);
+    dbt_job_t *job = NULL;
+    if (!txn || dbt_wtxn_job (txn, entry->id, &job, err)) {
+        dbt_log (DBT_LOG_ERROR, "dispatcher: cannot requeue job '%s': %s", entry->id, err);
+        return;
+    }
+    char id [DBT_ID_MAX + 1];
+    snprintf (id, sizeof (id), "%s", entry->id);
+    dbt_job_set (&job->worker, NULL);
+    if (job->attempts == attempt && job->attempts > 0)
+        job->attempts--;
+    if (job->cancelled || entry->cancelling) {
+        job->state = DBT_STATE_FAILURE;
+        job->finished_ms = dbt_time_ms ();
+        dbt_job_set (&job->error, "the job was canceled");
+        dbt_queue_remove (self->queue, id);
+        self->stats [ST_FAILED]++;
+    }
+    else {
+        job->state = DBT_STATE_PENDING;
+        job->rows = 0;
+        dbt_queue_requeue (self->queue, entry, DBT_STATE_PENDING, 0);
+    }
+    if (dbt_wtxn_put_job (txn, job, err))
+        dbt_log (DBT_LOG_ERROR, "dispatcher: cannot requeue job '%s': %s", id, err);
+    dbt_log (DBT_LOG_INFO, "dispatcher: worker '%s' had no free runner for job '%s', %s", worker_key,
+             id, job->state == DBT_STATE_PENDING ? "queued again" : "failed");
+    dbt_job_destroy (&job);
+}
+
 static void
 s_handle_done (dbt_disp_t *self, dbt_msg_t *msg, dbt_disp_worker_t *worker)
 {
     char err [DBT_ERRMSG_LEN] = "";
     char *id = NULL, *error = NULL;
     uint64_t attempt = 0, rows = 0;
-    bool ok = false, cancelled = false, interrupted = false, again = false;
+    bool ok = false, cancelled = false, interrupted = false, again = false, refused = false;
     dbt_mp_field_bool (msg->map, "again", false, &again, err);
     if (dbt_mp_field_str (msg->map, "id", true, &id, err)
     ||  dbt_mp_field_u64 (msg->map, "attempt", true, &attempt, err)
@@ -618,19 +687,28 @@ s_handle_done (dbt_disp_t *self, dbt_msg_t *msg, dbt_disp_worker_t *worker)
     ||  dbt_mp_field_u64 (msg->map, "rows", false, &rows, err)
     ||  dbt_mp_field_str (msg->map, "error", false, &error, err)
     ||  dbt_mp_field_bool (msg->map, "cancelled", false, &cancelled, err)
-    ||  dbt_mp_field_bool (msg->map, "interrupted", false, &interrupted, err)) {
+    ||  dbt_mp_field_bool (msg->map, "interrupted", false, &interrupted, err)
+    ||  dbt_mp_field_bool (msg->map, "refused", false, &refused, err)) {
         char what [DBT_ERRMSG_LEN + 128];
         snprintf (what, sizeof (what), "bad DONE from '%s': %s", worker->key, err);
         s_warn_malformed (self, what);
         goto done;
     }
-    zhashx_delete (worker->inflight, id);
+    //  That attempt's slot is free (one of a job's other attempts may still
+    //  hold another). A worker that refused a job is full whatever we count:
+    //  give it nothing until it tells us more (DONE, HEARTBEAT, READY).
+    s_slot_free (worker, id, attempt);
+    worker->full = refused;
     dbt_entry_t *entry = s_current (self, worker->key, id, attempt);
     if (!entry) {
         //  (An outcome told again after a reconnect is usually known already.)
         dbt_log (again ? DBT_LOG_DEBUG : DBT_LOG_INFO, "dispatcher: ignoring the outcome of attempt %" PRIu64
                  " of job '%s' from worker '%s': not the job's current attempt there", attempt, id,
                  worker->key);
+        goto done;
+    }
+    if (refused) {
+        s_give_back (self, entry, worker->key, attempt);
         goto done;
     }
     if (interrupted) {
@@ -695,41 +773,58 @@ done:
     free (error);
 }
 
-//  A worker's heartbeat lists the jobs it runs. A job we gave it more than
-//  two heartbeats ago that it does not list never reached it or was lost
-//  there: run it again rather than wait for it forever.
+//  A worker's heartbeat lists the jobs it runs: the slots it has busy.
+//  A job we gave it more than two heartbeats ago that it does not list
+//  never reached it or was lost there: run it again rather than wait for
+//  it forever. A listed attempt we did not count holds a slot all the same
+//  (we forgot it after a rebuild, or lost it while its frame was on the
+//  way): count it until the worker frees it, and stop it if it is not the
+//  job's current attempt there.
 static void
 s_reconcile (dbt_disp_t *self, dbt_disp_worker_t *worker, dbt_msg_t *msg)
 {
     const msgpack_object *running = dbt_mp_get (msg->map, "running");
     if (!running || running->type != MSGPACK_OBJECT_ARRAY)
         return;
+    char err [DBT_ERRMSG_LEN];
+    int64_t now = dbt_clock_ms ();
     zhashx_t *listed = zhashx_new ();
     for (uint32_t i = 0; i < running->via.array.size; i++) {
-        const char *str;
-        size_t len;
-        const msgpack_object *id = dbt_mp_get (&running->via.array.ptr [i], "id");
-        if (dbt_mp_str (id, &str, &len) == 0 && len <= DBT_ID_MAX) {
-            char *key = dbt_strndup (str, len);
+        const msgpack_object *item = &running->via.array.ptr [i];
+        char *id = NULL;
+        uint64_t attempt = 0;
+        if (dbt_mp_field_str (item, "id", true, &id, err) == 0
+        &&  dbt_mp_field_u64 (item, "attempt", true, &attempt, err) == 0 && dbt_id_valid (id)) {
+            char key [DBT_DISP_SLOT_KEY_MAX];
+            s_slot_key (key, id, attempt);
             zhashx_update (listed, key, (void *) 1);
-            free (key);
+            if (!zhashx_lookup (worker->inflight, key)) {
+                zhashx_insert (worker->inflight, key, (void *) (uintptr_t) now);
+                if (!s_current (self, worker->key, id, attempt))
+                    dbt_disp__send_cancel (self, worker, id, (uint32_t) attempt, "no longer assigned");
+            }
         }
+        free (id);
     }
-    int64_t cutoff = dbt_clock_ms () - 2 * self->config->heartbeat_ms;
+    int64_t cutoff = now - 2 * self->config->heartbeat_ms;
     zlist_t *missing = zlist_new ();
     zlist_autofree (missing);
     for (void *given = zhashx_first (worker->inflight); given; given = zhashx_next (worker->inflight)) {
-        const char *id = (const char *) zhashx_cursor (worker->inflight);
-        if (!zhashx_lookup (listed, id) && (int64_t) (uintptr_t) given < cutoff)
-            zlist_append (missing, (void *) id);
+        const char *key = (const char *) zhashx_cursor (worker->inflight);
+        if (!zhashx_lookup (listed, key) && (int64_t) (uintptr_t) given < cutoff)
+            zlist_append (missing, (void *) key);
     }
     zlist_t *lost = zlist_new ();
     zlist_autofree (lost);
-    for (char *id = (char *) zlist_first (missing); id; id = (char *) zlist_next (missing)) {
-        zhashx_delete (worker->inflight, id);
-        dbt_entry_t *entry = dbt_queue_lookup (self->queue, id);
-        if (entry && entry->state == DBT_STATE_STARTED && entry->worker && streq (entry->worker, worker->key))
-            zlist_append (lost, id);
+    for (char *key = (char *) zlist_first (missing); key; key = (char *) zlist_next (missing)) {
+        zhashx_delete (worker->inflight, key);
+        char *hash = strrchr (key, '#');
+        if (!hash)
+            continue;
+        *hash = 0;
+        uint64_t attempt = strtoull (hash + 1, NULL, 10);
+        if (s_current (self, worker->key, key, attempt))
+            zlist_append (lost, key);
     }
     s_lose_jobs (self, lost, worker->key, "the worker does not have it");
     zlist_destroy (&lost);
@@ -782,8 +877,12 @@ s_handle_worker (dbt_disp_t *self, dbt_msg_t *msg)
         switch (msg->command) {
             case DBT_W_PROGRESS:  s_handle_progress (self, msg, key); break;
             case DBT_W_DONE:      s_handle_done (self, msg, worker); break;
-            case DBT_W_HEARTBEAT: s_reconcile (self, worker, msg); break;
+            case DBT_W_HEARTBEAT:
+                worker->full = false;       //  its count is ours again now
+                s_reconcile (self, worker, msg);
+                break;
             case DBT_W_CREDIT: {
+                worker->full = false;
                 uint64_t capacity = 0;
                 char err [DBT_ERRMSG_LEN];
                 if (dbt_mp_field_u64 (msg->map, "capacity", true, &capacity, err) == 0
@@ -863,12 +962,13 @@ s_assign (dbt_disp_t *self, dbt_disp_worker_t *worker, dbt_entry_t *entry)
         return false;
     }
     dbt_queue_start (self->queue, entry, worker->key, job->attempts);
-    zhashx_update (worker->inflight, job->id, (void *) (uintptr_t) dbt_clock_ms ());
+    s_slot_busy (worker, job->id, job->attempts, dbt_clock_ms ());
     dbt_job_pack (job, self->writer);
     zmsg_t *msg = dbt_msg_encode (worker->identity, DBT_PROTO_WORKER, DBT_W_JOB, self->writer);
     dbt_disp_out_t *out = s_out (self, OUT_JOB, msg);
     out->worker = dbt_strdup (worker->key);
     out->job_id = dbt_strdup (job->id);
+    out->attempt = job->attempts;
     self->stats [ST_STARTED]++;
     dbt_log (DBT_LOG_DEBUG, "dispatcher: job '%s' attempt %u to worker '%s'",
              job->id, job->attempts, worker->key);
@@ -913,7 +1013,8 @@ s_dispatch (dbt_disp_t *self)
         progress = false;
         for (dbt_disp_worker_t *worker = (dbt_disp_worker_t *) zhashx_first (self->workers); worker;
              worker = (dbt_disp_worker_t *) zhashx_next (self->workers)) {
-            if (!worker->connected || zhashx_size (worker->inflight) >= worker->capacity)
+            if (!worker->connected || worker->full
+            ||  zhashx_size (worker->inflight) >= worker->capacity)
                 continue;
             //  Rotate through the worker's queues so none starves.
             size_t nqueues = zlist_size (worker->queues);
@@ -966,7 +1067,7 @@ s_flush (dbt_disp_t *self)
             if (out->kind == OUT_JOB) {
                 dbt_disp_worker_t *worker = (dbt_disp_worker_t *) zhashx_lookup (self->workers, out->worker);
                 if (worker)
-                    zhashx_delete (worker->inflight, out->job_id);
+                    s_slot_free (worker, out->job_id, out->attempt);
             }
         }
         dbt_disp__rebuild (self);

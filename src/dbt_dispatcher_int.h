@@ -22,11 +22,17 @@ typedef struct {
     char *name;                 //  node name the worker reported
     zlist_t *queues;            //  queue names it serves (owned strings)
     uint32_t capacity;          //  jobs it runs at once
-    zhashx_t *inflight;         //  job id -> monotonic ms it was given (or claimed)
+    zhashx_t *inflight;         //  "<job id>#<attempt>" -> monotonic ms it was given (or
+                                //  claimed, or listed): one per busy runner slot, until the
+                                //  worker says the slot is free (DONE, or not listed)
     int64_t expires;            //  monotonic ms of presumed death
     int64_t next_heartbeat;     //  monotonic ms of our next heartbeat
     bool connected;             //  false for a placeholder after restart
+    bool full;                  //  handed a job back unstarted: no more until it speaks again
 } dbt_disp_worker_t;
+
+//  The inflight key of a job's attempt (see dbt_disp_worker_t).
+#define DBT_DISP_SLOT_KEY_MAX   (DBT_ID_MAX + 16)
 
 //  What a turn will send once its transaction is committed.
 typedef enum {
@@ -42,6 +48,7 @@ typedef struct {
     uint64_t rid;               //  OUT_ACK: request id
     char *worker;               //  OUT_JOB: worker key
     char *job_id;               //  OUT_JOB: job id
+    uint32_t attempt;           //  OUT_JOB: its attempt
     uint64_t seq;               //  held: the update the partner must confirm first
     int64_t held_at;            //  held: monotonic ms it was held
 } dbt_disp_out_t;

@@ -112,6 +112,39 @@ s_test_heartbeat (zsock_t *sock)
     dbt_mpw_destroy (&w);
 }
 
+//  Hand a job back unstarted, as a worker with no free runner does.
+static void
+s_test_refuse (zsock_t *sock, const char *id, uint64_t attempt)
+{
+    dbt_mpw_t *w = dbt_mpw_new ();
+    dbt_mpw_map (w);
+    dbt_mpw_kstr (w, "id", id);
+    dbt_mpw_ku64 (w, "attempt", attempt);
+    dbt_mpw_kbool (w, "ok", false);
+    dbt_mpw_kstr (w, "error", "worker had no free runner");
+    dbt_mpw_kbool (w, "interrupted", true);
+    dbt_mpw_kbool (w, "refused", true);
+    dbt_mpw_end (w);
+    assert (dbt_msg_send (sock, NULL, DBT_PROTO_WORKER, DBT_W_DONE, w) == 0);
+    dbt_mpw_destroy (&w);
+}
+
+//  Whether a JOB comes within ms while the worker itself stays silent.
+static bool
+s_test_job_unasked (zsock_t *sock, int ms)
+{
+    char err [DBT_ERRMSG_LEN];
+    int64_t deadline = dbt_clock_ms () + ms;
+    bool got = false;
+    while (!got && dbt_clock_ms () < deadline) {
+        zsock_set_rcvtimeo (sock, (int) (deadline - dbt_clock_ms ()) + 1);
+        dbt_msg_t *msg = dbt_msg_recv (sock, false, err);
+        got = msg && msg->command == DBT_W_JOB;
+        dbt_msg_destroy (&msg);
+    }
+    return got;
+}
+
 //  Submit one job of task t0; returns the reply code.
 static int
 s_test_submit (dbt_client_t *client, const char *id, const char *queue, int64_t eta,
@@ -525,6 +558,102 @@ dbt_dispatcher_test (bool verbose)
     dbt_job_destroy (&job);
     s_test_done (w5, "r1", 2, true, 1, NULL, false);
     zsock_destroy (&w5);
+
+    //  A worker that is momentarily full hands a job back unstarted: it is
+    //  queued again with neither an attempt nor an interruption counted,
+    //  however often that happens, and not sent to that worker again
+    //  before it speaks.
+    zsock_t *f1 = s_test_worker (endpoint, "f1", "full", 1);
+    assert (s_test_submit (client, "f1job", "full", 0, 0, NULL, 0) == 200);
+    for (int round = 0; round < 6; round++) {
+        id = s_test_job (f1, &attempt, 2000);
+        assert (id && streq (id, "f1job") && attempt == 1);
+        free (id);
+        s_test_refuse (f1, "f1job", 1);
+        assert (!s_test_job_unasked (f1, 60));                  //  no tight loop
+        assert (s_test_state (store, "f1job", DBT_STATE_PENDING, 0, &job) == DBT_STATE_PENDING);
+        assert (job->attempts == 0 && job->interruptions == 0 && job->worker == NULL);
+        dbt_job_destroy (&job);
+    }
+    id = s_test_job (f1, &attempt, 2000);                       //  its heartbeat: room again
+    assert (id && streq (id, "f1job") && attempt == 1);
+    free (id);
+    s_test_done (f1, "f1job", 1, true, 2, NULL, false);
+    assert (s_test_state (store, "f1job", DBT_STATE_SUCCESS, 1000, &job) == DBT_STATE_SUCCESS);
+    assert (job->attempts == 1 && job->interruptions == 0);
+    dbt_job_destroy (&job);
+    //  A worker with room takes at once what a full one handed back.
+    assert (s_test_submit (client, "f2job", "full", 0, 0, NULL, 0) == 200);
+    id = s_test_job (f1, &attempt, 2000);
+    assert (id && streq (id, "f2job") && attempt == 1);
+    free (id);
+    zsock_t *f2 = s_test_worker (endpoint, "f2", "full", 1);
+    s_test_refuse (f1, "f2job", 1);
+    id = s_test_job (f2, &attempt, 2000);
+    assert (id && streq (id, "f2job") && attempt == 1);
+    free (id);
+    s_test_done (f2, "f2job", 1, true, 0, NULL, false);
+    assert (s_test_state (store, "f2job", DBT_STATE_SUCCESS, 1000, &job) == DBT_STATE_SUCCESS);
+    assert (job->attempts == 1 && job->interruptions == 0);
+    dbt_job_destroy (&job);
+    zsock_destroy (&f2);
+    zsock_destroy (&f1);
+
+    //  A slot is busy until the worker frees it, per attempt: a job lost by
+    //  a READY built before its frame arrived runs there anyway, and its
+    //  next attempt on the same worker takes a second slot. Counting both as
+    //  one slot sent a third job to a full worker, which handed it back.
+    zsock_t *h1 = s_test_worker (endpoint, "h1", "slots", 2);
+    assert (s_test_submit (client, "hA", "slots", 0, 0, NULL, 0) == 200);
+    id = s_test_job (h1, &attempt, 2000);
+    assert (id && streq (id, "hA") && attempt == 1);
+    free (id);
+    w = dbt_mpw_new ();                                         //  READY without hA
+    dbt_mpw_map (w);
+    dbt_mpw_kstr (w, "name", "h1");
+    dbt_mpw_str (w, "queues");
+    dbt_mpw_array (w);
+    dbt_mpw_str (w, "slots");
+    dbt_mpw_end (w);
+    dbt_mpw_ku64 (w, "capacity", 2);
+    dbt_mpw_end (w);
+    assert (dbt_msg_send (h1, NULL, DBT_PROTO_WORKER, DBT_W_READY, w) == 0);
+    dbt_mpw_destroy (&w);
+    id = s_test_job (h1, &attempt, 2000);
+    assert (id && streq (id, "hA") && attempt == 2);             //  both attempts run here
+    free (id);
+    assert (s_test_submit (client, "hB", "slots", 0, 0, NULL, 0) == 200);
+    assert (s_test_expect (h1, DBT_W_JOB, 300) == NULL);       //  both slots busy
+    s_test_done (h1, "hA", 1, false, 0, "stopped", true);       //  the stale attempt ends
+    id = s_test_job (h1, &attempt, 2000);
+    assert (id && streq (id, "hB") && attempt == 1);
+    free (id);
+    s_test_done (h1, "hB", 1, true, 0, NULL, false);
+    s_test_done (h1, "hA", 2, true, 0, NULL, false);
+    assert (s_test_state (store, "hA", DBT_STATE_SUCCESS, 1000, &job) == DBT_STATE_SUCCESS);
+    assert (job->attempts == 2 && job->interruptions == 1);
+    dbt_job_destroy (&job);
+    assert (s_test_state (store, "hB", DBT_STATE_SUCCESS, 1000, &job) == DBT_STATE_SUCCESS);
+    assert (job->attempts == 1 && job->interruptions == 0);
+    dbt_job_destroy (&job);
+    //  A heartbeat listing an attempt we did not count (forgotten) makes
+    //  that slot busy again, and stops an attempt that is not current.
+    w = dbt_mpw_new ();
+    dbt_mpw_map (w);
+    dbt_mpw_str (w, "running");
+    dbt_mpw_array (w);
+    dbt_mpw_map (w);
+    dbt_mpw_kstr (w, "id", "hA");
+    dbt_mpw_ku64 (w, "attempt", 2);
+    dbt_mpw_end (w);
+    dbt_mpw_end (w);
+    dbt_mpw_end (w);
+    assert (dbt_msg_send (h1, NULL, DBT_PROTO_WORKER, DBT_W_HEARTBEAT, w) == 0);
+    dbt_mpw_destroy (&w);
+    cancel = s_test_expect (h1, DBT_W_CANCEL, 2000);
+    assert (cancel);
+    dbt_msg_destroy (&cancel);
+    zsock_destroy (&h1);
 
     //  Ids that differ only in case cannot keep one results table twice.
     assert (s_test_submit (client, "CaseA", "parked", 0, 0, NULL, 0) == 200);

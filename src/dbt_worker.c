@@ -21,6 +21,7 @@ typedef struct {
     char *id;
     uint32_t attempt;
     bool ok, cancelled, interrupted;
+    bool refused;               //  handed back unstarted (never kept, never told again)
     uint64_t rows;
     char *error;
     int64_t at;                 //  monotonic ms it was sent
@@ -173,6 +174,8 @@ s_write_done (dbt_mpw_t *w, const s_outcome_t *o, bool again)
         dbt_mpw_kstr (w, "error", o->error);
     dbt_mpw_kbool (w, "cancelled", o->cancelled);
     dbt_mpw_kbool (w, "interrupted", o->interrupted);
+    if (o->refused)
+        dbt_mpw_kbool (w, "refused", true);
     if (again)
         dbt_mpw_kbool (w, "again", true);
     dbt_mpw_end (w);
@@ -299,7 +302,7 @@ s_send_done (self_t *self, const dbt_job_t *job, bool ok, uint64_t rows, const c
 {
     s_outcome_t *outcome = (s_outcome_t *) dbt_malloc (sizeof (s_outcome_t));
     *outcome = (s_outcome_t) { dbt_strdup (job->id), job->attempts, ok, cancelled, interrupted,
-                               rows, dbt_strdup (error), dbt_clock_ms () };
+                               false, rows, dbt_strdup (error), dbt_clock_ms () };
     s_write_done (self->writer, outcome, false);
     s_send (self, DBT_W_DONE);
     zlist_append (self->outcomes, outcome);
@@ -307,6 +310,19 @@ s_send_done (self_t *self, const dbt_job_t *job, bool ok, uint64_t rows, const c
         outcome = (s_outcome_t *) zlist_pop (self->outcomes);
         s_outcome_free (&outcome);
     }
+}
+
+//  Hand a job back that we did not start (no free runner, or draining).
+//  The dispatcher queues it again without counting the attempt, and may
+//  give the same attempt number again: so this is told once and not kept
+//  among the outcomes told again after a reconnect.
+static void
+s_send_refused (self_t *self, const dbt_job_t *job)
+{
+    s_outcome_t outcome = { job->id, job->attempts, false, false, true, true, 0,
+                            (char *) "worker had no free runner", 0 };
+    s_write_done (self->writer, &outcome, false);
+    s_send (self, DBT_W_DONE);
 }
 
 static void
@@ -353,7 +369,7 @@ s_handle_job (self_t *self, dbt_msg_t *msg)
     if (!slot || self->draining) {
         //  More jobs than we announced: hand it back untouched.
         dbt_log (DBT_LOG_WARN, "worker: no free runner for job '%s', returning it", job->id);
-        s_send_done (self, job, false, 0, "worker had no free runner", false, true);
+        s_send_refused (self, job);
         dbt_job_destroy (&job);
         return;
     }
