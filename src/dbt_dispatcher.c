@@ -514,6 +514,20 @@ s_current (dbt_disp_t *self, const char *key, const char *id, uint64_t attempt)
     return NULL;
 }
 
+//  A READY or HEARTBEAT the worker numbered ("hb"): echo it ("heard")
+//  in our heartbeat, sent at once, so that the worker's fence knows we
+//  still hear it (see s_check_workers).
+static void
+s_heard (dbt_disp_worker_t *worker, dbt_msg_t *msg)
+{
+    uint64_t hb = 0;
+    char err [DBT_ERRMSG_LEN];
+    if (dbt_mp_get (msg->map, "hb") && dbt_mp_field_u64 (msg->map, "hb", true, &hb, err) == 0 && hb) {
+        worker->heard = hb;
+        worker->next_heartbeat = 0;
+    }
+}
+
 static void
 s_handle_ready (dbt_disp_t *self, dbt_msg_t *msg, const char *key)
 {
@@ -547,6 +561,7 @@ s_handle_ready (dbt_disp_t *self, dbt_msg_t *msg, const char *key)
     worker->full = false;
     worker->expires = dbt_clock_ms () + s_liveness_ms (self);
     worker->next_heartbeat = 0;
+    s_heard (worker, msg);
     zlist_purge (worker->queues);
     for (uint32_t i = 0; i < queues->via.array.size; i++) {
         const char *str;
@@ -879,6 +894,7 @@ s_handle_worker (dbt_disp_t *self, dbt_msg_t *msg)
             case DBT_W_DONE:      s_handle_done (self, msg, worker); break;
             case DBT_W_HEARTBEAT:
                 worker->full = false;       //  its count is ours again now
+                s_heard (worker, msg);
                 s_reconcile (self, worker, msg);
                 break;
             case DBT_W_CREDIT: {
@@ -897,6 +913,29 @@ s_handle_worker (dbt_disp_t *self, dbt_msg_t *msg)
             }
         }
     }
+}
+
+//  A worker we no longer hear may still hear us: before its jobs run
+//  again elsewhere, tell it to stop them (best effort; its own fence
+//  stops them anyway). As a fence, so that it hands them back interrupted.
+static void
+s_cancel_lost (dbt_disp_t *self, dbt_disp_worker_t *worker)
+{
+    zlist_t *ids = dbt_queue_running_on (self->queue, worker->key);
+    for (char *id = (char *) zlist_first (ids); id; id = (char *) zlist_next (ids)) {
+        dbt_entry_t *entry = dbt_queue_lookup (self->queue, id);
+        if (!entry)
+            continue;
+        dbt_mpw_map (self->writer);
+        dbt_mpw_kstr (self->writer, "id", id);
+        dbt_mpw_ku64 (self->writer, "attempt", entry->attempt);
+        dbt_mpw_kstr (self->writer, "reason", "the dispatcher stopped hearing this worker");
+        dbt_mpw_kbool (self->writer, "fence", true);
+        dbt_mpw_end (self->writer);
+        s_send_worker (self, worker, DBT_W_CANCEL, self->writer);
+        dbt_mpw_reset (self->writer);
+    }
+    zlist_destroy (&ids);
 }
 
 //  Expire silent workers; send heartbeats.
@@ -918,6 +957,8 @@ s_check_workers (dbt_disp_t *self)
         if (worker->connected && worker->next_heartbeat <= now) {
             dbt_mpw_map (self->writer);
             dbt_mpw_kstr (self->writer, "instance", self->instance);
+            if (worker->heard)
+                dbt_mpw_ku64 (self->writer, "heard", worker->heard);
             dbt_mpw_end (self->writer);
             s_send_worker (self, worker, DBT_W_HEARTBEAT, self->writer);
             dbt_mpw_reset (self->writer);
@@ -931,6 +972,8 @@ s_check_workers (dbt_disp_t *self)
          worker = (dbt_disp_worker_t *) zlist_next (dead)) {
         dbt_log (DBT_LOG_WARN, "dispatcher: worker '%s' %s", worker->key,
                  worker->connected ? "missed its heartbeats" : "did not come back after restart");
+        if (worker->connected)
+            s_cancel_lost (self, worker);
         s_lose_worker (self, worker, worker->connected ? "missed heartbeats" : "dispatcher restarted");
         zhashx_delete (self->workers, worker->key);
     }

@@ -27,6 +27,7 @@ typedef struct {
                                 //  worker says the slot is free (DONE, or not listed)
     int64_t expires;            //  monotonic ms of presumed death
     int64_t next_heartbeat;     //  monotonic ms of our next heartbeat
+    uint64_t heard;             //  the last "hb" it numbered a message with, 0 = none (echoed)
     bool connected;             //  false for a placeholder after restart
     bool full;                  //  handed a job back unstarted: no more until it speaks again
 } dbt_disp_worker_t;

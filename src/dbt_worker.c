@@ -14,6 +14,7 @@
 #define CANCEL_REPEAT_MS   1000     //  repeat a cancel until the job stops
 #define PROGRESS_EVERY_MS  1000     //  progress forwarded per job
 #define OUTCOMES_MAX       1024     //  recent outcomes kept for a new dispatcher
+#define SENT_MAX           64       //  numbered heartbeats remembered for echoes
 
 //  An outcome sent lately: told again to a dispatcher we register with
 //  anew, which may not have it (its partner took it, then failed).
@@ -61,6 +62,10 @@ typedef struct {
     int nslots;                 //  capacity
     int64_t last_heard;         //  monotonic ms of the dispatcher's last message
     int64_t next_heartbeat;     //  monotonic ms of our next heartbeat
+    uint64_t hb;                //  sequence of our last numbered message (READY, HEARTBEAT)
+    struct { uint64_t hb; int64_t at; } sent [SENT_MAX];   //  when each was sent, by hb % SENT_MAX
+    bool echoes;                //  this dispatcher echoes what it heard from us ("heard")
+    int64_t confirmed;          //  monotonic ms we sent the newest message it echoed
     dbt_mpw_t *writer;          //  scratch encoder
     bool waiting;               //  no dispatcher known for the queue yet
     bool draining;              //  take no more jobs
@@ -117,6 +122,35 @@ s_send (self_t *self, int command)
     }
     if (dbt_msg_send (self->dealer, NULL, DBT_PROTO_WORKER, command, self->writer))
         dbt_log (DBT_LOG_DEBUG, "worker: send failed: %s", zmq_strerror (errno));
+}
+
+//  Number a READY or HEARTBEAT (field "hb") and remember when it left:
+//  the dispatcher's heartbeat echoes the last number it got ("heard").
+static void
+s_write_hb (self_t *self, dbt_mpw_t *w)
+{
+    self->hb++;
+    dbt_mpw_ku64 (w, "hb", self->hb);
+    self->sent [self->hb % SENT_MAX].hb = self->hb;
+    self->sent [self->hb % SENT_MAX].at = dbt_clock_ms ();
+}
+
+//  A dispatcher heartbeat: what it echoes is the newest of our messages
+//  we know it received; ours sent since may be late or lost.
+static void
+s_handle_heartbeat (self_t *self, dbt_msg_t *msg)
+{
+    uint64_t heard = 0;
+    char err [DBT_ERRMSG_LEN];
+    if (!dbt_mp_get (msg->map, "heard")
+    ||  dbt_mp_field_u64 (msg->map, "heard", true, &heard, err))
+        return;                     //  an older dispatcher: no echoes
+    //  A number we never sent or no longer remember confirms nothing.
+    if (heard == 0 || heard > self->hb || self->sent [heard % SENT_MAX].hb != heard)
+        return;
+    self->echoes = true;
+    if (self->sent [heard % SENT_MAX].at > self->confirmed)
+        self->confirmed = self->sent [heard % SENT_MAX].at;
 }
 
 //  While draining, tell the dispatcher our capacity is what still runs.
@@ -243,6 +277,7 @@ s_send_ready (self_t *self, bool vote)
     s_write_finished (self, w);
     if (vote)
         dbt_mpw_kbool (w, "vote", true);    //  we could not reach its failover partner
+    s_write_hb (self, w);
     dbt_mpw_end (w);
     s_send (self, DBT_W_READY);
     if (self->draining)
@@ -289,6 +324,8 @@ s_connect (self_t *self, const char *to, bool vote)
             dbt_log (DBT_LOG_ERROR, "worker: cannot connect to '%s'", endpoint);
     }
     zpoller_add (self->poller, self->dealer);
+    self->echoes = false;           //  the new one may be an older version
+    self->confirmed = 0;
     if (!to)
         self->last_heard = dbt_clock_ms ();     //  a pair's silence clock runs on
     s_send_ready (self, vote);
@@ -400,16 +437,20 @@ s_handle_cancel (self_t *self, dbt_msg_t *msg)
     char *id = NULL;
     uint64_t attempt = 0;
     bool fence = false;
+    char *reason = NULL;
     dbt_mp_field_bool (msg->map, "fence", false, &fence, err);
+    dbt_mp_field_str (msg->map, "reason", false, &reason, err);
     if (dbt_mp_field_str (msg->map, "id", true, &id, err) == 0
     &&  dbt_mp_field_u64 (msg->map, "attempt", true, &attempt, err) == 0) {
         for (int i = 0; i < self->nslots; i++) {
             s_slot_t *slot = &self->slots [i];
             if (slot->job && streq (slot->job->id, id) && slot->job->attempts == attempt && fence) {
-                //  The dispatcher is cut off from its failover partner.
+                //  The dispatcher is cut off from its failover partner, or
+                //  stopped hearing us: the job runs again elsewhere.
                 if (!slot->fenced)
-                    dbt_log (DBT_LOG_WARN, "worker: dispatcher is cut off, stopping job '%s' attempt %u "
-                             "(it will run again; it writes no results now)", id, slot->job->attempts);
+                    dbt_log (DBT_LOG_WARN, "worker: %s, stopping job '%s' attempt %u "
+                             "(it will run again; it writes no results now)",
+                             reason ? reason : "the dispatcher is cut off", id, slot->job->attempts);
                 slot->fenced = true;
                 dbt_cancel_request (slot->args.cancel, "the dispatcher is cut off");
                 slot->cancel_again = dbt_clock_ms () + CANCEL_REPEAT_MS;
@@ -423,6 +464,7 @@ s_handle_cancel (self_t *self, dbt_msg_t *msg)
             }
         }
     }
+    free (reason);
     free (id);
 }
 
@@ -452,7 +494,7 @@ s_handle_dealer (self_t *self)
     switch (msg->command) {
         case DBT_W_JOB:         s_handle_job (self, msg); break;
         case DBT_W_CANCEL:      s_handle_cancel (self, msg); break;
-        case DBT_W_HEARTBEAT:   break;
+        case DBT_W_HEARTBEAT:   s_handle_heartbeat (self, msg); break;
         case DBT_W_DISCONNECT: {
             char *partner = passive ? s_partner (self) : NULL;
             if (partner && dbt_clock_ms () >= self->switch_due) {
@@ -556,26 +598,36 @@ s_timers (self_t *self)
     if (now >= self->next_heartbeat) {
         dbt_mpw_map (self->writer);
         s_write_running (self, self->writer);
+        s_write_hb (self, self->writer);
         dbt_mpw_end (self->writer);
         s_send (self, DBT_W_HEARTBEAT);
         self->next_heartbeat = now + self->args->runner.config->heartbeat_ms;
     }
     int64_t liveness = self->args->runner.config->heartbeat_ms
                      * self->args->runner.config->heartbeat_liveness;
-    //  Fencing: a dispatcher silent for a heartbeat less than the liveness
-    //  period will soon take our jobs for lost and run them elsewhere; stop
-    //  them first, so that no job runs on two workers at once. They are
-    //  handed back (interrupted) and run again without counting a failure.
+    //  Fencing: a dispatcher that has not heard us for the liveness period
+    //  takes our jobs for lost and runs them elsewhere; stop them first, a
+    //  heartbeat before, so that no job runs on two workers at once. They
+    //  are handed back (interrupted) and run again without counting a
+    //  failure. What it has heard is what it echoes: the fence runs from
+    //  the send time of the newest message it echoed (it heard that one
+    //  later still), so it holds when only our messages are late or lost.
+    //  A dispatcher that echoes nothing (older): from its own last message.
     int64_t fence = liveness - self->args->runner.config->heartbeat_ms;
     if (fence < self->args->runner.config->heartbeat_ms * 3 / 2)
         fence = self->args->runner.config->heartbeat_ms * 3 / 2;
-    if (!self->waiting && now - self->last_heard > fence) {
+    int64_t silent = now - self->last_heard;
+    bool unheard = self->echoes && now - self->confirmed > silent;
+    if (unheard)
+        silent = now - self->confirmed;
+    if (!self->waiting && silent > fence) {
         for (int i = 0; i < self->nslots; i++) {
             s_slot_t *slot = &self->slots [i];
             if (slot->job && !slot->fenced) {
                 dbt_log (DBT_LOG_WARN, "worker: dispatcher silent for %" PRId64 " ms, stopping job '%s' "
-                         "attempt %u (it will run again; it writes no results now)",
-                         now - self->last_heard, slot->job->id, slot->job->attempts);
+                         "attempt %u (it will run again; it writes no results now)%s",
+                         silent, slot->job->id, slot->job->attempts,
+                         unheard ? ": it echoes none of our recent heartbeats" : "");
                 slot->fenced = true;
                 dbt_cancel_request (slot->args.cancel, "lost contact with the dispatcher");
                 slot->cancel_again = now + CANCEL_REPEAT_MS;
@@ -699,6 +751,89 @@ dbt_worker_actor (zsock_t *pipe, void *args)
 //  --------------------------------------------------------------------------
 //  Self test: a dispatcher and a worker actor on SQLite, end to end.
 
+//  A fake dispatcher at endpoint gives a fresh worker a slow job and keeps
+//  sending it heartbeats for up to ms: echoing what it heard (echo), or
+//  echoing only the READY (it hears none of the worker's heartbeats), or,
+//  with old, no echo at all (an older dispatcher). Returns how long after
+//  the job the worker handed it back fenced, or -1 if it kept running.
+static int64_t
+s_fence_case (dbt_worker_args_t *wargs, const char *endpoint, bool echo, bool old, int64_t ms)
+{
+    char err [DBT_ERRMSG_LEN];
+    zsock_t *fake = zsock_new (ZMQ_ROUTER);
+    assert (zsock_bind (fake, "%s", endpoint) == 0);
+    dbt_worker_args_t fargs = *wargs;
+    fargs.endpoint = endpoint;
+    zactor_t *worker = zactor_new (dbt_worker_actor, &fargs);
+    zsock_set_rcvtimeo (fake, 2000);
+    dbt_msg_t *ready = dbt_msg_recv (fake, true, err);
+    assert (ready && ready->command == DBT_W_READY);
+    uint64_t heard = 0;
+    assert (dbt_mp_field_u64 (ready->map, "hb", true, &heard, err) == 0 && heard > 0);
+    dbt_job_t *job = dbt_job_new ();
+    dbt_job_set (&job->id, "fence2");
+    dbt_job_set (&job->task, "slow");
+    dbt_job_set (&job->queue, "default");
+    dbt_job_set (&job->results, "res");
+    dbt_job_set (&job->table, "results_fence2");
+    job->state = DBT_STATE_STARTED;
+    job->attempts = 1;
+    dbt_mpw_t *w = dbt_mpw_new ();
+    dbt_job_pack (job, w);
+    assert (dbt_msg_send (fake, ready->identity, DBT_PROTO_WORKER, DBT_W_JOB, w) == 0);
+    dbt_job_destroy (&job);
+    int64_t sent = dbt_clock_ms (), next_beat = 0, fenced = -1;
+    zsock_set_rcvtimeo (fake, 10);
+    while (fenced < 0 && dbt_clock_ms () - sent < ms) {
+        bool beat = dbt_clock_ms () >= next_beat;
+        dbt_msg_t *next = dbt_msg_recv (fake, true, err);
+        bool interrupted = false;
+        uint64_t hb = 0;
+        if (next && next->command == DBT_W_DONE
+        &&  dbt_mp_field_bool (next->map, "interrupted", true, &interrupted, err) == 0 && interrupted)
+            fenced = dbt_clock_ms () - sent;
+        if (next && next->command == DBT_W_HEARTBEAT && echo
+        &&  dbt_mp_field_u64 (next->map, "hb", true, &hb, err) == 0) {
+            heard = hb;
+            beat = true;            //  echo at once, as the dispatcher does
+        }
+        dbt_msg_destroy (&next);
+        if (beat) {
+            dbt_mpw_map (w);
+            dbt_mpw_kstr (w, "instance", "fake");
+            if (!old)
+                dbt_mpw_ku64 (w, "heard", heard);
+            dbt_mpw_end (w);
+            assert (dbt_msg_send (fake, ready->identity, DBT_PROTO_WORKER, DBT_W_HEARTBEAT, w) == 0);
+            next_beat = dbt_clock_ms () + 50;
+        }
+    }
+    if (fenced < 0) {
+        //  Still running: stop it as a DELETE would.
+        dbt_mpw_map (w);
+        dbt_mpw_kstr (w, "id", "fence2");
+        dbt_mpw_ku64 (w, "attempt", 1);
+        dbt_mpw_end (w);
+        assert (dbt_msg_send (fake, ready->identity, DBT_PROTO_WORKER, DBT_W_CANCEL, w) == 0);
+        bool done = false;
+        int64_t asked = dbt_clock_ms ();
+        while (!done && dbt_clock_ms () - asked < 3000) {
+            dbt_msg_t *next = dbt_msg_recv (fake, true, err);
+            bool cancelled = false;
+            if (next && next->command == DBT_W_DONE
+            &&  dbt_mp_field_bool (next->map, "cancelled", true, &cancelled, err) == 0 && cancelled)
+                done = true;
+            dbt_msg_destroy (&next);
+        }
+        assert (done);
+    }
+    dbt_mpw_destroy (&w);
+    dbt_msg_destroy (&ready);
+    zactor_destroy (&worker);
+    zsock_destroy (&fake);
+    return fenced;
+}
+
 void
 dbt_worker_test (bool verbose)
 {
@@ -779,6 +914,16 @@ dbt_worker_test (bool verbose)
     dbt_msg_destroy (&msg);
     zactor_destroy (&fenced);
     zsock_destroy (&fake);
+
+    //  Delivery one way only: the dispatcher's heartbeats arrive but ours
+    //  do not (it echoes the READY, nothing since). The worker stops its
+    //  job as if the dispatcher were silent, before it would expire us.
+    int64_t after = s_fence_case (&rig->wargs, "inproc://dbt-worker-fence-deaf", false, false, 3000);
+    assert (after >= 0 && after < 1500);
+    //  It echoes each heartbeat: the job runs on, well past the liveness
+    //  period (300 ms); and so with a dispatcher that echoes nothing.
+    assert (s_fence_case (&rig->wargs, "inproc://dbt-worker-fence-echo", true, false, 1000) < 0);
+    assert (s_fence_case (&rig->wargs, "inproc://dbt-worker-fence-old", false, true, 1000) < 0);
 
     //  Draining with nothing running answers at once.
     zstr_send (worker, "DRAIN");
