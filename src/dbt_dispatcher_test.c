@@ -4,7 +4,8 @@
     Drives a real dispatcher actor over TCP with a dbt_client and with raw
     DEALER sockets speaking the worker protocol: credit, retries with
     backoff, stale-attempt fencing, lost workers, cancel, eta precision,
-    group limits, janitor commands, and the hand-back of running jobs
+    group limits, janitor commands, heartbeat echoes and the fencing
+    CANCEL of a lost worker, and the hand-back of running jobs
     after a dispatcher restart.
     =========================================================================
 */
@@ -558,6 +559,54 @@ dbt_dispatcher_test (bool verbose)
     dbt_job_destroy (&job);
     s_test_done (w5, "r1", 2, true, 1, NULL, false);
     zsock_destroy (&w5);
+
+    //  Heartbeats echo the last number a worker gave its READY or
+    //  HEARTBEAT ("hb" as "heard"), at once; none before it numbers one.
+    //  A worker we stop hearing is told to stop its jobs (a fencing
+    //  CANCEL) as they go back to the queue.
+    zsock_t *we = s_test_worker (endpoint, "we1", "echoed", 1);
+    dbt_msg_t *beat = s_test_expect (we, DBT_W_HEARTBEAT, 2000);
+    assert (beat && !dbt_mp_get (beat->map, "heard"));
+    dbt_msg_destroy (&beat);
+    w = dbt_mpw_new ();
+    dbt_mpw_map (w);
+    dbt_mpw_ku64 (w, "hb", 7);
+    dbt_mpw_end (w);
+    int64_t numbered = dbt_clock_ms ();
+    assert (dbt_msg_send (we, NULL, DBT_PROTO_WORKER, DBT_W_HEARTBEAT, w) == 0);
+    dbt_mpw_destroy (&w);
+    uint64_t heard = 0;
+    zsock_set_rcvtimeo (we, 1000);
+    while (heard != 7 && dbt_clock_ms () - numbered < 1000) {
+        beat = dbt_msg_recv (we, false, err);
+        if (beat && beat->command == DBT_W_HEARTBEAT)
+            dbt_mp_field_u64 (beat->map, "heard", false, &heard, err);
+        dbt_msg_destroy (&beat);
+    }
+    assert (heard == 7);
+    assert (s_test_submit (client, "e1", "echoed", 0, 0, NULL, 0) == 200);
+    id = s_test_job (we, &attempt, 2000);
+    assert (id && streq (id, "e1") && attempt == 1);
+    free (id);
+    //  Silent from now on (s_test_expect would heartbeat).
+    bool fenced = false;
+    int64_t silent = dbt_clock_ms ();
+    while (!fenced && dbt_clock_ms () - silent < 2000) {
+        dbt_msg_t *next = dbt_msg_recv (we, false, err);
+        bool fence = false;
+        uint64_t which = 0;
+        if (next && next->command == DBT_W_CANCEL
+        &&  dbt_mp_field_bool (next->map, "fence", true, &fence, err) == 0 && fence
+        &&  dbt_mp_field_u64 (next->map, "attempt", true, &which, err) == 0 && which == 1)
+            fenced = true;
+        dbt_msg_destroy (&next);
+    }
+    assert (fenced);
+    assert (s_test_state (store, "e1", DBT_STATE_PENDING, 2000, &job) == DBT_STATE_PENDING);
+    assert (job->interruptions == 1);
+    dbt_job_destroy (&job);
+    assert (s_test_cancel (client, "e1", false) == 200);
+    zsock_destroy (&we);
 
     //  A worker that is momentarily full hands a job back unstarted: it is
     //  queued again with neither an attempt nor an interruption counted,
