@@ -452,7 +452,7 @@ s_handle_cancel (self_t *self, dbt_msg_t *msg)
                              "(it will run again; it writes no results now)",
                              reason ? reason : "the dispatcher is cut off", id, slot->job->attempts);
                 slot->fenced = true;
-                dbt_cancel_request (slot->args.cancel, "the dispatcher is cut off");
+                dbt_cancel_request (slot->args.cancel, reason ? reason : "the dispatcher is cut off");
                 slot->cancel_again = dbt_clock_ms () + CANCEL_REPEAT_MS;
             }
             else
