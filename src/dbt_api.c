@@ -1305,6 +1305,7 @@ dbt_api_destroy (dbt_api_t **self_p)
     *self_p = NULL;
 }
 
+#ifdef DBT_SELFTEST
 //  --------------------------------------------------------------------------
 //  Self test: routing, envelopes, request checks and reads from LMDB, with
 //  no dispatcher (writes are covered by the integration tests).
@@ -1457,3 +1458,4 @@ dbt_api_test (bool verbose)
     if (verbose)
         printf ("api: ok\n");
 }
+#endif  //  DBT_SELFTEST

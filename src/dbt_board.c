@@ -794,6 +794,7 @@ dbt_board_handle (dbt_board_t *self, const char *method, const char *path,
     return response;
 }
 
+#ifdef DBT_SELFTEST
 //  --------------------------------------------------------------------------
 //  Self test: paths, files, and the routes over a store with no
 //  dispatcher (the integration test dashboard.sh drives a real node).
@@ -945,3 +946,4 @@ dbt_board_test (bool verbose)
     if (verbose)
         printf ("board: ok\n");
 }
+#endif  //  DBT_SELFTEST

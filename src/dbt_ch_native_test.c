@@ -10,6 +10,7 @@
 */
 #include "dbt_classes.h"
 
+#ifdef DBT_SELFTEST
 //  --------------------------------------------------------------------------
 //  Building streams
 
@@ -650,3 +651,4 @@ dbt_ch_native_test (bool verbose)
     if (verbose)
         printf ("ch_native: ok\n");
 }
+#endif  //  DBT_SELFTEST

@@ -213,6 +213,7 @@ dbt_ch_text_quoted (dbt_buf_t *out, const char *val, size_t len)
     dbt_buf_putc (out, '\'');
 }
 
+#ifdef DBT_SELFTEST
 //  --------------------------------------------------------------------------
 //  Self test
 
@@ -281,3 +282,4 @@ dbt_ch_text_test (bool verbose)
     if (verbose)
         printf ("ch_text: ok\n");
 }
+#endif  //  DBT_SELFTEST

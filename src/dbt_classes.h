@@ -77,6 +77,8 @@
 #include "dbt_http.h"
 #include "dbt_front.h"
 #include "dbt_node.h"
-#include "dbt_testing.h"
+#ifdef DBT_SELFTEST
+#include "dbt_testing.h"      //  tests/: the self tests' rig
+#endif
 
 #endif

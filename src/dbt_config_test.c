@@ -10,6 +10,7 @@
 #include "dbt_classes.h"
 #include "dbt_config_env.h"
 
+#ifdef DBT_SELFTEST
 extern char **environ;
 
 //  Minimal sections every configuration needs.
@@ -636,3 +637,4 @@ dbt_config_test (bool verbose)
     if (verbose)
         printf ("config: ok\n");
 }
+#endif  //  DBT_SELFTEST

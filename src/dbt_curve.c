@@ -330,6 +330,7 @@ dbt_curve_destroy (dbt_curve_t **self_p)
     *self_p = NULL;
 }
 
+#ifdef DBT_SELFTEST
 //  --------------------------------------------------------------------------
 //  Self test
 
@@ -457,3 +458,4 @@ dbt_curve_test (bool verbose)
     free (junk);
     free (lone);
 }
+#endif  //  DBT_SELFTEST

@@ -11,6 +11,7 @@
 */
 #include "dbt_classes.h"
 
+#ifdef DBT_SELFTEST
 //  A worker socket with a routing id for node name; its display id (what
 //  records name) goes to display when not NULL.
 static zsock_t *
@@ -770,3 +771,4 @@ dbt_dispatcher_test (bool verbose)
     if (verbose)
         printf ("dispatcher: ok\n");
 }
+#endif  //  DBT_SELFTEST

@@ -915,6 +915,7 @@ dbt_conn_read_table (dbt_conn_t *self, const char *table, int64_t limit, int64_t
     return rc;
 }
 
+#ifdef DBT_SELFTEST
 //  --------------------------------------------------------------------------
 //  Self test: registry, names, dedupe, quoting, cell helpers, the wrapper's
 //  refusals. The drivers' own tests cover their live paths.
@@ -1240,3 +1241,4 @@ dbt_driver_test (bool verbose)
     if (verbose)
         printf ("driver: ok\n");
 }
+#endif  //  DBT_SELFTEST

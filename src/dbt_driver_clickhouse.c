@@ -1142,6 +1142,7 @@ dbt_driver_clickhouse_dsn (const char *dsn, char **url, char **user, char **pass
     return rc;
 }
 
+#ifdef DBT_SELFTEST
 //  --------------------------------------------------------------------------
 //  Self test (offline; tests/dbt_drivertest runs the live checks)
 
@@ -1490,3 +1491,4 @@ dbt_driver_clickhouse_test (bool verbose)
     if (verbose)
         printf ("driver_clickhouse: ok\n");
 }
+#endif  //  DBT_SELFTEST

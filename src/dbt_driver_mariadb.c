@@ -751,6 +751,7 @@ const dbt_driver_t dbt_driver_mariadb = {
     .ident_quote = '`'
 };
 
+#ifdef DBT_SELFTEST
 //  --------------------------------------------------------------------------
 //  Self test (offline; tests/dbt_drivertest runs the live checks)
 
@@ -932,3 +933,4 @@ dbt_driver_mariadb_test (bool verbose)
     if (verbose)
         printf ("driver_mariadb: ok\n");
 }
+#endif  //  DBT_SELFTEST

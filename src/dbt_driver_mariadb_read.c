@@ -796,6 +796,7 @@ dbt_mariadb_query_end (void *handle)
     conn->query = NULL;
 }
 
+#ifdef DBT_SELFTEST
 //  --------------------------------------------------------------------------
 //  Self test (offline checks of the pure helpers)
 
@@ -925,3 +926,4 @@ dbt_mariadb_read_test (bool verbose)
     assert (s_bit_text ("123456789", 9, text) == -1);
 
 }
+#endif  //  DBT_SELFTEST

@@ -770,6 +770,7 @@ dbt_mariadb_drop_table (void *handle, const char *table, char *err)
     return rc;
 }
 
+#ifdef DBT_SELFTEST
 //  --------------------------------------------------------------------------
 //  Self test (offline: column types, row encoding and refusals)
 
@@ -882,3 +883,4 @@ dbt_mariadb_write_test (bool verbose)
     assert (strstr (err, "source connection"));
 
 }
+#endif  //  DBT_SELFTEST

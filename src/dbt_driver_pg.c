@@ -1130,6 +1130,7 @@ const dbt_driver_t dbt_driver_pg = {
     .max_identifier = 63
 };
 
+#ifdef DBT_SELFTEST
 //  --------------------------------------------------------------------------
 //  Self test (offline; tests/dbt_drivertest runs the live checks)
 
@@ -1317,3 +1318,4 @@ dbt_driver_pg_test (bool verbose)
     if (verbose)
         printf ("driver_pg: ok\n");
 }
+#endif  //  DBT_SELFTEST

@@ -1073,6 +1073,7 @@ const dbt_driver_t dbt_driver_sqlite = {
     .max_identifier = DBT_SQLITE_TABLE_MAX
 };
 
+#ifdef DBT_SELFTEST
 //  --------------------------------------------------------------------------
 //  Self test
 
@@ -1487,3 +1488,4 @@ dbt_driver_sqlite_test (bool verbose)
     if (verbose)
         printf ("driver_sqlite: ok\n");
 }
+#endif  //  DBT_SELFTEST

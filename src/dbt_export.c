@@ -261,6 +261,7 @@ dbt_export_destroy (dbt_export_t **self_p)
     *self_p = NULL;
 }
 
+#ifdef DBT_SELFTEST
 //  --------------------------------------------------------------------------
 //  Self test: cell encodings, then a whole export from SQLite.
 
@@ -350,3 +351,4 @@ dbt_export_test (bool verbose)
     if (verbose)
         printf ("export: ok\n");
 }
+#endif  //  DBT_SELFTEST

@@ -627,6 +627,7 @@ dbt_front_actor (zsock_t *pipe, void *args)
     free (self.endpoint);
 }
 
+#ifdef DBT_SELFTEST
 //  --------------------------------------------------------------------------
 //  Self test: the JSON to msgpack conversion keeps every type. (The
 //  endpoint itself is driven by tests/integration/clients.sh.)
@@ -662,3 +663,4 @@ dbt_front_test (bool verbose)
     dbt_mpr_destroy (&reader);
     dbt_mpw_destroy (&w);
 }
+#endif  //  DBT_SELFTEST

@@ -762,6 +762,7 @@ dbt_http_actor (zsock_t *pipe, void *args)
     dbt_log (DBT_LOG_DEBUG, "http: stopped");
 }
 
+#ifdef DBT_SELFTEST
 //  --------------------------------------------------------------------------
 //  Self test: addresses, tokens and framing; then a real daemon on an
 //  ephemeral port: auth, body limits, early answers and the deadline.
@@ -1018,3 +1019,4 @@ dbt_http_test (bool verbose)
     if (verbose)
         printf ("http: ok\n");
 }
+#endif  //  DBT_SELFTEST

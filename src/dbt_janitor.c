@@ -202,6 +202,7 @@ dbt_janitor_actor (zsock_t *pipe, void *args)
     dbt_client_destroy (&self.client);
 }
 
+#ifdef DBT_SELFTEST
 //  --------------------------------------------------------------------------
 //  Self test: dispatcher, worker and janitor on SQLite.
 
@@ -278,3 +279,4 @@ dbt_janitor_test (bool verbose)
     if (verbose)
         printf ("janitor: ok\n");
 }
+#endif  //  DBT_SELFTEST

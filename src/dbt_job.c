@@ -340,6 +340,7 @@ fail:
     return NULL;
 }
 
+#ifdef DBT_SELFTEST
 //  --------------------------------------------------------------------------
 //  Self test
 
@@ -457,3 +458,4 @@ dbt_job_test (bool verbose)
     if (verbose)
         printf ("job: ok\n");
 }
+#endif  //  DBT_SELFTEST

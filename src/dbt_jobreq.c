@@ -303,6 +303,7 @@ dbt_jobreq_group_free (dbt_jobreq_group_t *group)
     memset (group, 0, sizeof (*group));
 }
 
+#ifdef DBT_SELFTEST
 //  --------------------------------------------------------------------------
 //  Self test
 
@@ -509,3 +510,4 @@ dbt_jobreq_test (bool verbose)
     if (verbose)
         printf ("jobreq: ok\n");
 }
+#endif  //  DBT_SELFTEST

@@ -264,6 +264,7 @@ dbt_metrics_render (const msgpack_object *stats, dbt_store_t *store, dbt_view_t 
     }
 }
 
+#ifdef DBT_SELFTEST
 void
 dbt_metrics_test (bool verbose)
 {
@@ -315,3 +316,4 @@ dbt_metrics_test (bool verbose)
     if (verbose)
         printf ("metrics: ok\n");
 }
+#endif  //  DBT_SELFTEST

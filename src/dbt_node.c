@@ -383,6 +383,7 @@ dbt_node_http_port (dbt_node_t *self)
     return self->http_port;
 }
 
+#ifdef DBT_SELFTEST
 //  --------------------------------------------------------------------------
 //  Self test: a whole node in this process (SQLite, ephemeral HTTP port)
 //  runs a job end to end; start-up failures come back as errors.
@@ -470,3 +471,4 @@ dbt_node_test (bool verbose)
     if (verbose)
         printf ("node: ok\n");
 }
+#endif  //  DBT_SELFTEST

@@ -158,6 +158,7 @@ dbt_pair_step_down (dbt_pair_t *self)
     self->state = DBT_PAIR_PASSIVE;
 }
 
+#ifdef DBT_SELFTEST
 //  --------------------------------------------------------------------------
 //  Self test: a table of situations, each run on both members, which must
 //  end in opposite states whenever both hear each other.
@@ -250,3 +251,4 @@ dbt_pair_test (bool verbose)
     if (verbose)
         printf ("pair: ok\n");
 }
+#endif  //  DBT_SELFTEST

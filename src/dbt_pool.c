@@ -216,6 +216,7 @@ dbt_pools_counts (dbt_pools_t *self, dbt_pools_count_fn *fn, void *arg)
     }
 }
 
+#ifdef DBT_SELFTEST
 //  --------------------------------------------------------------------------
 //  Self test
 
@@ -294,3 +295,4 @@ dbt_pool_test (bool verbose)
     if (verbose)
         printf ("pool: ok\n");
 }
+#endif  //  DBT_SELFTEST

@@ -378,6 +378,7 @@ dbt_queue_names (dbt_queue_t *self)
     return names;
 }
 
+#ifdef DBT_SELFTEST
 //  --------------------------------------------------------------------------
 //  Self test
 
@@ -481,3 +482,4 @@ dbt_queue_test (bool verbose)
     if (verbose)
         printf ("queue: ok\n");
 }
+#endif  //  DBT_SELFTEST

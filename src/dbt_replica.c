@@ -397,6 +397,7 @@ dbt_replica_actor (zsock_t *pipe, void *args)
     free (self);
 }
 
+#ifdef DBT_SELFTEST
 //  --------------------------------------------------------------------------
 //  Self test: a dispatcher with jobs, a replica of it that catches up
 //  from a snapshot, follows updates, and starts over after a restart.
@@ -523,3 +524,4 @@ dbt_replica_test (bool verbose)
     if (verbose)
         printf ("replica: ok\n");
 }
+#endif  //  DBT_SELFTEST

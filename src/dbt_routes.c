@@ -404,6 +404,7 @@ dbt_routes_announce (const dbt_config_t *config, dbt_mpw_t *writer)
     dbt_mpw_kstr (writer, "publish", config->mesh_publish);
 }
 
+#ifdef DBT_SELFTEST
 //  --------------------------------------------------------------------------
 //  Self test: config routes, what peers announce, the default, self.
 
@@ -521,3 +522,4 @@ dbt_routes_test (bool verbose)
     if (verbose)
         printf ("routes: ok\n");
 }
+#endif  //  DBT_SELFTEST

@@ -315,6 +315,7 @@ dbt_runner_run (const dbt_runner_ctx_t *ctx, const dbt_job_t *job, dbt_cancel_t 
     return rc;
 }
 
+#ifdef DBT_SELFTEST
 //  --------------------------------------------------------------------------
 //  Self test (SQLite source and results; other databases are exercised by
 //  the integration tests against real servers)
@@ -483,3 +484,4 @@ dbt_runner_test (bool verbose)
     if (verbose)
         printf ("runner: ok\n");
 }
+#endif  //  DBT_SELFTEST

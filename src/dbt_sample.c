@@ -148,6 +148,7 @@ dbt_sample_write (const char *config_path, const char *sql_dir, char *err)
     return rc;
 }
 
+#ifdef DBT_SELFTEST
 //  --------------------------------------------------------------------------
 //  Self test
 
@@ -177,3 +178,4 @@ dbt_sample_test (bool verbose)
     if (verbose)
         printf ("sample: ok\n");
 }
+#endif  //  DBT_SELFTEST

@@ -339,6 +339,7 @@ dbt_sqlite_dir_sweep (dbt_sqlite_dir_t *self)
     return removed;
 }
 
+#ifdef DBT_SELFTEST
 //  --------------------------------------------------------------------------
 //  Self test
 
@@ -505,3 +506,4 @@ dbt_sqlite_dir_test (bool verbose)
     if (verbose)
         printf ("sqlite_dir: ok\n");
 }
+#endif  //  DBT_SELFTEST

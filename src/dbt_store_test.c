@@ -9,6 +9,7 @@
 */
 #include "dbt_classes.h"
 
+#ifdef DBT_SELFTEST
 //  Journal and page callbacks: collect "j:id" / "g:id" (deleted: "-j:id").
 static int
 s_collect_record (bool group, const char *id, const char *record, size_t len, void *arg)
@@ -494,3 +495,4 @@ dbt_store_test (bool verbose)
     if (verbose)
         printf ("store: ok\n");
 }
+#endif  //  DBT_SELFTEST

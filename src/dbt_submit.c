@@ -251,6 +251,7 @@ dbt_submit_group (const msgpack_object *spec, dbt_group_t **group_p, char *err)
     return 0;
 }
 
+#ifdef DBT_SELFTEST
 //  --------------------------------------------------------------------------
 //  Self test
 
@@ -438,3 +439,4 @@ dbt_submit_test (bool verbose)
     if (verbose)
         printf ("submit: ok\n");
 }
+#endif  //  DBT_SELFTEST

@@ -659,6 +659,7 @@ dbt_tasks_bind (dbt_tasks_t *self, const dbt_config_t *config, char *err)
     return 0;
 }
 
+#ifdef DBT_SELFTEST
 //  --------------------------------------------------------------------------
 //  Self test
 
@@ -1014,3 +1015,4 @@ dbt_tasks_test (bool verbose)
     if (verbose)
         printf ("tasks: ok\n");
 }
+#endif  //  DBT_SELFTEST

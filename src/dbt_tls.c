@@ -140,6 +140,7 @@ dbt_tls_enabled (const dbt_tls_t *self)
     return self != NULL;
 }
 
+#ifdef DBT_SELFTEST
 //  --------------------------------------------------------------------------
 //  Self test: the checks before libmicrohttpd sees the files (tls.sh serves
 //  HTTPS with a real certificate).
@@ -206,3 +207,4 @@ dbt_tls_test (bool verbose)
     free (junk);
     free (empty);
 }
+#endif  //  DBT_SELFTEST

@@ -348,6 +348,7 @@ dbt_view_wrote (dbt_view_t *self, const char *node, uint64_t seq, const char *id
     pthread_mutex_unlock (&self->wrote_lock);
 }
 
+#ifdef DBT_SELFTEST
 //  --------------------------------------------------------------------------
 //  Self test: own store and a replica, newest wins, recorded writes until
 //  the replica catches up, swaps.
@@ -459,3 +460,4 @@ dbt_view_test (bool verbose)
     if (verbose)
         printf ("view: ok\n");
 }
+#endif  //  DBT_SELFTEST

@@ -751,6 +751,7 @@ dbt_worker_actor (zsock_t *pipe, void *args)
     free (self);
 }
 
+#ifdef DBT_SELFTEST
 //  --------------------------------------------------------------------------
 //  Self test: a dispatcher and a worker actor on SQLite, end to end.
 
@@ -938,3 +939,4 @@ dbt_worker_test (bool verbose)
     if (verbose)
         printf ("worker: ok\n");
 }
+#endif  //  DBT_SELFTEST
