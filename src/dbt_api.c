@@ -93,7 +93,6 @@ s_time (int64_t ms)
     return json_string (text);
 }
 
-static json_t *s_job_status (const dbt_job_t *job);
 
 //  --------------------------------------------------------------------------
 //  Dispatcher clients
@@ -298,7 +297,7 @@ s_call_within (dbt_api_t *self, const char *endpoint, int command, s_build_fn *b
             json_t *doc = json_object ();
             json_object_set_new (doc, "status", json_string ("error"));
             json_object_set_new (doc, "message", json_string (message));
-            json_object_set_new (doc, "data", s_job_status (job));
+            json_object_set_new (doc, "data", dbt_api_job_status (job));
             response = s_response ((*reply_p)->code, doc);
             dbt_job_destroy (&job);
         }
@@ -404,16 +403,34 @@ s_freshness (json_t *doc, const dbt_origin_t *origin)
     json_object_set_new (doc, "replica_lag_ms", json_integer (origin->lag_ms));
 }
 
+//  A string that may not be UTF-8 (cells, errors): kept when it is, else
+//  with every byte outside ASCII replaced by '?'.
+json_t *
+dbt_api_text (const char *data, size_t len)
+{
+    json_t *value = json_stringn (data, len);
+    if (value)
+        return value;
+    char *copy = dbt_strndup (data, len);
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char) copy [i] >= 0x80 || copy [i] == 0)
+            copy [i] = '?';
+    value = json_stringn (copy, len);
+    free (copy);
+    return value ? value : json_string ("");
+}
+
 //  Upstream JobStatusResp, plus fields of our own after them.
-static json_t *
-s_job_status (const dbt_job_t *job)
+json_t *
+dbt_api_job_status (const dbt_job_t *job)
 {
     json_t *status = json_object ();
     json_object_set_new (status, "job_id", json_string (job->id));
     json_object_set_new (status, "state", json_string (dbt_state_name (job->state)));
     json_object_set_new (status, "count", json_integer (
         job->state == DBT_STATE_SUCCESS ? (json_int_t) job->rows : 0));
-    json_object_set_new (status, "error", json_string (job->error ? job->error : ""));
+    const char *error = job->error ? job->error : "";
+    json_object_set_new (status, "error", dbt_api_text (error, strlen (error)));
     json_object_set_new (status, "rows", json_integer ((json_int_t) job->rows));
     json_object_set_new (status, "task", json_string (job->task));
     json_object_set_new (status, "queue", json_string (job->queue));
@@ -441,7 +458,7 @@ s_get_job (s_req_t *req)
         dbt_log (DBT_LOG_ERROR, "http: %s", err);
         return dbt_api_error (500, "could not read job status");
     }
-    json_t *status = s_job_status (job);
+    json_t *status = dbt_api_job_status (job);
     s_freshness (status, &origin);
     dbt_job_destroy (&job);
     return s_success (status);
@@ -537,7 +554,7 @@ s_get_group (s_req_t *req)
         if (dbt_view_job_at (req->api->args.view, origin.node, group->job_ids [i], &job, err) == 0) {
             done = done && dbt_state_final (job->state);
             failed = failed || job->state == DBT_STATE_FAILURE;
-            json_array_append_new (jobs, s_job_status (job));
+            json_array_append_new (jobs, dbt_api_job_status (job));
             dbt_job_destroy (&job);
         }
     }

@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <jansson.h>
 #include "dbt_config.h"
 #include "dbt_tasks.h"
 #include "dbt_store.h"
@@ -92,4 +93,13 @@ void
 void
     dbt_api_test (bool verbose);
 
+//  A job's status document (upstream's JobStatusResp plus our fields), as
+//  GET /jobs/{id} answers it. Caller owns it.
+json_t *
+    dbt_api_job_status (const dbt_job_t *job);
+
+//  A JSON string of bytes that may not be UTF-8 (cells, errors): kept when
+//  they are, else with every byte outside ASCII replaced by '?'. Caller owns it.
+json_t *
+    dbt_api_text (const char *data, size_t len);
 #endif

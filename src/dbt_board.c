@@ -60,46 +60,6 @@ s_time (int64_t ms)
     return json_string (text);
 }
 
-//  A string that may not be UTF-8 (cells, errors): kept when it is, else
-//  with every byte outside ASCII replaced by '?'.
-static json_t *
-s_text (const char *data, size_t len)
-{
-    json_t *value = json_stringn (data, len);
-    if (value)
-        return value;
-    char *copy = dbt_strndup (data, len);
-    for (size_t i = 0; i < len; i++)
-        if ((unsigned char) copy [i] >= 0x80 || copy [i] == 0)
-            copy [i] = '?';
-    value = json_stringn (copy, len);
-    free (copy);
-    return value ? value : json_string ("");
-}
-
-//  A job as GET /jobs/{id} shows it (the same fields and names).
-static json_t *
-s_job_status (const dbt_job_t *job)
-{
-    json_t *status = json_object ();
-    json_object_set_new (status, "job_id", json_string (job->id));
-    json_object_set_new (status, "state", json_string (dbt_state_name (job->state)));
-    json_object_set_new (status, "count", json_integer (
-        job->state == DBT_STATE_SUCCESS ? (json_int_t) job->rows : 0));
-    const char *error = job->error ? job->error : "";
-    json_object_set_new (status, "error", s_text (error, strlen (error)));
-    json_object_set_new (status, "rows", json_integer ((json_int_t) job->rows));
-    json_object_set_new (status, "task", json_string (job->task));
-    json_object_set_new (status, "queue", json_string (job->queue));
-    json_object_set_new (status, "attempts", json_integer (job->attempts));
-    json_object_set_new (status, "worker", json_string (job->worker ? job->worker : ""));
-    json_object_set_new (status, "results_table", json_string (job->table ? job->table : ""));
-    json_object_set_new (status, "eta", s_time (job->eta_ms));
-    json_object_set_new (status, "created_at", s_time (job->created_ms));
-    json_object_set_new (status, "started_at", s_time (job->started_ms));
-    json_object_set_new (status, "finished_at", s_time (job->finished_ms));
-    return status;
-}
 
 //  Parse a whole-number query argument in [min, max] (absent: fallback).
 static int
@@ -457,7 +417,7 @@ typedef struct {
 static int
 s_list_one (const dbt_job_t *job, void *arg)
 {
-    json_array_append_new ((json_t *) arg, s_job_status (job));
+    json_array_append_new ((json_t *) arg, dbt_api_job_status (job));
     return 0;
 }
 
@@ -578,7 +538,7 @@ s_preview (dbt_board_t *self, const dbt_job_t *job, int64_t rows)
     }
     dbt_conn_t *conn = dbt_pool_get (pool, self->args.config->request_timeout_ms, NULL, err);
     if (!conn) {
-        json_object_set_new (preview, "error", s_text (err, strlen (err)));
+        json_object_set_new (preview, "error", dbt_api_text (err, strlen (err)));
         return preview;
     }
     //  One row more than shown says whether more follow.
@@ -595,7 +555,7 @@ s_preview (dbt_board_t *self, const dbt_job_t *job, int64_t rows)
     json_t *columns = json_array ();
     for (size_t i = 0; i < ncols; i++) {
         json_t *col = json_object ();
-        json_object_set_new (col, "name", s_text (cols [i].name, strlen (cols [i].name)));
+        json_object_set_new (col, "name", dbt_api_text (cols [i].name, strlen (cols [i].name)));
         json_object_set_new (col, "type", json_string (dbt_coltype_name (cols [i].type)));
         if (cols [i].source_type)
             json_object_set_new (col, "source_type", json_string (cols [i].source_type));
@@ -607,7 +567,7 @@ s_preview (dbt_board_t *self, const dbt_job_t *job, int64_t rows)
         dbt_row_t row;
         int rc = dbt_conn_fetch (conn, &row, err);
         if (rc < 0) {
-            json_object_set_new (preview, "error", s_text (err, strlen (err)));
+            json_object_set_new (preview, "error", dbt_api_text (err, strlen (err)));
             break;
         }
         if (rc == 0)
@@ -624,7 +584,7 @@ s_preview (dbt_board_t *self, const dbt_job_t *job, int64_t rows)
                 while (len > 0 && ((unsigned char) row.vals [i][len] & 0xC0) == 0x80)
                     len--;
             }
-            json_array_append_new (cells, row.vals [i] ? s_text (row.vals [i], len) : json_null ());
+            json_array_append_new (cells, row.vals [i] ? dbt_api_text (row.vals [i], len) : json_null ());
         }
         json_array_append_new (list, cells);
     }
@@ -652,10 +612,10 @@ s_get_detail (dbt_board_t *self, const char *id, dbt_query_fn *query, void *quer
         dbt_log (DBT_LOG_ERROR, "http: %s", err);
         return dbt_api_error (500, "could not read job status");
     }
-    json_t *data = s_job_status (job);
+    json_t *data = dbt_api_job_status (job);
     json_t *args = json_array ();
     for (size_t i = 0; i < job->nargs; i++)
-        json_array_append_new (args, job->args [i] ? s_text (job->args [i], strlen (job->args [i]))
+        json_array_append_new (args, job->args [i] ? dbt_api_text (job->args [i], strlen (job->args [i]))
                                                    : json_null ());
     json_object_set_new (data, "args", args);
     json_object_set_new (data, "db", job->db ? json_string (job->db) : json_null ());
