@@ -328,15 +328,10 @@ s_scan (dbt_store_t *self, MDB_dbi dbi, bool timed, const void *prefix, size_t p
         int64_t before_ms, dbt_store_each_fn *fn, void *arg, char *err)
 {
     MDB_txn *txn;
-    int rc = dbt_store__read_begin (self, &txn);
-    if (rc)
-        return dbt_store__fail (rc, "begin read", err);
     MDB_cursor *cursor;
-    rc = mdb_cursor_open (txn, dbi, &cursor);
-    if (rc) {
-        dbt_store__read_end (self, txn);
-        return dbt_store__fail (rc, "open cursor", err);
-    }
+    int rc = dbt_store__read_cursor (self, dbi, &txn, &cursor, err);
+    if (rc)
+        return rc;
     MDB_val key = { prefix_len, (void *) prefix }, val;
     rc = mdb_cursor_get (cursor, &key, &val, prefix_len ? MDB_SET_RANGE : MDB_FIRST);
     int result = 0;
@@ -375,8 +370,7 @@ s_scan (dbt_store_t *self, MDB_dbi dbi, bool timed, const void *prefix, size_t p
     }
     if (rc && rc != MDB_NOTFOUND && result == 0)
         result = dbt_store__fail (rc, "scan", err);
-    mdb_cursor_close (cursor);
-    dbt_store__read_end (self, txn);
+    dbt_store__read_close (self, txn, cursor);
     return result;
 }
 
@@ -412,15 +406,10 @@ int
 dbt_store_each_drop (dbt_store_t *self, dbt_store_drop_fn *fn, void *arg, char *err)
 {
     MDB_txn *txn;
-    int rc = dbt_store__read_begin (self, &txn);
-    if (rc)
-        return dbt_store__fail (rc, "begin read", err);
     MDB_cursor *cursor;
-    rc = mdb_cursor_open (txn, self->drops, &cursor);
-    if (rc) {
-        dbt_store__read_end (self, txn);
-        return dbt_store__fail (rc, "open cursor", err);
-    }
+    int rc = dbt_store__read_cursor (self, self->drops, &txn, &cursor, err);
+    if (rc)
+        return rc;
     MDB_val key, val;
     rc = mdb_cursor_get (cursor, &key, &val, MDB_FIRST);
     while (rc == 0) {
@@ -447,8 +436,7 @@ dbt_store_each_drop (dbt_store_t *self, dbt_store_drop_fn *fn, void *arg, char *
         }
         rc = mdb_cursor_get (cursor, &key, &val, MDB_NEXT);
     }
-    mdb_cursor_close (cursor);
-    dbt_store__read_end (self, txn);
+    dbt_store__read_close (self, txn, cursor);
     return 0;
 }
 

@@ -107,6 +107,30 @@ dbt_store__read_end (dbt_store_t *self, MDB_txn *txn)
     pthread_rwlock_unlock (&self->lock);
 }
 
+//  A read transaction and a cursor on dbi in it: 0, or an error code
+//  with err set (nothing left open). Close both with read_close.
+static inline int
+dbt_store__read_cursor (dbt_store_t *self, MDB_dbi dbi, MDB_txn **txn, MDB_cursor **cursor,
+                        char *err)
+{
+    int rc = dbt_store__read_begin (self, txn);
+    if (rc)
+        return dbt_store__fail (rc, "begin read", err);
+    rc = mdb_cursor_open (*txn, dbi, cursor);
+    if (rc) {
+        dbt_store__read_end (self, *txn);
+        return dbt_store__fail (rc, "open cursor", err);
+    }
+    return 0;
+}
+
+static inline void
+dbt_store__read_close (dbt_store_t *self, MDB_txn *txn, MDB_cursor *cursor)
+{
+    mdb_cursor_close (cursor);
+    dbt_store__read_end (self, txn);
+}
+
 //  Copy at most max bytes of str to out; returns the count.
 static inline size_t
 dbt_store__put_text (unsigned char *out, const char *str, size_t max)

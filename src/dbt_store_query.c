@@ -16,15 +16,10 @@ int
 dbt_store_each_count (dbt_store_t *self, dbt_store_count_fn *fn, void *arg, char *err)
 {
     MDB_txn *txn;
-    int rc = dbt_store__read_begin (self, &txn);
-    if (rc)
-        return dbt_store__fail (rc, "begin read", err);
     MDB_cursor *cursor;
-    rc = mdb_cursor_open (txn, self->counts, &cursor);
-    if (rc) {
-        dbt_store__read_end (self, txn);
-        return dbt_store__fail (rc, "open cursor", err);
-    }
+    int rc = dbt_store__read_cursor (self, self->counts, &txn, &cursor, err);
+    if (rc)
+        return rc;
     MDB_val key, val;
     rc = mdb_cursor_get (cursor, &key, &val, MDB_FIRST);
     char queue [DBT_ID_MAX + 65] = "";
@@ -50,8 +45,7 @@ dbt_store_each_count (dbt_store_t *self, dbt_store_count_fn *fn, void *arg, char
     if (rc == MDB_NOTFOUND && have)
         fn (queue, counts, arg);
     int result = rc && rc != MDB_NOTFOUND ? dbt_store__fail (rc, "read counts", err) : 0;
-    mdb_cursor_close (cursor);
-    dbt_store__read_end (self, txn);
+    dbt_store__read_close (self, txn, cursor);
     return result;
 }
 
@@ -63,15 +57,10 @@ dbt_store_count_since (dbt_store_t *self, const char *queue, dbt_state_t state, 
     if (!dbt_state_final (state))
         return DBT_EINVAL;
     MDB_txn *txn;
-    int rc = dbt_store__read_begin (self, &txn);
-    if (rc)
-        return dbt_store__fail (rc, "begin read", err);
     MDB_cursor *cursor;
-    rc = mdb_cursor_open (txn, self->list, &cursor);
-    if (rc) {
-        dbt_store__read_end (self, txn);
-        return dbt_store__fail (rc, "open cursor", err);
-    }
+    int rc = dbt_store__read_cursor (self, self->list, &txn, &cursor, err);
+    if (rc)
+        return rc;
     unsigned char buf [S_KEY_MAX];
     size_t plen = dbt_store__list_prefix (buf, queue, state);
     dbt_store__be64 (buf + plen, since_ms > 0 ? (uint64_t) since_ms : 0);
@@ -82,8 +71,7 @@ dbt_store_count_since (dbt_store_t *self, const char *queue, dbt_state_t state, 
         rc = mdb_cursor_get (cursor, &key, &val, MDB_NEXT);
     }
     int result = rc && rc != MDB_NOTFOUND ? dbt_store__fail (rc, "count", err) : 0;
-    mdb_cursor_close (cursor);
-    dbt_store__read_end (self, txn);
+    dbt_store__read_close (self, txn, cursor);
     return result;
 }
 
@@ -122,15 +110,10 @@ dbt_store_list (dbt_store_t *self, const char *queue, dbt_state_t state, const c
         klen = plen + 9;
     }
     MDB_txn *txn;
-    int rc = dbt_store__read_begin (self, &txn);
-    if (rc)
-        return dbt_store__fail (rc, "begin read", err);
     MDB_cursor *cursor;
-    rc = mdb_cursor_open (txn, self->list, &cursor);
-    if (rc) {
-        dbt_store__read_end (self, txn);
-        return dbt_store__fail (rc, "open cursor", err);
-    }
+    int rc = dbt_store__read_cursor (self, self->list, &txn, &cursor, err);
+    if (rc)
+        return rc;
     //  Newest first: the last entry before the start key.
     MDB_val key = { klen, buf }, val;
     rc = mdb_cursor_get (cursor, &key, &val, MDB_SET_RANGE);
@@ -167,8 +150,7 @@ dbt_store_list (dbt_store_t *self, const char *queue, dbt_state_t state, const c
     //  More may follow when the page is full and the next entry is the list's.
     bool more = result == 0 && count == limit && rc == 0 && key.mv_size > plen + 8
              && memcmp (key.mv_data, buf, plen) == 0;
-    mdb_cursor_close (cursor);
-    dbt_store__read_end (self, txn);
+    dbt_store__read_close (self, txn, cursor);
     if (more)
         *next_p = last;
     else
@@ -215,8 +197,7 @@ dbt_store_page (dbt_store_t *self, bool groups, const char *after, size_t limit,
     int result = 0;
     if (rc && rc != MDB_NOTFOUND)
         result = dbt_store__fail (rc, "snapshot", err);
-    mdb_cursor_close (cursor);
-    dbt_store__read_end (self, txn);
+    dbt_store__read_close (self, txn, cursor);
     //  More to come only when the page is full and something follows.
     if (result == 0 && rc == 0)
         *next_p = last;
