@@ -33,12 +33,28 @@ s_slot_key (char *key, const char *id, uint64_t attempt)
     return key;
 }
 
-//  A slot of the worker is busy with that attempt since `since`.
+//  A slot of the worker is busy with that attempt since `since`; frame
+//  numbers the job frame that gave it (0: none of ours, it said it runs it).
 static void
-s_slot_busy (dbt_disp_worker_t *worker, const char *id, uint64_t attempt, int64_t since)
+s_slot_busy (dbt_disp_worker_t *worker, const char *id, uint64_t attempt, int64_t since,
+             uint64_t frame)
 {
     char key [DBT_DISP_SLOT_KEY_MAX];
-    zhashx_update (worker->inflight, s_slot_key (key, id, attempt), (void *) (uintptr_t) since);
+    s_slot_key (key, id, attempt);
+    dbt_disp_slot_t *slot = (dbt_disp_slot_t *) zhashx_lookup (worker->inflight, key);
+    if (!slot) {
+        slot = (dbt_disp_slot_t *) dbt_malloc (sizeof (dbt_disp_slot_t));
+        zhashx_insert (worker->inflight, key, slot);
+    }
+    slot->since = since;
+    slot->frame = frame;
+}
+
+static void
+s_slot_destroy (void **item_p)
+{
+    free (*item_p);
+    *item_p = NULL;
 }
 
 //  The worker said that attempt no longer holds a slot.
@@ -92,6 +108,7 @@ s_worker_new (const char *key, zframe_t *identity)
     worker->queues = zlist_new ();
     zlist_autofree (worker->queues);
     worker->inflight = zhashx_new ();
+    zhashx_set_destructor (worker->inflight, s_slot_destroy);
     return worker;
 }
 
@@ -387,7 +404,7 @@ s_load_one (const dbt_job_t *job, void *arg)
             worker->expires = dbt_clock_ms () + load->hold;
             zhashx_insert (self->workers, job->worker, worker);
         }
-        s_slot_busy (worker, job->id, job->attempts, dbt_clock_ms ());
+        s_slot_busy (worker, job->id, job->attempts, dbt_clock_ms (), 0);
     }
     load->count++;
     return 0;
@@ -528,6 +545,35 @@ s_heard (dbt_disp_worker_t *worker, dbt_msg_t *msg)
     }
 }
 
+//  A READY or HEARTBEAT: the newest job frame the worker has had ("got",
+//  the frame's "frame" number), on the socket it speaks on now.
+static void
+s_got (dbt_disp_worker_t *worker, dbt_msg_t *msg)
+{
+    char err [DBT_ERRMSG_LEN];
+    uint64_t got = 0;
+    worker->got_known = dbt_mp_get (msg->map, "got")
+                     && dbt_mp_field_u64 (msg->map, "got", true, &got, err) == 0;
+    worker->got = got;
+}
+
+//  Whether a slot the worker's READY or HEARTBEAT does not list was lost.
+//  Not while its frame may still be on the way: it is lost when the
+//  worker has had the frame (its number is at most "got": a DONE or refusal
+//  would have come before), or when it gave no "got" (an older worker)
+//  and the slot is older than `settle` ms; a frame not had after two
+//  liveness periods was lost on the way (a socket the worker replaced).
+static bool
+s_slot_lost (dbt_disp_t *self, dbt_disp_worker_t *worker, const dbt_disp_slot_t *slot,
+             int64_t now, int64_t settle)
+{
+    if (now - slot->since <= settle)
+        return false;
+    if (!worker->got_known || slot->frame == 0 || slot->frame <= worker->got)
+        return true;
+    return now - slot->since > 2 * s_liveness_ms (self);
+}
+
 static void
 s_handle_ready (dbt_disp_t *self, dbt_msg_t *msg, const char *key)
 {
@@ -562,6 +608,7 @@ s_handle_ready (dbt_disp_t *self, dbt_msg_t *msg, const char *key)
     worker->expires = dbt_clock_ms () + s_liveness_ms (self);
     worker->next_heartbeat = 0;
     s_heard (worker, msg);
+    s_got (worker, msg);
     zlist_purge (worker->queues);
     for (uint32_t i = 0; i < queues->via.array.size; i++) {
         const char *str;
@@ -584,7 +631,7 @@ s_handle_ready (dbt_disp_t *self, dbt_msg_t *msg, const char *key)
             if (dbt_mp_field_str (item, "id", true, &id, err) == 0
             &&  dbt_mp_field_u64 (item, "attempt", true, &attempt, err) == 0 && dbt_id_valid (id)) {
                 dbt_entry_t *entry = dbt_queue_lookup (self->queue, id);
-                s_slot_busy (worker, id, attempt, dbt_clock_ms ());
+                s_slot_busy (worker, id, attempt, dbt_clock_ms (), 0);
                 if (entry && entry->state == DBT_STATE_STARTED && entry->worker
                 &&  streq (entry->worker, key) && entry->attempt == attempt)
                     zhashx_update (claimed, id, (void *) 1);
@@ -606,18 +653,27 @@ s_handle_ready (dbt_disp_t *self, dbt_msg_t *msg, const char *key)
             &&  dbt_mp_field_u64 (item, "attempt", true, &attempt, err) == 0 && dbt_id_valid (id)
             &&  s_current (self, key, id, attempt)) {
                 //  In flight until its DONE: lost if that never comes.
-                s_slot_busy (worker, id, attempt, dbt_clock_ms ());
+                s_slot_busy (worker, id, attempt, dbt_clock_ms (), 0);
                 zhashx_update (claimed, id, (void *) 1);
             }
             free (id);
         }
     }
-    //  Jobs we think it runs that it does not claim were lost.
+    //  Jobs we think it runs that it does not claim were lost, but for
+    //  those whose frame it has not had yet.
     zlist_t *ids = dbt_queue_running_on (self->queue, key);
     zlist_t *unclaimed = zlist_new ();
-    for (char *id = (char *) zlist_first (ids); id; id = (char *) zlist_next (ids))
-        if (!zhashx_lookup (claimed, id))
+    int64_t now = dbt_clock_ms ();
+    for (char *id = (char *) zlist_first (ids); id; id = (char *) zlist_next (ids)) {
+        if (zhashx_lookup (claimed, id))
+            continue;
+        dbt_entry_t *entry = dbt_queue_lookup (self->queue, id);
+        char slot_key [DBT_DISP_SLOT_KEY_MAX];
+        dbt_disp_slot_t *slot = entry ? (dbt_disp_slot_t *) zhashx_lookup (worker->inflight,
+                                        s_slot_key (slot_key, id, entry->attempt)) : NULL;
+        if (!slot || s_slot_lost (self, worker, slot, now, -1))
             zlist_append (unclaimed, id);
+    }
     s_lose_jobs (self, unclaimed, key, "worker restarted");
     zlist_destroy (&unclaimed);
     zlist_destroy (&ids);
@@ -789,18 +845,20 @@ done:
 }
 
 //  A worker's heartbeat lists the jobs it runs: the slots it has busy.
-//  A job we gave it more than two heartbeats ago that it does not list
-//  never reached it or was lost there: run it again rather than wait for
-//  it forever. A listed attempt we did not count holds a slot all the same
+//  A job we gave it that it does not list, when it has had the job's
+//  frame ("got", see s_slot_lost) and the job is older than two
+//  heartbeats, was lost there: run it again rather than wait for it
+//  forever. A listed attempt we did not count holds a slot all the same
 //  (we forgot it after a rebuild, or lost it while its frame was on the
-//  way): count it until the worker frees it, and stop it if it is not the
-//  job's current attempt there.
+//  way): count it until the worker frees it, and stop it if it is not
+//  the job's current attempt there.
 static void
 s_reconcile (dbt_disp_t *self, dbt_disp_worker_t *worker, dbt_msg_t *msg)
 {
     const msgpack_object *running = dbt_mp_get (msg->map, "running");
     if (!running || running->type != MSGPACK_OBJECT_ARRAY)
         return;
+    s_got (worker, msg);
     char err [DBT_ERRMSG_LEN];
     int64_t now = dbt_clock_ms ();
     zhashx_t *listed = zhashx_new ();
@@ -814,19 +872,20 @@ s_reconcile (dbt_disp_t *self, dbt_disp_worker_t *worker, dbt_msg_t *msg)
             s_slot_key (key, id, attempt);
             zhashx_update (listed, key, (void *) 1);
             if (!zhashx_lookup (worker->inflight, key)) {
-                zhashx_insert (worker->inflight, key, (void *) (uintptr_t) now);
+                s_slot_busy (worker, id, attempt, now, 0);
                 if (!s_current (self, worker->key, id, attempt))
                     dbt_disp__send_cancel (self, worker, id, (uint32_t) attempt, "no longer assigned");
             }
         }
         free (id);
     }
-    int64_t cutoff = now - 2 * self->config->heartbeat_ms;
     zlist_t *missing = zlist_new ();
     zlist_autofree (missing);
-    for (void *given = zhashx_first (worker->inflight); given; given = zhashx_next (worker->inflight)) {
+    for (dbt_disp_slot_t *slot = (dbt_disp_slot_t *) zhashx_first (worker->inflight); slot;
+         slot = (dbt_disp_slot_t *) zhashx_next (worker->inflight)) {
         const char *key = (const char *) zhashx_cursor (worker->inflight);
-        if (!zhashx_lookup (listed, key) && (int64_t) (uintptr_t) given < cutoff)
+        if (!zhashx_lookup (listed, key)
+        &&  s_slot_lost (self, worker, slot, now, 2 * self->config->heartbeat_ms))
             zlist_append (missing, (void *) key);
     }
     zlist_t *lost = zlist_new ();
@@ -1005,7 +1064,8 @@ s_assign (dbt_disp_t *self, dbt_disp_worker_t *worker, dbt_entry_t *entry)
         return false;
     }
     dbt_queue_start (self->queue, entry, worker->key, job->attempts);
-    s_slot_busy (worker, job->id, job->attempts, dbt_clock_ms ());
+    job->frame = ++self->frame;
+    s_slot_busy (worker, job->id, job->attempts, dbt_clock_ms (), job->frame);
     dbt_job_pack (job, self->writer);
     zmsg_t *msg = dbt_msg_encode (worker->identity, DBT_PROTO_WORKER, DBT_W_JOB, self->writer);
     dbt_disp_out_t *out = s_out (self, OUT_JOB, msg);
@@ -1215,6 +1275,7 @@ dbt_dispatcher_actor (zsock_t *pipe, void *args)
     self->writer = dbt_mpw_new ();
     dbt_uuid (self->instance);
     self->rng = dbt_random64 () | 1;
+    self->frame = (uint64_t) dbt_time_ms () * 1000;
 
     self->router = zsock_new (ZMQ_ROUTER);
     dbt_msg_limit (self->router);

@@ -22,15 +22,23 @@ typedef struct {
     char *name;                 //  node name the worker reported
     zlist_t *queues;            //  queue names it serves (owned strings)
     uint32_t capacity;          //  jobs it runs at once
-    zhashx_t *inflight;         //  "<job id>#<attempt>" -> monotonic ms it was given (or
-                                //  claimed, or listed): one per busy runner slot, until the
-                                //  worker says the slot is free (DONE, or not listed)
+    zhashx_t *inflight;         //  "<job id>#<attempt>" -> dbt_disp_slot_t: one per busy
+                                //  runner slot, until the worker says the slot is free
+                                //  (DONE, or not listed when it has had the job's frame)
     int64_t expires;            //  monotonic ms of presumed death
     int64_t next_heartbeat;     //  monotonic ms of our next heartbeat
     uint64_t heard;             //  the last "hb" it numbered a message with, 0 = none (echoed)
+    uint64_t got;               //  the newest job frame number it says it has had ("got")
+    bool got_known;             //  it says so (older workers do not)
     bool connected;             //  false for a placeholder after restart
     bool full;                  //  handed a job back unstarted: no more until it speaks again
 } dbt_disp_worker_t;
+
+//  A busy slot of a worker (see dbt_disp_worker_t).
+typedef struct {
+    int64_t since;              //  monotonic ms it was given, claimed or listed
+    uint64_t frame;             //  number of the job frame that gave it, 0 = none of ours
+} dbt_disp_slot_t;
 
 //  The inflight key of a job's attempt (see dbt_disp_worker_t).
 #define DBT_DISP_SLOT_KEY_MAX   (DBT_ID_MAX + 16)
@@ -69,6 +77,9 @@ typedef struct {
     char *endpoint;             //  endpoint bound
     char *local;                //  inproc endpoint also bound, for this node's actors
     uint64_t rng;               //  xorshift state
+    uint64_t frame;             //  the last job frame's number ("frame"): from the wall clock
+                                //  in us at start, so that a restart never numbers below
+                                //  the frames of the last run
     uint64_t stats [DBT_DISP_NSTATS];  //  counters (see dbt_disp__stat_names)
     zhashx_t *qstats;           //  queue -> dbt_disp_qstats_t (since start)
     zhashx_t *dropping;         //  "results/table" -> drop count pending

@@ -5,8 +5,8 @@
     DEALER sockets speaking the worker protocol: credit, retries with
     backoff, stale-attempt fencing, lost workers, cancel, eta precision,
     group limits, janitor commands, heartbeat echoes and the fencing
-    CANCEL of a lost worker, and the hand-back of running jobs
-    after a dispatcher restart.
+    CANCEL of a lost worker, job frames still on their way ("got"), and
+    the hand-back of running jobs after a dispatcher restart.
     =========================================================================
 */
 #include "dbt_classes.h"
@@ -704,6 +704,58 @@ dbt_dispatcher_test (bool verbose)
     assert (cancel);
     dbt_msg_destroy (&cancel);
     zsock_destroy (&h1);
+
+    //  A job whose frame the worker has not had yet ("got" below the
+    //  frame's number) is not lost when its READY or heartbeats do not
+    //  list it, however late they are; once it has had the frame, it is.
+    zsock_t *fw = s_test_worker (endpoint, "fr1", "frames", 1);
+    assert (s_test_submit (client, "fA", "frames", 0, 0, NULL, 0) == 200);
+    dbt_msg_t *frame_msg = s_test_expect (fw, DBT_W_JOB, 2000);
+    assert (frame_msg);
+    uint64_t frame = 0;
+    assert (dbt_mp_field_u64 (frame_msg->map, "frame", true, &frame, err) == 0 && frame > 1);
+    dbt_msg_destroy (&frame_msg);
+    for (int round = 0; round < 3; round++) {
+        w = dbt_mpw_new ();
+        dbt_mpw_map (w);
+        if (round == 0) {                                       //  a READY, then heartbeats
+            dbt_mpw_kstr (w, "name", "fr1");
+            dbt_mpw_str (w, "queues");
+            dbt_mpw_array (w);
+            dbt_mpw_str (w, "frames");
+            dbt_mpw_end (w);
+            dbt_mpw_ku64 (w, "capacity", 1);
+        }
+        dbt_mpw_str (w, "running");
+        dbt_mpw_array (w);
+        dbt_mpw_end (w);
+        dbt_mpw_ku64 (w, "got", frame - 1);
+        dbt_mpw_end (w);
+        assert (dbt_msg_send (fw, NULL, DBT_PROTO_WORKER,
+                              round ? DBT_W_HEARTBEAT : DBT_W_READY, w) == 0);
+        dbt_mpw_destroy (&w);
+        zclock_sleep (150);                                     //  past two heartbeats in all
+    }
+    assert (s_test_state (store, "fA", DBT_STATE_STARTED, 0, &job) == DBT_STATE_STARTED);
+    assert (job->attempts == 1 && job->interruptions == 0);
+    dbt_job_destroy (&job);
+    w = dbt_mpw_new ();
+    dbt_mpw_map (w);
+    dbt_mpw_str (w, "running");
+    dbt_mpw_array (w);
+    dbt_mpw_end (w);
+    dbt_mpw_ku64 (w, "got", frame);
+    dbt_mpw_end (w);
+    assert (dbt_msg_send (fw, NULL, DBT_PROTO_WORKER, DBT_W_HEARTBEAT, w) == 0);
+    dbt_mpw_destroy (&w);
+    id = s_test_job (fw, &attempt, 2000);                       //  had it, lost it: again
+    assert (id && streq (id, "fA") && attempt == 2);
+    free (id);
+    s_test_done (fw, "fA", 2, true, 0, NULL, false);
+    assert (s_test_state (store, "fA", DBT_STATE_SUCCESS, 1000, &job) == DBT_STATE_SUCCESS);
+    assert (job->interruptions == 1);
+    dbt_job_destroy (&job);
+    zsock_destroy (&fw);
 
     //  Ids that differ only in case cannot keep one results table twice.
     assert (s_test_submit (client, "CaseA", "parked", 0, 0, NULL, 0) == 200);

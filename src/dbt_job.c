@@ -150,6 +150,8 @@ dbt_job_pack (const dbt_job_t *self, dbt_mpw_t *w)
     dbt_mpw_ku64 (w, "attempts", self->attempts);
     dbt_mpw_ku64 (w, "lost", self->interruptions);
     dbt_mpw_ku64 (w, "seq", self->seq);
+    if (self->frame)
+        dbt_mpw_ku64 (w, "frame", self->frame);
     dbt_mpw_ku64 (w, "rows", self->rows);
     if (self->error)
         dbt_mpw_kstr (w, "error", self->error);
@@ -202,6 +204,7 @@ dbt_job_unpack (const msgpack_object *map, char *err)
     ||  s_u32 (map, "attempts", &self->attempts, err)
     ||  s_u32 (map, "lost", &self->interruptions, err)
     ||  dbt_mp_field_u64 (map, "seq", false, &self->seq, err)
+    ||  dbt_mp_field_u64 (map, "frame", false, &self->frame, err)
     ||  dbt_mp_field_u64 (map, "rows", false, &self->rows, err)
     ||  dbt_mp_field_str (map, "error", false, &self->error, err)
     ||  dbt_mp_field_str (map, "worker", false, &self->worker, err)

@@ -50,6 +50,8 @@ typedef struct {
     uint32_t attempts;          //  attempts started
     uint32_t interruptions;     //  runs lost to a dead worker or dispatcher
     uint64_t seq;               //  submission order within the dispatcher
+    uint64_t frame;             //  number of the job frame that gave it to a worker,
+                                //  0 = none (not stored: set on the frame only)
     uint64_t rows;              //  rows written (so far, while running)
     char *error;                //  last attempt's error, NULL when none
     char *worker;               //  worker running it (while STARTED)

@@ -63,6 +63,7 @@ typedef struct {
     int64_t last_heard;         //  monotonic ms of the dispatcher's last message
     int64_t next_heartbeat;     //  monotonic ms of our next heartbeat
     uint64_t hb;                //  sequence of our last numbered message (READY, HEARTBEAT)
+    uint64_t got;               //  the newest job frame number had on this socket ("got")
     struct { uint64_t hb; int64_t at; } sent [SENT_MAX];   //  when each was sent, by hb % SENT_MAX
     bool echoes;                //  this dispatcher echoes what it heard from us ("heard")
     int64_t confirmed;          //  monotonic ms we sent the newest message it echoed
@@ -126,9 +127,12 @@ s_send (self_t *self, int command)
 
 //  Number a READY or HEARTBEAT (field "hb") and remember when it left:
 //  the dispatcher's heartbeat echoes the last number it got ("heard").
+//  Say which job frames we have had ("got"): a job we do not list whose
+//  frame is newer is still on its way to us, not lost.
 static void
 s_write_hb (self_t *self, dbt_mpw_t *w)
 {
+    dbt_mpw_ku64 (w, "got", self->got);
     self->hb++;
     dbt_mpw_ku64 (w, "hb", self->hb);
     self->sent [self->hb % SENT_MAX].hb = self->hb;
@@ -326,6 +330,7 @@ s_connect (self_t *self, const char *to, bool vote)
     zpoller_add (self->poller, self->dealer);
     self->echoes = false;           //  the new one may be an older version
     self->confirmed = 0;
+    self->got = 0;                  //  what was on its way to the old socket is gone
     if (!to)
         self->last_heard = dbt_clock_ms ();     //  a pair's silence clock runs on
     s_send_ready (self, vote);
@@ -383,6 +388,10 @@ static void
 s_handle_job (self_t *self, dbt_msg_t *msg)
 {
     char err [DBT_ERRMSG_LEN];
+    uint64_t frame = 0;
+    char ferr [DBT_ERRMSG_LEN];
+    if (dbt_mp_field_u64 (msg->map, "frame", false, &frame, ferr) == 0 && frame > self->got)
+        self->got = frame;
     dbt_job_t *job = dbt_job_unpack (msg->map, err);
     if (!job) {
         //  Hand it back if we can tell which job it was; the dispatcher's

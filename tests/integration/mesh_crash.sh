@@ -105,7 +105,7 @@ check () {      # check PORT: the states of every accepted job, as that node say
     /usr/bin/python3 - "$NODE_DIR/posted.txt" "$1" <<'PY'
 import sys, json, http.client, time
 ids = [l.split()[0] for l in open(sys.argv[1]) if l.split()[1:2] == ["200"]]
-left, states, conn = set(ids), {}, None
+left, states, errors, conn = set(ids), {}, {}, None
 deadline = time.time() + 180
 while left and time.time() < deadline:
     for job in sorted(left):
@@ -113,7 +113,10 @@ while left and time.time() < deadline:
             conn = conn or http.client.HTTPConnection("127.0.0.1", int(sys.argv[2]), timeout=5)
             conn.request("GET", "/jobs/" + job)
             r = conn.getresponse(); body = r.read()
-            state = json.loads(body)["data"]["state"] if r.status == 200 else "missing"
+            data = json.loads(body)["data"] if r.status == 200 else {}
+            state = data.get("state", "missing")
+            if state == "FAILURE":
+                errors[job] = data.get("error") or ""
         except Exception:
             conn, state = None, "unreachable"
         states[job] = state
@@ -122,7 +125,7 @@ while left and time.time() < deadline:
     if left:
         time.sleep(0.5)
 for job in ids:
-    print(job, states.get(job, "unknown"))
+    print(job, states.get(job, "unknown"), errors.get(job, ""))
 PY
 }
 check "$disp_HTTP" > "$NODE_DIR/states-disp.txt"
@@ -133,6 +136,7 @@ for node in disp front; do
        "every accepted job is terminal on $node"
 done
 is "$(awk '$2 == "FAILURE"' "$NODE_DIR/states-disp.txt" | wc -l)" 0 "none of them failed"
+awk '$2 == "FAILURE"' "$NODE_DIR/states-disp.txt" | head -5 | while read -r line; do diag "failed: $line"; done
 table_rows () { psql "$PG_DSN" -X -A -t -q -c "SELECT n FROM results_$1"; }
 sample=$(awk '$2 == 200 { print $1 }' "$NODE_DIR/posted.txt" | shuf -n 20 --random-source=/dev/zero)
 bad=0
