@@ -219,14 +219,13 @@ s_write_done (dbt_mpw_t *w, const s_outcome_t *o, bool again)
     dbt_mpw_end (w);
 }
 
-//  Forget outcomes older than ten liveness periods: by then a dispatcher
-//  has them, or a restarted one (killed before it committed them) has come
-//  back. Telling one it has already recorded again changes nothing.
+//  Forget outcomes older than the liveness period: a dispatcher has them
+//  (a failover partner takes over well within it).
 static void
 s_prune_outcomes (self_t *self)
 {
-    int64_t keep = dbt_clock_ms () - 10 * self->args->runner.config->heartbeat_ms
-                                        * self->args->runner.config->heartbeat_liveness;
+    int64_t keep = dbt_clock_ms () - self->args->runner.config->heartbeat_ms
+                                   * self->args->runner.config->heartbeat_liveness;
     s_outcome_t *outcome;
     while ((outcome = (s_outcome_t *) zlist_first (self->outcomes)) && outcome->at < keep) {
         zlist_pop (self->outcomes);
