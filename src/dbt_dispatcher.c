@@ -1006,10 +1006,20 @@ s_check_workers (dbt_disp_t *self)
     //  A pair member that may be cut off keeps silent workers' jobs: its
     //  fence stops them, or someone is heard again and they expire then.
     bool quiet = dbt_disp__pair_quiet (self);
+    //  Time we were not listening (a commit's fsync on a busy disk, a
+    //  starved thread) is no silence of the workers: their messages wait
+    //  in our socket. Nor is a turn that left messages unread the time to
+    //  call anyone dead.
+    int64_t stalled = self->checked && now - self->checked > self->config->heartbeat_ms
+                    ? now - self->checked : 0;
+    self->checked = now;
+    bool unread = (zsock_events (self->router) & ZMQ_POLLIN) != 0;
     for (dbt_disp_worker_t *worker = (dbt_disp_worker_t *) zhashx_first (self->workers); worker;
          worker = (dbt_disp_worker_t *) zhashx_next (self->workers)) {
+        if (worker->connected)
+            worker->expires += stalled;
         if (worker->expires <= now) {
-            if (!quiet)
+            if (!quiet && !unread)
                 zlist_append (dead, worker);
         }
         else

@@ -91,6 +91,7 @@ typedef struct {
     uint64_t pubseq_next;       //  ... once this turn commits
     int64_t hugz_ms;            //  HUGZ period when idle
     int64_t hugz_due;           //  monotonic ms of the next HUGZ
+    int64_t checked;            //  monotonic ms workers were last checked, 0 = never
     dbt_mpw_t *captured;        //  CANCEL with "records": the records it wrote
     dbt_mpw_t *captured_gone;   //  ... and the ids it purged
     bool full;                  //  the state store is full: refuse new jobs
