@@ -28,6 +28,12 @@
 #define S_LOG_EVERY_MS 10000    //  at most one deadline log line this often
 #define S_DIGEST_SIZE 20        //  bytes of a zdigest (SHA-1)
 #define S_WAITERS     128       //  epoll mode: threads for requests that wait
+//  Each connection's memory pool (libmicrohttpd's default is 32 KB): it
+//  holds the request's headers and the chunks of a streamed answer, and
+//  libmicrohttpd zeroes all of it after every request, which was the
+//  largest single cost of a job status answer. 16 KB still takes 16 KB of
+//  request headers, and streamed chunks of up to about 8 KB.
+#define S_CONN_MEMORY 16384
 
 typedef struct _s_conn_t s_conn_t;
 
@@ -693,6 +699,7 @@ dbt_http_actor (zsock_t *pipe, void *args)
         MHD_OPTION_THREAD_POOL_SIZE, pool > 1 ? pool : 0,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &addr,
         MHD_OPTION_CONNECTION_TIMEOUT, timeout,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) S_CONN_MEMORY,
         MHD_OPTION_CONNECTION_LIMIT, max_connections,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int) config->max_connections_per_ip,
         MHD_OPTION_NOTIFY_CONNECTION, s_notify, &self,
