@@ -14,18 +14,20 @@
 //  year 10000, past any four-digit year.
 #define S_TIME_FAST_LIMIT 253402300800000LL
 
-//  True when text is present and JSON writes it as it is: printable
-//  ASCII, no quote, no backslash. jansson checks UTF-8 and escapes only
-//  '"', '\\' and bytes below 0x20, so for such text both agree.
-static bool
+//  Length of text when it is present and JSON writes it as it is:
+//  printable ASCII, no quote, no backslash; else -1. jansson checks UTF-8
+//  and escapes only '"', '\\' and bytes below 0x20, so for such text both
+//  agree.
+static ssize_t
 s_plain (const char *text)
 {
     if (!text)
-        return false;
-    for (const unsigned char *p = (const unsigned char *) text; *p; p++)
+        return -1;
+    const unsigned char *p = (const unsigned char *) text;
+    for (; *p; p++)
         if (*p < 0x20 || *p > 0x7e || *p == '"' || *p == '\\')
-            return false;
-    return true;
+            return -1;
+    return (ssize_t) (p - (const unsigned char *) text);
 }
 
 //  Write n's decimal digits at out; returns the count.
@@ -102,33 +104,35 @@ dbt_jobdoc_time (int64_t ms, char *out)
     return len;
 }
 
-//  Append key text (constant, with its punctuation) and a string value.
+//  The document is written at a cursor into room reserved beforehand.
+typedef struct {
+    char *at;                   //  next byte to write
+} s_out_t;
+
+//  Key text: a literal with its punctuation, its length known at compile time.
+#define S_KEY(out, literal) s_put ((out), (literal), sizeof (literal) - 1)
+
 static void
-s_put_string (dbt_buf_t *out, const char *key, const char *value)
+s_put (s_out_t *out, const char *data, size_t len)
 {
-    dbt_buf_puts (out, key);
-    dbt_buf_putc (out, '"');
-    dbt_buf_puts (out, value);
-    dbt_buf_putc (out, '"');
+    memcpy (out->at, data, len);
+    out->at += len;
 }
 
 static void
-s_put_int (dbt_buf_t *out, const char *key, int64_t value)
+s_put_string (s_out_t *out, const char *value, size_t len)
 {
-    char digits [24];
-    dbt_buf_puts (out, key);
-    dbt_buf_append (out, digits, s_int (value, digits));
+    *out->at++ = '"';
+    s_put (out, value, len);
+    *out->at++ = '"';
 }
 
 static void
-s_put_time (dbt_buf_t *out, const char *key, int64_t ms)
+s_put_time (s_out_t *out, int64_t ms)
 {
-    char text [40];
-    size_t len = dbt_jobdoc_time (ms, text);
-    dbt_buf_puts (out, key);
-    dbt_buf_putc (out, '"');
-    dbt_buf_append (out, text, len);
-    dbt_buf_putc (out, '"');
+    *out->at++ = '"';
+    out->at += dbt_jobdoc_time (ms, out->at);
+    *out->at++ = '"';
 }
 
 int
@@ -138,30 +142,59 @@ dbt_jobdoc_render (const dbt_job_t *job, const dbt_origin_t *origin, dbt_buf_t *
     const char *error = job->error ? job->error : "";
     const char *worker = job->worker ? job->worker : "";
     const char *table = job->table ? job->table : "";
-    if (!s_plain (job->id) || !s_plain (job->task) || !s_plain (job->queue) || !s_plain (error)
-    ||  !s_plain (worker) || !s_plain (table) || !s_plain (origin->node))
+    const char *state = dbt_state_name (job->state);
+    ssize_t id_len = s_plain (job->id), task_len = s_plain (job->task);
+    ssize_t queue_len = s_plain (job->queue), error_len = s_plain (error);
+    ssize_t worker_len = s_plain (worker), table_len = s_plain (table);
+    ssize_t node_len = s_plain (origin->node), state_len = s_plain (state);
+    if (id_len < 0 || task_len < 0 || queue_len < 0 || error_len < 0 || worker_len < 0
+    ||  table_len < 0 || node_len < 0 || state_len < 0)
         return -1;
+    //  Room: the key text (under 256 bytes), the strings with their
+    //  quotes, four times and three integers (under 40 bytes each).
+    size_t room = 256 + 8 * 2 + (size_t) (id_len + task_len + queue_len + error_len + worker_len
+                                          + table_len + node_len + state_len) + 4 * 40 + 3 * 24;
+    dbt_buf_reserve (out, room + 1);
+    s_out_t cursor = { out->data + out->len };
+    s_out_t *w = &cursor;
     //  The same fields, in the same order, as dbt_api_job_status and
     //  dbt_api's freshness fields; json_int_t is int64_t.
-    dbt_buf_reserve (out, 512 + strlen (job->id) + strlen (job->task) + strlen (job->queue)
-                        + strlen (error) + strlen (worker) + strlen (table));
-    s_put_string (out, "{\"status\":\"success\",\"data\":{\"job_id\":", job->id);
-    s_put_string (out, ",\"state\":", dbt_state_name (job->state));
-    s_put_int (out, ",\"count\":", job->state == DBT_STATE_SUCCESS ? (int64_t) job->rows : 0);
-    s_put_string (out, ",\"error\":", error);
-    s_put_int (out, ",\"rows\":", (int64_t) job->rows);
-    s_put_string (out, ",\"task\":", job->task);
-    s_put_string (out, ",\"queue\":", job->queue);
-    s_put_int (out, ",\"attempts\":", job->attempts);
-    s_put_string (out, ",\"worker\":", worker);
-    s_put_string (out, ",\"results_table\":", table);
-    s_put_time (out, ",\"eta\":", job->eta_ms);
-    s_put_time (out, ",\"created_at\":", job->created_ms);
-    s_put_time (out, ",\"started_at\":", job->started_ms);
-    s_put_time (out, ",\"finished_at\":", job->finished_ms);
-    s_put_string (out, ",\"dispatcher\":", origin->node);
-    s_put_int (out, ",\"replica_lag_ms\":", origin->lag_ms);
-    dbt_buf_puts (out, "}}");
+    S_KEY (w, "{\"status\":\"success\",\"data\":{\"job_id\":");
+    s_put_string (w, job->id, (size_t) id_len);
+    S_KEY (w, ",\"state\":");
+    s_put_string (w, state, (size_t) state_len);
+    S_KEY (w, ",\"count\":");
+    w->at += s_int (job->state == DBT_STATE_SUCCESS ? (int64_t) job->rows : 0, w->at);
+    S_KEY (w, ",\"error\":");
+    s_put_string (w, error, (size_t) error_len);
+    S_KEY (w, ",\"rows\":");
+    w->at += s_int ((int64_t) job->rows, w->at);
+    S_KEY (w, ",\"task\":");
+    s_put_string (w, job->task, (size_t) task_len);
+    S_KEY (w, ",\"queue\":");
+    s_put_string (w, job->queue, (size_t) queue_len);
+    S_KEY (w, ",\"attempts\":");
+    w->at += s_int (job->attempts, w->at);
+    S_KEY (w, ",\"worker\":");
+    s_put_string (w, worker, (size_t) worker_len);
+    S_KEY (w, ",\"results_table\":");
+    s_put_string (w, table, (size_t) table_len);
+    S_KEY (w, ",\"eta\":");
+    s_put_time (w, job->eta_ms);
+    S_KEY (w, ",\"created_at\":");
+    s_put_time (w, job->created_ms);
+    S_KEY (w, ",\"started_at\":");
+    s_put_time (w, job->started_ms);
+    S_KEY (w, ",\"finished_at\":");
+    s_put_time (w, job->finished_ms);
+    S_KEY (w, ",\"dispatcher\":");
+    s_put_string (w, origin->node, (size_t) node_len);
+    S_KEY (w, ",\"replica_lag_ms\":");
+    w->at += s_int (origin->lag_ms, w->at);
+    S_KEY (w, "}}");
+    out->len = (size_t) (w->at - out->data);
+    assert (out->len < out->cap);
+    *w->at = 0;
     return 0;
 }
 
