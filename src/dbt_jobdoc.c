@@ -238,6 +238,96 @@ s_test_same (const dbt_job_t *job, const dbt_origin_t *origin)
     return rc == 0;
 }
 
+//  Write job to store in its own commit.
+static void
+s_test_put (dbt_store_t *store, const dbt_job_t *job)
+{
+    char err [DBT_ERRMSG_LEN];
+    dbt_wtxn_t *txn = dbt_store_begin (store, err);
+    assert (txn && dbt_wtxn_put_job (txn, job, err) == 0 && dbt_wtxn_commit (&txn, err) == 0);
+}
+
+//  GET (or HEAD) path through api; returns the status, *body the answer.
+static int
+s_test_get (dbt_api_t *api, const char *method, const char *path, char **body)
+{
+    dbt_response_t *response = dbt_api_handle (api, method, path, NULL, NULL, "", 0);
+    int status = response->status;
+    *body = response->body;
+    response->body = NULL;
+    dbt_response_destroy (&response);
+    return status;
+}
+
+//  GET /jobs/{id} through dbt_api from a real store: jansson's bytes, and
+//  every change committed to the record shows in the next answer.
+static void
+s_test_api (void)
+{
+    char err [DBT_ERRMSG_LEN];
+    char *dir = dbt_testing_tmpdir ("jobdoc");
+    char *ini = dbt_printf ("[db.src]\ntype = sqlite\ndsn = %s/s.db\n[results.res]\n"
+                            "type = sqlite\ndsn = %s/r.db\n", dir, dir);
+    dbt_config_t *config = dbt_config_from_string (ini, err);
+    free (ini);
+    assert (config);
+    dbt_tasks_t *tasks = dbt_tasks_new ();
+    dbt_store_t *store = dbt_store_open (dir, 16 << 20, 0, err);
+    assert (store);
+    dbt_routes_t *routes = dbt_routes_new (config);
+    dbt_view_t *view = dbt_view_new (store, "node-a");
+    dbt_api_args_t args = { config, tasks, store, NULL, routes, view, NULL };
+    dbt_api_t *api = dbt_api_new (&args);
+    dbt_origin_t origin = { .own = true, .lag_ms = 0 };
+    snprintf (origin.node, sizeof (origin.node), "node-a");
+
+    dbt_job_t *job = dbt_job_new ();
+    job->id = dbt_strdup ("poll1");
+    job->task = dbt_strdup ("report");
+    job->queue = dbt_strdup ("default");
+    job->created_ms = 1780000000123LL;
+    const char *errors [] = { NULL, NULL, "say \"no\"", "plain error", NULL };
+    char *body = NULL;
+    for (int step = 0; step < 5; step++) {
+        job->state = step == 4 ? DBT_STATE_SUCCESS : (dbt_state_t) step;
+        job->attempts = (uint32_t) step;
+        job->rows = (uint64_t) step * 10;
+        free (job->error);
+        job->error = errors [step] ? dbt_strdup (errors [step]) : NULL;
+        s_test_put (store, job);
+        char *expected = s_test_jansson (job, &origin);
+        assert (s_test_get (api, "GET", "/jobs/poll1", &body) == 200);
+        if (!streq (body, expected))
+            fprintf (stderr, "jobdoc step %d:\n  got  %s\n  want %s\n", step, body, expected);
+        assert (streq (body, expected));
+        free (body);
+        assert (s_test_get (api, "HEAD", "/jobs/poll1", &body) == 200 && streq (body, expected));
+        free (body);
+        free (expected);
+    }
+    //  Paths the shortcut must leave to the route table.
+    assert (s_test_get (api, "GET", "/jobs/poll1/", &body) == 404 && strstr (body, "\"not found\""));
+    free (body);
+    assert (s_test_get (api, "GET", "/jobs/", &body) == 404);
+    free (body);
+    assert (s_test_get (api, "GET", "/jobs/bad%20id", &body) == 404 && strstr (body, "job not found"));
+    free (body);
+    assert (s_test_get (api, "POST", "/jobs/poll1", &body) == 405);
+    free (body);
+    dbt_wtxn_t *txn = dbt_store_begin (store, err);
+    assert (txn && dbt_wtxn_del_job (txn, "poll1", err) == 0 && dbt_wtxn_commit (&txn, err) == 0);
+    assert (s_test_get (api, "GET", "/jobs/poll1", &body) == 404 && strstr (body, "job not found"));
+    free (body);
+    dbt_job_destroy (&job);
+    dbt_api_destroy (&api);
+    dbt_view_destroy (&view);
+    dbt_routes_destroy (&routes);
+    dbt_store_destroy (&store);
+    dbt_tasks_destroy (&tasks);
+    dbt_config_destroy (&config);
+    dbt_testing_rmtree (&dir);
+}
+
 void
 dbt_jobdoc_test (bool verbose)
 {
@@ -326,6 +416,7 @@ dbt_jobdoc_test (bool verbose)
     snprintf (origin.node, sizeof (origin.node), "n\xc3\xa9");
     assert (!s_test_same (job, &origin));
     dbt_job_destroy (&job);
+    s_test_api ();
     if (verbose)
         printf ("jobdoc: ok\n");
 }
