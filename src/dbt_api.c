@@ -458,6 +458,17 @@ s_get_job (s_req_t *req)
         dbt_log (DBT_LOG_ERROR, "http: %s", err);
         return dbt_api_error (500, "could not read job status");
     }
+    //  Written straight to bytes when it can be, else the same bytes by jansson.
+    dbt_buf_t text = { 0 };
+    if (dbt_jobdoc_render (job, &origin, &text) == 0) {
+        dbt_job_destroy (&job);
+        dbt_response_t *response = (dbt_response_t *) dbt_malloc (sizeof (dbt_response_t));
+        response->status = 200;
+        response->content_type = "application/json; charset=utf-8";
+        response->len = text.len;
+        response->body = dbt_buf_take (&text);
+        return response;
+    }
     json_t *status = dbt_api_job_status (job);
     s_freshness (status, &origin);
     dbt_job_destroy (&job);
@@ -1264,8 +1275,18 @@ dbt_response_t *
 dbt_api_handle (dbt_api_t *self, const char *method, const char *path,
                 dbt_query_fn *query, void *query_arg, const char *body, size_t len)
 {
-    char *copy = dbt_strdup (path);
     s_req_t req = { .api = self, .query = query, .query_arg = query_arg, .body = body, .len = len };
+    //  Job status polling, the hottest route: "/jobs/{id}" (two segments)
+    //  is matched by "GET /jobs/:id" before any other route, so it goes
+    //  there without the table walk.
+    if ((streq (method, "GET") || streq (method, "HEAD")) && strncmp (path, "/jobs/", 6) == 0
+    &&  path [6] && !strchr (path + 6, '/')) {
+        req.segs [0] = "jobs";
+        req.segs [1] = path + 6;
+        req.nsegs = 2;
+        return s_get_job (&req);
+    }
+    char *copy = dbt_strdup (path);
     int nsegs = s_split (copy, req.segs);
     dbt_response_t *response = NULL;
     bool path_known = false;

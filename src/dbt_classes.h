@@ -73,6 +73,7 @@
 #include "dbt_export.h"
 #include "dbt_metrics.h"
 #include "dbt_api.h"
+#include "dbt_jobdoc.h"
 #include "dbt_board.h"
 #include "dbt_http.h"
 #include "dbt_front.h"

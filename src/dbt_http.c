@@ -20,6 +20,7 @@
 #include <curl/curl.h>
 #include <netdb.h>
 #include <poll.h>
+#include <stdatomic.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 
@@ -28,18 +29,27 @@
 #define S_LOG_EVERY_MS 10000    //  at most one deadline log line this often
 #define S_DIGEST_SIZE 20        //  bytes of a zdigest (SHA-1)
 #define S_WAITERS     128       //  epoll mode: threads for requests that wait
+//  Each connection's memory pool (libmicrohttpd's default is 32 KB): it
+//  holds the request's headers and the chunks of a streamed answer, and
+//  libmicrohttpd zeroes all of it after every request, which was the
+//  largest single cost of a job status answer. 16 KB still takes 16 KB of
+//  request headers, and streamed chunks of up to about 8 KB.
+#define S_CONN_MEMORY 16384
 
 typedef struct _s_conn_t s_conn_t;
 
 //  One open connection, from libmicrohttpd's STARTED notification to its
 //  CLOSED one. fd and address are set before it is listed and never
-//  change; the fields after them are guarded by self_t's mutex.
+//  change; prev, next and expired are guarded by self_t's mutex. since is
+//  atomic, so that starting and stopping a request's clock (twice per
+//  request, on libmicrohttpd's threads) takes no lock.
 struct _s_conn_t {
     int fd;                     //  its socket; open until CLOSED returns
     char address [INET6_ADDRSTRLEN];  //  client address, for logs
     s_conn_t *prev, *next;      //  in self_t's list
-    int64_t since;              //  monotonic ms the current request began
-    bool receiving;             //  request not yet received whole: timed
+    _Atomic int64_t since;      //  monotonic ms the current request began
+                                //  while it is not yet received whole
+                                //  (timed), else -1
     bool expired;               //  the sweeper shut its socket down
 };
 
@@ -227,15 +237,12 @@ s_conn_of (struct MHD_Connection *connection)
 
 //  Start (receiving = true) or stop the clock of a connection's request.
 static void
-s_conn_timed (self_t *self, struct MHD_Connection *connection, bool receiving)
+s_conn_timed (struct MHD_Connection *connection, bool receiving)
 {
     s_conn_t *conn = s_conn_of (connection);
     if (!conn)
         return;
-    pthread_mutex_lock (&self->mutex);
-    conn->receiving = receiving;
-    conn->since = dbt_clock_ms ();
-    pthread_mutex_unlock (&self->mutex);
+    atomic_store (&conn->since, receiving ? dbt_clock_ms () : -1);
 }
 
 //  STARTED: track the connection (called before its thread starts).
@@ -259,8 +266,7 @@ s_notify (void *cls, struct MHD_Connection *connection, void **socket_context,
                          ? sizeof (struct sockaddr_in6) : sizeof (struct sockaddr_in),
                          conn->address, sizeof (conn->address), NULL, 0, NI_NUMERICHOST) != 0)
             snprintf (conn->address, sizeof (conn->address), "?");
-        conn->since = dbt_clock_ms ();
-        conn->receiving = true;
+        atomic_init (&conn->since, dbt_clock_ms ());
         pthread_mutex_lock (&self->mutex);
         conn->next = self->conns;
         if (self->conns)
@@ -295,7 +301,8 @@ s_sweep (self_t *self)
     size_t ended = 0;
     pthread_mutex_lock (&self->mutex);
     for (s_conn_t *conn = self->conns; conn; conn = conn->next) {
-        if (!conn->receiving || conn->expired || now - conn->since < limit)
+        int64_t since = atomic_load (&conn->since);
+        if (since < 0 || conn->expired || now - since < limit)
             continue;
         shutdown (conn->fd, SHUT_RDWR);
         conn->expired = true;
@@ -513,7 +520,7 @@ s_handler (void *cls, struct MHD_Connection *connection, const char *url, const 
         *upload_data_size = 0;
         return MHD_YES;
     }
-    s_conn_timed (self, connection, false);     //  received whole: no deadline now
+    s_conn_timed (connection, false);     //  received whole: no deadline now
     if (!response && request->too_large) {
         char message [96];
         snprintf (message, sizeof (message), "request body too large (limit %" PRId64 " bytes)",
@@ -544,7 +551,7 @@ s_completed (void *cls, struct MHD_Connection *connection, void **con_cls,
         free (request);
         *con_cls = NULL;
     }
-    s_conn_timed ((self_t *) cls, connection, true);
+    s_conn_timed (connection, true);
 }
 
 //  --------------------------------------------------------------------------
@@ -693,6 +700,7 @@ dbt_http_actor (zsock_t *pipe, void *args)
         MHD_OPTION_THREAD_POOL_SIZE, pool > 1 ? pool : 0,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &addr,
         MHD_OPTION_CONNECTION_TIMEOUT, timeout,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) S_CONN_MEMORY,
         MHD_OPTION_CONNECTION_LIMIT, max_connections,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int) config->max_connections_per_ip,
         MHD_OPTION_NOTIFY_CONNECTION, s_notify, &self,

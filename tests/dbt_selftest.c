@@ -49,6 +49,7 @@ static test_item_t s_tests [] = {
     { "metrics", dbt_metrics_test },
     { "client", dbt_client_test },
     { "curve", dbt_curve_test },
+    { "jobdoc", dbt_jobdoc_test },
     { "api", dbt_api_test },
     { "board", dbt_board_test },
     { "http", dbt_http_test },
