@@ -132,18 +132,19 @@ dbt_client_wait (dbt_client_t *self, int64_t timeout_ms, dbt_reply_t **reply_p, 
                          self->endpoint, timeout_ms);
             return DBT_ETIMEDOUT;
         }
-        zmq_pollitem_t item = { zsock_resolve (self->dealer), 0, ZMQ_POLLIN, 0 };
-        int rc = zmq_poll (&item, 1, (long) left);
-        if (rc < 0 && errno != EINTR) {
-            dbt_err_set (err, "poll failed: %s", zmq_strerror (errno));
-            return DBT_ERROR;
-        }
-        if (rc <= 0)
-            continue;
+        //  A receive that blocks up to what is left: one wait in the
+        //  kernel, where zmq_poll then a receive takes several calls.
+        zsock_set_rcvtimeo (self->dealer, left < INT_MAX ? (int) left : INT_MAX);
         char perr [DBT_ERRMSG_LEN];
         dbt_msg_t *msg = dbt_msg_recv (self->dealer, false, perr);
-        if (!msg)
+        if (!msg) {
+            if (!perr [0] && errno != EAGAIN && errno != EINTR) {
+                dbt_err_set (err, "cannot receive from dispatcher '%s': %s", self->endpoint,
+                             zmq_strerror (errno));
+                return DBT_ERROR;
+            }
             continue;
+        }
         uint64_t got = 0, code = 0;
         if (msg->command == DBT_C_PROGRESS && self->progress
         &&  dbt_mp_field_u64 (msg->map, "rid", true, &got, perr) == 0 && got == rid) {

@@ -1294,6 +1294,7 @@ dbt_dispatcher_actor (zsock_t *pipe, void *args)
     zsock_set_sndhwm (self->router, 100000);
     zsock_set_sndtimeo (self->router, 0);       //  never block on a slow peer
     zsock_set_rcvhwm (self->router, 100000);
+    zsock_set_rcvtimeo (self->router, 0);       //  the turn drains without blocking
     zsock_set_linger (self->router, 1000);
     int status = 0;
     if (dbt_curve_apply (self->config->curve, self->router, DBT_CURVE_SERVER, "dispatcher"))
@@ -1353,14 +1354,15 @@ dbt_dispatcher_actor (zsock_t *pipe, void *args)
         if (self->terminated)
             break;
         s_check_space (self);
+        //  Drain what has arrived (the router never blocks: rcvtimeo 0),
+        //  so that one commit covers every request queued meanwhile.
         for (size_t n = 0; n < MAX_MSGS_PER_TURN; n++) {
-            if (!(zsock_events (self->router) & ZMQ_POLLIN))
-                break;
             char err [DBT_ERRMSG_LEN];
             dbt_msg_t *msg = dbt_msg_recv (self->router, true, err);
             if (!msg) {
-                if (err [0])
-                    s_warn_malformed (self, err);
+                if (!err [0])
+                    break;          //  nothing more
+                s_warn_malformed (self, err);
                 continue;
             }
             if (streq (msg->signature, DBT_PROTO_CLIENT))

@@ -51,10 +51,10 @@ s_handle_submit (dbt_disp_t *self, dbt_msg_t *msg, uint64_t rid)
     }
     //  Duplicates within the request (ids, and results tables that a
     //  database comparing names without case would take for one), then
-    //  against stored records.
-    zhashx_t *ids = zhashx_new ();
-    zhashx_t *tables = zhashx_new ();
-    for (size_t i = 0; i < count && !code; i++) {
+    //  against stored records. A single job (the usual POST) has none.
+    zhashx_t *ids = count > 1 ? zhashx_new () : NULL;
+    zhashx_t *tables = count > 1 ? zhashx_new () : NULL;
+    for (size_t i = 0; i < count && count > 1 && !code; i++) {
         if (zhashx_insert (ids, subs [i]->id, subs [i]) != 0) {
             dbt_err_set (err, "job id '%s' appears twice in the request", subs [i]->id);
             code = 400;
