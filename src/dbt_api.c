@@ -786,29 +786,10 @@ s_kept_group (dbt_api_t *self, const char *endpoint, const char *id)
     return s_success (data);
 }
 
-//  A thread about to wait for a dispatcher's commit stops preempting on
-//  wakeup (SCHED_BATCH; any thread may lower itself so, nothing else about
-//  its share of the CPU changes). A commit wakes every submission it made
-//  durable, tens of threads at once; as normal threads each would preempt
-//  the dispatcher in turn (it runs more than they do, so the scheduler
-//  favours them), stalling the next turn on a two-core host. One call to
-//  read the policy per submission; set once per thread.
-static void
-s_yield_to_dispatcher (void)
-{
-#ifdef SCHED_BATCH
-    if (sched_getscheduler (0) == SCHED_OTHER) {
-        struct sched_param param = { 0 };
-        sched_setscheduler (0, SCHED_BATCH, &param);
-    }
-#endif
-}
-
 dbt_response_t *
 dbt_api_submit (dbt_api_t *self, dbt_mpw_t *jobs, const dbt_jobreq_route_t *route,
                 const dbt_jobreq_group_t *group)
 {
-    s_yield_to_dispatcher ();
     dbt_response_t *response = NULL;
     if (!group && !dbt_tasks_lookup (self->args.tasks, route->task)) {
         char *message = dbt_printf ("unrecognized task: %s", route->task);
