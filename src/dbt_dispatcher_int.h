@@ -117,6 +117,9 @@ typedef struct {
     bool alone;                 //  active: carrying on without the partner
     uint64_t failovers;         //  takeovers by this member since it started
     int64_t remote_heard;       //  monotonic ms of the last message from another node (0 = never)
+    bool was_quiet;             //  it was quiet (see dbt_disp__pair_quiet) and has not heard
+                                //  its partner since
+    int64_t quiet_until;        //  monotonic ms the quiet lasts after others are heard again
     bool isolated;              //  active, but neither the partner nor another node heard lately
     int64_t rejoin_at;          //  isolated, others heard again: resume at this monotonic ms
     bool terminated;            //  $TERM received
@@ -229,9 +232,10 @@ void
     dbt_disp__pair_heard (dbt_disp_t *self, const char *node, size_t len);
 //  True while an active member hears neither its partner nor, for one
 //  and a half heartbeats, any other node: it may be cut off, and its
-//  partner may take over a heartbeat later. Until it is heard from again
-//  or isolated, it dispatches nothing, sends nothing unconfirmed, and
-//  takes no silent worker as lost (see s_isolation).
+//  partner may take over a heartbeat later. Until it hears its partner,
+//  or has heard other nodes again for two heartbeats, it dispatches
+//  nothing, sends nothing unconfirmed, and takes no silent worker as lost
+//  (see s_isolation).
 bool
     dbt_disp__pair_quiet (dbt_disp_t *self);
 bool

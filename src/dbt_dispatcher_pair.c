@@ -474,9 +474,31 @@ bool
 dbt_disp__pair_quiet (dbt_disp_t *self)
 {
     int64_t now = dbt_clock_ms ();
-    return self->pair && self->remote_heard && dbt_disp__serving (self)
-        && !dbt_pair_partner_alive (self->pair, now)
-        && now - self->remote_heard > self->config->heartbeat_ms * 3 / 2;
+    if (!self->pair || !self->remote_heard || !dbt_disp__serving (self)
+    ||  dbt_pair_partner_alive (self->pair, now)) {
+        self->was_quiet = false;
+        self->quiet_until = 0;
+        return false;
+    }
+    if (now - self->remote_heard > self->config->heartbeat_ms * 3 / 2) {
+        self->was_quiet = true;
+        self->quiet_until = 0;
+        return true;
+    }
+    //  Others heard again after the quiet, but not the partner: it may
+    //  have taken over meanwhile, and if so its heartbeat (a quarter of an
+    //  interval) makes this one step down as soon as a reconnect lets it
+    //  through. Stay quiet two intervals for it rather than dispatch from
+    //  records the partner may have moved past.
+    if (self->was_quiet) {
+        if (!self->quiet_until)
+            self->quiet_until = now + 2 * self->config->heartbeat_ms;
+        if (now < self->quiet_until)
+            return true;
+        self->was_quiet = false;
+        self->quiet_until = 0;
+    }
+    return false;
 }
 
 //  A vote from this member's own node (its workers, its HTTP front)
