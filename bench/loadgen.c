@@ -21,9 +21,17 @@
       loadgen latency PORT TASK N PREFIX
           On an otherwise idle node, N times: POST /tasks/TASK/jobs with
           job_id PREFIX_i, then GET /jobs/PREFIX_i over the same connection
-          until the state is SUCCESS or FAILURE. Prints p50_ms and p99_ms of
+          until the state is SUCCESS or FAILURE, pausing POLL_US (200 us)
+          between GETs: a poll loop with no pause would keep a core of the
+          client and one of the node's HTTP front busy, taking them from
+          the job it waits for (BullMQ's side blocks on its events stream
+          instead). The pause adds at most POLL_US to a figure. Prints p50_ms and p99_ms of
           submit to SUCCESS seen by the client, failures, and the p50/p99 of
-          the job's own started_at - created_at (ms, server clock).
+          the job's own started_at - created_at (ms, server clock). With
+          LOADGEN_TRACE=FILE set, also writes one line per job to FILE:
+          i, submit_ms (POST round trip), total_ms, polls (GETs sent),
+          and started - created, finished - started, seen - finished (ms;
+          seen is the client's wall clock when SUCCESS was read).
 
     Latencies are kept in memory (8 bytes per request). Errors in the
     arguments print usage and exit 2; a run with errors still prints its
@@ -49,6 +57,7 @@
 #include <unistd.h>
 
 #define IN_MAX (1 << 16)
+#define POLL_US 200             //  latency mode: pause between GETs
 
 typedef struct {
     int fd;
@@ -577,6 +586,10 @@ s_latency (const char *task, long total, const char *prefix)
     static char body [IN_MAX];
     char path [256], post [256];
     snprintf (post, sizeof (post), "/tasks/%s/jobs", task);
+    const char *trace_path = getenv ("LOADGEN_TRACE");
+    FILE *trace = trace_path && *trace_path ? fopen (trace_path, "w") : NULL;
+    if (trace_path && *trace_path && !trace)
+        s_die (trace_path);
     for (long i = 0; i < total; i++) {
         char job [160];
         snprintf (job, sizeof (job), "{\"job_id\":\"%s_%ld\"}", prefix, i);
@@ -588,6 +601,8 @@ s_latency (const char *task, long total, const char *prefix)
         free (req);
         if (!ok)
             s_die ("submit: connection lost");
+        double t1 = s_now ();
+        long polls = 0;
         if (status != 200) {
             failed++;
             continue;
@@ -595,13 +610,27 @@ s_latency (const char *task, long total, const char *prefix)
         snprintf (path, sizeof (path), "/jobs/%s_%ld", prefix, i);
         req = s_request ("GET", path, NULL, &len);
         while (true) {
+            if (polls > 0) {
+                struct timespec pause = { 0, POLL_US * 1000L };
+                nanosleep (&pause, NULL);
+            }
             if (!s_roundtrip (fd, req, len, &status, body, sizeof (body)))
                 s_die ("poll: connection lost");
+            polls++;
             if (strstr (body, "\"state\":\"SUCCESS\"")) {
-                s_sample (&s_lat, (s_now () - t0) * 1000);
+                double t2 = s_now ();
+                s_sample (&s_lat, (t2 - t0) * 1000);
                 double c = s_stamp (body, "created_at"), s = s_stamp (body, "started_at");
                 if (c >= 0 && s >= 0)
                     s_sample (&started, s - c);
+                if (trace) {
+                    struct timespec wall;
+                    clock_gettime (CLOCK_REALTIME, &wall);
+                    double seen = (double) wall.tv_sec * 1000 + (double) wall.tv_nsec / 1e6;
+                    double f = s_stamp (body, "finished_at");
+                    fprintf (trace, "%ld %.3f %.3f %ld %.0f %.0f %.1f\n", i, (t1 - t0) * 1000,
+                             (t2 - t0) * 1000, polls, s - c, f - s, seen - f);
+                }
                 break;
             }
             if (strstr (body, "\"state\":\"FAILURE\"") || status != 200) {
@@ -612,6 +641,8 @@ s_latency (const char *task, long total, const char *prefix)
         free (req);
     }
     close (fd);
+    if (trace)
+        fclose (trace);
     printf ("jobs=%ld failed=%ld p50_ms=%.3f p99_ms=%.3f started_p50_ms=%.3f started_p99_ms=%.3f\n",
             total, failed, s_quantile (&s_lat, 0.5), s_quantile (&s_lat, 0.99),
             s_quantile (&started, 0.5), s_quantile (&started, 0.99));

@@ -248,9 +248,22 @@ s_progress (void *arg)
 
 //  Create the sample dataset in path unless the database already has a
 //  schema (two workers may race to create it: the write lock settles it).
+//  Once per process, before SQLite's first use: no memory statistics.
+//  They cost a global mutex around every allocation, which the runners
+//  (each with its own connections) would otherwise all take per row and
+//  per statement; nothing reads them.
+static pthread_once_t s_once = PTHREAD_ONCE_INIT;
+
+static void
+s_init (void)
+{
+    sqlite3_config (SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
 static int
 s_create_sample (const char *dsn, int busy_ms, char *err)
 {
+    pthread_once (&s_once, s_init);
     sqlite3 *db = NULL;
     int rc = sqlite3_open_v2 (dsn, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE
                               | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX, NULL);
@@ -287,6 +300,7 @@ static void s_disconnect (void **handle_p);
 static int
 s_connect (const dbt_dbconf_t *conf, void **handle_p, char *err)
 {
+    pthread_once (&s_once, s_init);
     const char *dsn = conf->dsn;
     if (!dsn || !*dsn) {
         dbt_err_set (err, "sqlite: empty dsn (a file path or file: URI)");

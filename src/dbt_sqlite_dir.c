@@ -5,6 +5,12 @@
     descriptors for the object's life: names are resolved with the *at()
     calls, and the directory fd is what fsync makes a rename durable with.
 
+    Directory syncs are grouped: every object open on the same directory
+    (one per results connection) shares a sync group, and a rename is
+    durable once an fsync of the directory that began after it returned.
+    So when several runners publish at once, one fsync covers all the
+    renames done before it started, and the others do not repeat it.
+
     Locks: a stage holds flock (LOCK_EX) on its own descriptor, which
     conflicts with any other open() of the file, in this process or
     another. flock() and SQLite's fcntl() locks are independent on Linux;
@@ -23,11 +29,92 @@
 #define S_SUFFIX   ".db"        //  every table file's suffix
 #define S_STAGE_TRIES 5         //  new names to try when a sweep raced us
 
+//  The sync group of one directory (by device and inode), shared by all
+//  the objects open on it in this process; never freed (a process has a
+//  handful of results directories).
+typedef struct s_group_t {
+    dev_t dev;
+    ino_t ino;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    uint64_t changed;           //  renames and removals done so far
+    uint64_t synced;            //  how many of those a completed fsync covers
+    bool syncing;               //  an fsync is under way
+    struct s_group_t *next;
+} s_group_t;
+
+static pthread_mutex_t s_groups_lock = PTHREAD_MUTEX_INITIALIZER;
+static s_group_t *s_groups;
+
 struct _dbt_sqlite_dir_t {
     char *path;                 //  the directory (owned)
     int fd;                     //  the directory, O_DIRECTORY
     int tmpfd;                  //  its .tmp/ directory
+    s_group_t *group;           //  its sync group, NULL if fstat failed
 };
+
+//  The sync group of the directory open as fd, or NULL.
+static s_group_t *
+s_group_of (int fd)
+{
+    struct stat st;
+    if (fstat (fd, &st) != 0)
+        return NULL;
+    pthread_mutex_lock (&s_groups_lock);
+    s_group_t *group = s_groups;
+    while (group && !(group->dev == st.st_dev && group->ino == st.st_ino))
+        group = group->next;
+    if (!group) {
+        group = (s_group_t *) dbt_malloc (sizeof (s_group_t));
+        group->dev = st.st_dev;
+        group->ino = st.st_ino;
+        pthread_mutex_init (&group->lock, NULL);
+        pthread_cond_init (&group->cond, NULL);
+        group->next = s_groups;
+        s_groups = group;
+    }
+    pthread_mutex_unlock (&s_groups_lock);
+    return group;
+}
+
+//  Make a change of the directory (a rename or removal that has returned)
+//  durable: wait for an fsync that starts after it, ours or another
+//  thread's. 0, or -1 with errno set when our own fsync failed.
+static int
+s_sync_dir (dbt_sqlite_dir_t *self)
+{
+    s_group_t *group = self->group;
+    if (!group)
+        return fsync (self->fd);
+    pthread_mutex_lock (&group->lock);
+    uint64_t mine = ++group->changed;
+    while (group->synced < mine) {
+        if (group->syncing) {
+            pthread_cond_wait (&group->cond, &group->lock);
+            continue;
+        }
+        //  This fsync covers every change counted so far: each returned
+        //  before it starts.
+        group->syncing = true;
+        uint64_t covers = group->changed;
+        pthread_mutex_unlock (&group->lock);
+        int rc = fsync (self->fd);
+        int error = errno;
+        pthread_mutex_lock (&group->lock);
+        group->syncing = false;
+        if (rc == 0 && covers > group->synced)
+            group->synced = covers;
+        pthread_cond_broadcast (&group->cond);
+        if (rc) {
+            //  The others covered by it try again themselves.
+            pthread_mutex_unlock (&group->lock);
+            errno = error;
+            return -1;
+        }
+    }
+    pthread_mutex_unlock (&group->lock);
+    return 0;
+}
 
 //  The DBT_E* code for a failed system call's errno.
 static int
@@ -123,6 +210,7 @@ dbt_sqlite_dir_open (const char *path, bool create, dbt_sqlite_dir_t **self_p, c
     self->path = dbt_strdup (path);
     self->fd = fd;
     self->tmpfd = tmpfd;
+    self->group = s_group_of (fd);
     if (create)
         dbt_sqlite_dir_sweep (self);
     *self_p = self;
@@ -245,7 +333,7 @@ dbt_sqlite_dir_publish (dbt_sqlite_dir_t *self, dbt_sqlite_stage_t *stage,
         //  The file is in place; its directory entry is durable only once
         //  the directory is synced.
         what = "sync the directory of";
-        rc = fsync (self->fd);
+        rc = s_sync_dir (self);
         close (stage->fd);
         stage->fd = -1;
         free (stage->path);
@@ -294,7 +382,7 @@ dbt_sqlite_dir_remove (dbt_sqlite_dir_t *self, const char *table, char *err)
         dbt_err_set (err, "sqlite: cannot remove '%s/%s': %s", self->path, name, strerror (errno));
         return DBT_ECONN;
     }
-    if (fsync (self->fd) != 0) {
+    if (s_sync_dir (self) != 0) {
         dbt_err_set (err, "sqlite: cannot sync '%s': %s", self->path, strerror (errno));
         return DBT_ECONN;
     }
