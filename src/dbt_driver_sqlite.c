@@ -246,12 +246,9 @@ s_progress (void *arg)
 //  --------------------------------------------------------------------------
 //  Connect
 
-//  Create the sample dataset in path unless the database already has a
-//  schema (two workers may race to create it: the write lock settles it).
-//  Once per process, before SQLite's first use: no memory statistics.
-//  They cost a global mutex around every allocation, which the runners
-//  (each with its own connections) would otherwise all take per row and
-//  per statement; nothing reads them.
+//  Once per process, before SQLite's first use: no memory statistics
+//  (nothing reads them; their global mutex around every allocation was
+//  contended by the runners).
 static pthread_once_t s_once = PTHREAD_ONCE_INIT;
 
 static void
@@ -260,6 +257,8 @@ s_init (void)
     sqlite3_config (SQLITE_CONFIG_MEMSTATUS, 0);
 }
 
+//  Create the sample dataset in path unless the database already has a
+//  schema (two workers may race to create it: the write lock settles it).
 static int
 s_create_sample (const char *dsn, int busy_ms, char *err)
 {
