@@ -46,6 +46,7 @@
 #include "dbt_tasks.h"
 #include "dbt_sample.h"
 #include "dbt_sqlite_dir.h"
+#include "dbt_sqlite_types.h"
 #include "dbt_driver_sqlite.h"
 #include "dbt_driver_pg.h"
 #include "dbt_driver_mariadb.h"

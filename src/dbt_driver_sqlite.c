@@ -13,28 +13,10 @@
     type cannot hold fails the query with the column and row named instead
     of being written as something else.
 
-    Writing: declared types of results tables are chosen by SQLite's type
-    affinity rules (https://www.sqlite.org/datatype3.html, section 3.1) so
-    every canonical value reads back exactly:
-
-        TEXT         TEXT                 TEXT affinity, bound as text
-        BIGINT       BIGINT               INTEGER affinity, bound as int64
-        UBIGINT      DECIMAL_TEXT(20,0)   TEXT affinity (no INT in the name):
-                                          values past int64 would become REAL
-        DECIMAL      DECIMAL_TEXT(p,s)    TEXT affinity: NUMERIC affinity
-                     or DECIMAL_TEXT      would turn '1.10' into 1.1 and long
-                                          values into REAL
-        DOUBLE       DOUBLE               REAL affinity, bound as double
-                                          (NaN bound as text 'NaN': SQLite
-                                          stores a NaN double as NULL)
-        BOOLEAN      BOOLEAN              NUMERIC affinity, bound as 1/0
-        DATE         DATE                 NUMERIC affinity; canonical text is
-        TIMESTAMP    TIMESTAMP            never a number, so it stays text
-        TIMESTAMPTZ  TIMESTAMPTZ
-
-    The reader maps these names back (DECIMAL_TEXT(20,0) reads as
-    DECIMAL(20,0), the same digits). TEXT cells are bound as text with their
-    length, so any bytes, NUL included, are stored and read back unchanged.
+    Writing: declared types of results tables come from dbt_sqlite_types
+    (see its header for the affinity rules that make every value read back
+    exactly). TEXT cells are bound as text with their length, so any bytes,
+    NUL included, are stored and read back unchanged.
 
     Results layout: each results table is a database file of its own in the
     directory next to the DSN's file (results.db -> results.db.d/, see
@@ -107,72 +89,6 @@ typedef struct {
     int64_t wrows;              //  rows written so far
     dbt_buf_t scratch;          //  NUL-terminated copy of a cell to parse
 } s_sqlite_t;
-
-//  --------------------------------------------------------------------------
-//  Pure helpers (tested in dbt_driver_sqlite_test)
-
-//  Map a declared column type to a canonical type, SQLite-style by name.
-static dbt_coltype_t
-s_decltype_map (const char *decl, int *precision, int *scale)
-{
-    *precision = 0;
-    *scale = -1;
-    if (!decl || !*decl)
-        return DBT_COL_TEXT;
-    if (strcasestr (decl, "TIMESTAMPTZ") || strcasestr (decl, "DATETIMETZ")
-    || (strcasestr (decl, "TIMESTAMP") && strcasestr (decl, "WITH TIME ZONE")))
-        return DBT_COL_TIMESTAMPTZ;
-    if (strcasestr (decl, "TIMESTAMP") || strcasestr (decl, "DATETIME"))
-        return DBT_COL_TIMESTAMP;
-    if (strncasecmp (decl, "DATE", 4) == 0
-    && (decl [4] == 0 || decl [4] == ' ' || decl [4] == '('))
-        return DBT_COL_DATE;
-    if (strcasestr (decl, "BOOL"))
-        return DBT_COL_BOOLEAN;
-    if (strcasestr (decl, "DECIMAL") || strcasestr (decl, "NUMERIC")) {
-        const char *paren = strchr (decl, '(');
-        if (paren) {
-            char *end = NULL;
-            long p = strtol (paren + 1, &end, 10);
-            long s = 0;
-            if (end && *end == ',')
-                s = strtol (end + 1, &end, 10);
-            if (end && *end == ')' && p > 0 && p <= 1000 && s >= 0 && s <= 1000) {
-                *precision = (int) p;
-                *scale = (int) s;
-            }
-        }
-        return DBT_COL_DECIMAL;
-    }
-    if (strcasestr (decl, "INT") && !strcasestr (decl, "INTERVAL")
-    && !strcasestr (decl, "POINT"))
-        return DBT_COL_BIGINT;
-    if (strcasestr (decl, "REAL") || strcasestr (decl, "FLOA") || strcasestr (decl, "DOUB"))
-        return DBT_COL_DOUBLE;
-    return DBT_COL_TEXT;
-}
-
-//  Declared type of a results column (see the table at the top). Caller frees.
-static char *
-s_decltype_for (const dbt_column_t *col)
-{
-    switch (col->type) {
-        case DBT_COL_BIGINT:      return dbt_strdup ("BIGINT");
-        case DBT_COL_UBIGINT:     return dbt_strdup ("DECIMAL_TEXT(20,0)");
-        case DBT_COL_DOUBLE:      return dbt_strdup ("DOUBLE");
-        case DBT_COL_BOOLEAN:     return dbt_strdup ("BOOLEAN");
-        case DBT_COL_DATE:        return dbt_strdup ("DATE");
-        case DBT_COL_TIMESTAMP:   return dbt_strdup ("TIMESTAMP");
-        case DBT_COL_TIMESTAMPTZ: return dbt_strdup ("TIMESTAMPTZ");
-        case DBT_COL_DECIMAL:
-            if (col->precision > 0 && col->scale >= 0)
-                return dbt_printf ("DECIMAL_TEXT(%d,%d)", col->precision, col->scale);
-            return dbt_strdup ("DECIMAL_TEXT");
-        case DBT_COL_TEXT:
-            break;
-    }
-    return dbt_strdup ("TEXT");
-}
 
 //  --------------------------------------------------------------------------
 //  Errors
@@ -514,7 +430,7 @@ s_build_columns (s_sqlite_t *self)
         col->name = dbt_strdup (sqlite3_column_name (self->stmt, (int) i));
         const char *decl = sqlite3_column_decltype (self->stmt, (int) i);
         if (decl) {
-            col->type = s_decltype_map (decl, &col->precision, &col->scale);
+            col->type = dbt_sqlite_decltype_map (decl, &col->precision, &col->scale);
             col->source_type = dbt_strdup (decl);
             continue;
         }
@@ -869,7 +785,7 @@ s_write_begin (void *handle, const char *table, const dbt_column_t *cols, size_t
     self->wncols = ncols;
     for (size_t i = 0; i < ncols; i++) {
         char *qname = dbt_quote_ident (cols [i].name ? cols [i].name : "", '"');
-        char *decl = s_decltype_for (&cols [i]);
+        char *decl = dbt_sqlite_decltype_for (&cols [i]);
         dbt_buf_printf (&sql, "%s%s %s%s", i ? ", " : "", qname, decl,
                         cols [i].not_null ? " NOT NULL" : "");
         dbt_buf_puts (&insert, i ? ", ?" : "?");
@@ -1151,30 +1067,30 @@ dbt_driver_sqlite_test (bool verbose)
 {
     int p, s;
     //  Declared types
-    assert (s_decltype_map ("INTEGER", &p, &s) == DBT_COL_BIGINT);
-    assert (s_decltype_map ("unsigned big int", &p, &s) == DBT_COL_BIGINT);
-    assert (s_decltype_map ("DECIMAL(12,2)", &p, &s) == DBT_COL_DECIMAL && p == 12 && s == 2);
-    assert (s_decltype_map ("numeric(7)", &p, &s) == DBT_COL_DECIMAL && p == 7 && s == 0);
-    assert (s_decltype_map ("NUMERIC", &p, &s) == DBT_COL_DECIMAL && p == 0 && s == -1);
-    assert (s_decltype_map ("DECIMAL_TEXT(20,0)", &p, &s) == DBT_COL_DECIMAL && p == 20 && s == 0);
-    assert (s_decltype_map ("DOUBLE PRECISION", &p, &s) == DBT_COL_DOUBLE);
-    assert (s_decltype_map ("float", &p, &s) == DBT_COL_DOUBLE);
-    assert (s_decltype_map ("REAL", &p, &s) == DBT_COL_DOUBLE);
-    assert (s_decltype_map ("BOOLEAN", &p, &s) == DBT_COL_BOOLEAN);
-    assert (s_decltype_map ("date", &p, &s) == DBT_COL_DATE);
-    assert (s_decltype_map ("DATETIME", &p, &s) == DBT_COL_TIMESTAMP);
-    assert (s_decltype_map ("TIMESTAMP", &p, &s) == DBT_COL_TIMESTAMP);
-    assert (s_decltype_map ("timestamp without time zone", &p, &s) == DBT_COL_TIMESTAMP);
-    assert (s_decltype_map ("TIMESTAMPTZ", &p, &s) == DBT_COL_TIMESTAMPTZ);
-    assert (s_decltype_map ("timestamp with time zone", &p, &s) == DBT_COL_TIMESTAMPTZ);
-    assert (s_decltype_map ("VARCHAR(6)", &p, &s) == DBT_COL_TEXT);
-    assert (s_decltype_map ("INTERVAL", &p, &s) == DBT_COL_TEXT);
-    assert (s_decltype_map ("BLOB", &p, &s) == DBT_COL_TEXT);
-    assert (s_decltype_map ("", &p, &s) == DBT_COL_TEXT);
+    assert (dbt_sqlite_decltype_map ("INTEGER", &p, &s) == DBT_COL_BIGINT);
+    assert (dbt_sqlite_decltype_map ("unsigned big int", &p, &s) == DBT_COL_BIGINT);
+    assert (dbt_sqlite_decltype_map ("DECIMAL(12,2)", &p, &s) == DBT_COL_DECIMAL && p == 12 && s == 2);
+    assert (dbt_sqlite_decltype_map ("numeric(7)", &p, &s) == DBT_COL_DECIMAL && p == 7 && s == 0);
+    assert (dbt_sqlite_decltype_map ("NUMERIC", &p, &s) == DBT_COL_DECIMAL && p == 0 && s == -1);
+    assert (dbt_sqlite_decltype_map ("DECIMAL_TEXT(20,0)", &p, &s) == DBT_COL_DECIMAL && p == 20 && s == 0);
+    assert (dbt_sqlite_decltype_map ("DOUBLE PRECISION", &p, &s) == DBT_COL_DOUBLE);
+    assert (dbt_sqlite_decltype_map ("float", &p, &s) == DBT_COL_DOUBLE);
+    assert (dbt_sqlite_decltype_map ("REAL", &p, &s) == DBT_COL_DOUBLE);
+    assert (dbt_sqlite_decltype_map ("BOOLEAN", &p, &s) == DBT_COL_BOOLEAN);
+    assert (dbt_sqlite_decltype_map ("date", &p, &s) == DBT_COL_DATE);
+    assert (dbt_sqlite_decltype_map ("DATETIME", &p, &s) == DBT_COL_TIMESTAMP);
+    assert (dbt_sqlite_decltype_map ("TIMESTAMP", &p, &s) == DBT_COL_TIMESTAMP);
+    assert (dbt_sqlite_decltype_map ("timestamp without time zone", &p, &s) == DBT_COL_TIMESTAMP);
+    assert (dbt_sqlite_decltype_map ("TIMESTAMPTZ", &p, &s) == DBT_COL_TIMESTAMPTZ);
+    assert (dbt_sqlite_decltype_map ("timestamp with time zone", &p, &s) == DBT_COL_TIMESTAMPTZ);
+    assert (dbt_sqlite_decltype_map ("VARCHAR(6)", &p, &s) == DBT_COL_TEXT);
+    assert (dbt_sqlite_decltype_map ("INTERVAL", &p, &s) == DBT_COL_TEXT);
+    assert (dbt_sqlite_decltype_map ("BLOB", &p, &s) == DBT_COL_TEXT);
+    assert (dbt_sqlite_decltype_map ("", &p, &s) == DBT_COL_TEXT);
     for (int t = DBT_COL_TEXT; t <= DBT_COL_TIMESTAMPTZ; t++) {
         dbt_column_t col = { .type = (dbt_coltype_t) t, .precision = 24, .scale = 6 };
-        char *decl = s_decltype_for (&col);
-        dbt_coltype_t back = s_decltype_map (decl, &p, &s);
+        char *decl = dbt_sqlite_decltype_for (&col);
+        dbt_coltype_t back = dbt_sqlite_decltype_map (decl, &p, &s);
         assert (back == (t == DBT_COL_UBIGINT ? DBT_COL_DECIMAL : (dbt_coltype_t) t));
         //  No INT in a name that must not get INTEGER affinity
         if (t == DBT_COL_UBIGINT || t == DBT_COL_DECIMAL)
