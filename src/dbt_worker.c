@@ -635,9 +635,8 @@ s_timers (self_t *self)
     bool unheard = self->echoes && now - self->confirmed > silent;
     if (unheard)
         silent = now - self->confirmed;
-    char *pair = self->waiting ? NULL : s_partner (self);
-    bool local = self->endpoint && !pair && strncmp (self->endpoint, "inproc://", 9) == 0;
-    free (pair);
+    char *partner = self->waiting ? NULL : s_partner (self);
+    bool local = self->endpoint && !partner && strncmp (self->endpoint, "inproc://", 9) == 0;
     if (!self->waiting && !local && silent > fence) {
         for (int i = 0; i < self->nslots; i++) {
             s_slot_t *slot = &self->slots [i];
@@ -656,7 +655,6 @@ s_timers (self_t *self)
     //  after three quarters of a heartbeat, with a vote (we cannot reach
     //  the one we had), and then each member in turn until one answers.
     int64_t heartbeat = self->args->runner.config->heartbeat_ms;
-    char *partner = self->waiting ? NULL : s_partner (self);
     if (self->waiting && now - self->last_heard > 1000)
         s_connect (self, NULL, false);      //  ask the routes again
     else
