@@ -1266,6 +1266,7 @@ s_handle_pipe (dbt_disp_t *self)
 void
 dbt_dispatcher_actor (zsock_t *pipe, void *args)
 {
+    dbt_thread_name ("dbt-dispatcher");
     dbt_dispatcher_args_t *a = (dbt_dispatcher_args_t *) args;
     dbt_disp_t *self = (dbt_disp_t *) dbt_malloc (sizeof (dbt_disp_t));
     self->pipe = pipe;

@@ -575,6 +575,7 @@ s_pipe (self_t *self)
 void
 dbt_front_actor (zsock_t *pipe, void *args)
 {
+    dbt_thread_name ("dbt-front");
     self_t self = { (dbt_front_args_t *) args, pipe, NULL, NULL, dbt_mpw_new (), zlist_new (), false };
     const char *endpoint = self.args->config->mesh_client;
     self.router = zsock_new (ZMQ_ROUTER);

@@ -408,6 +408,7 @@ static void *
 s_waiter (void *arg)
 {
     self_t *self = (self_t *) arg;
+    dbt_thread_name ("dbt-http-wait");
     while (true) {
         pthread_mutex_lock (&self->wait_mutex);
         while (!self->queue_head && !self->stopping)
@@ -648,6 +649,7 @@ s_failed (zsock_t *pipe)
 void
 dbt_http_actor (zsock_t *pipe, void *args)
 {
+    dbt_thread_name ("dbt-http");
     self_t self = { .args = (dbt_http_args_t *) args };
     const dbt_config_t *config = self.args->config;
     struct sockaddr_storage addr;

@@ -168,6 +168,7 @@ s_retention_pass (self_t *self)
 void
 dbt_janitor_actor (zsock_t *pipe, void *args)
 {
+    dbt_thread_name ("dbt-janitor");
     self_t self = { (dbt_janitor_args_t *) args, NULL };
     char err [DBT_ERRMSG_LEN];
     self.client = dbt_curve_client_new (self.args->config->curve, self.args->endpoint, err);

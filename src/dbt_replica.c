@@ -339,6 +339,7 @@ s_collect_peer (const dbt_peer_t *peer, void *arg)
 void
 dbt_replica_actor (zsock_t *pipe, void *args)
 {
+    dbt_thread_name ("dbt-replica");
     self_t *self = (self_t *) dbt_malloc (sizeof (self_t));
     self->pipe = pipe;
     self->args = (dbt_replica_args_t *) args;

@@ -150,6 +150,17 @@ dbt_time_ms (void)
 }
 
 //  --------------------------------------------------------------------------
+//  Name the calling thread.
+
+void
+dbt_thread_name (const char *name)
+{
+    char kept [16];
+    snprintf (kept, sizeof (kept), "%s", name);
+    pthread_setname_np (pthread_self (), kept);
+}
+
+//  --------------------------------------------------------------------------
 //  Parse a whole decimal integer within [min, max].
 
 int

@@ -74,6 +74,11 @@ int64_t
 int64_t
     dbt_time_ms (void);
 
+//  Name the calling thread (as top -H and perf show it); at most 15
+//  bytes are kept. Best effort: a failure changes nothing.
+void
+    dbt_thread_name (const char *name);
+
 //  Parse a whole decimal integer within [min, max]. Returns 0 or -1.
 int
     dbt_parse_int64 (const char *str, int64_t min, int64_t max, int64_t *value);

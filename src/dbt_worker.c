@@ -86,6 +86,7 @@ s_progress (uint64_t rows, void *arg)
 static void
 s_runner_actor (zsock_t *pipe, void *args)
 {
+    dbt_thread_name ("dbt-runner");
     s_runner_args_t *a = (s_runner_args_t *) args;
     zsock_signal (pipe, 0);
     while (true) {
@@ -695,6 +696,7 @@ s_handle_pipe (self_t *self)
 void
 dbt_worker_actor (zsock_t *pipe, void *args)
 {
+    dbt_thread_name ("dbt-worker");
     self_t *self = (self_t *) dbt_malloc (sizeof (self_t));
     self->pipe = pipe;
     self->args = (dbt_worker_args_t *) args;

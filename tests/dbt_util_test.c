@@ -9,9 +9,25 @@
 //  --------------------------------------------------------------------------
 //  Self test
 
+//  A thread that names itself (a long name is cut to 15 bytes) and reads
+//  the name back.
+static void *
+s_named (void *arg)
+{
+    dbt_thread_name ("dbt-a-name-longer-than-fifteen");
+    pthread_getname_np (pthread_self (), (char *) arg, 32);
+    return NULL;
+}
+
 void
 dbt_util_test (bool verbose)
 {
+    char named [32] = "";
+    pthread_t thread;
+    assert (pthread_create (&thread, NULL, s_named, named) == 0);
+    pthread_join (thread, NULL);
+    assert (streq (named, "dbt-a-name-long"));
+
     int64_t v;
     assert (dbt_parse_int64 ("42", 0, 100, &v) == 0 && v == 42);
     assert (dbt_parse_int64 ("-5", -10, 10, &v) == 0 && v == -5);
