@@ -70,6 +70,8 @@
 #include "dbt_worker.h"
 #include "dbt_janitor.h"
 #include "dbt_client.h"
+#include "dbt_mux.h"
+#include "dbt_caller.h"
 #include "dbt_replica.h"
 #include "dbt_export.h"
 #include "dbt_metrics.h"

@@ -145,27 +145,41 @@ dbt_client_wait (dbt_client_t *self, int64_t timeout_ms, dbt_reply_t **reply_p, 
             }
             continue;
         }
-        uint64_t got = 0, code = 0;
+        uint64_t got = 0;
         if (msg->command == DBT_C_PROGRESS && self->progress
         &&  dbt_mp_field_u64 (msg->map, "rid", true, &got, perr) == 0 && got == rid) {
             self->progress (msg->map, self->progress_arg);
             dbt_msg_destroy (&msg);
             continue;
         }
-        if (msg->command != DBT_C_REPLY
-        ||  dbt_mp_field_u64 (msg->map, "rid", true, &got, perr) || got != rid
-        ||  dbt_mp_field_u64 (msg->map, "code", true, &code, perr)) {
-            dbt_msg_destroy (&msg);         //  a late reply to an old request
+        dbt_reply_t *reply = dbt_reply_take (&msg, &got);
+        if (!reply || got != rid) {
+            dbt_reply_destroy (&reply);     //  a late reply to an old request
             continue;
         }
-        dbt_reply_t *reply = (dbt_reply_t *) dbt_malloc (sizeof (dbt_reply_t));
-        reply->code = (int) code;
-        dbt_mp_field_str (msg->map, "message", false, &reply->message, perr);
-        reply->doc = msg->body;
-        msg->body = NULL;
-        reply->data = dbt_mp_get (dbt_mpr_root (reply->doc), "data");
-        dbt_msg_destroy (&msg);
         *reply_p = reply;
         return 0;
     }
+}
+
+dbt_reply_t *
+dbt_reply_take (dbt_msg_t **msg_p, uint64_t *rid_p)
+{
+    dbt_msg_t *msg = *msg_p;
+    char err [DBT_ERRMSG_LEN];
+    uint64_t rid = 0, code = 0;
+    dbt_reply_t *reply = NULL;
+    if (msg->command == DBT_C_REPLY
+    &&  dbt_mp_field_u64 (msg->map, "rid", true, &rid, err) == 0
+    &&  dbt_mp_field_u64 (msg->map, "code", true, &code, err) == 0) {
+        reply = (dbt_reply_t *) dbt_malloc (sizeof (dbt_reply_t));
+        reply->code = (int) code;
+        dbt_mp_field_str (msg->map, "message", false, &reply->message, err);
+        reply->doc = msg->body;
+        msg->body = NULL;
+        reply->data = dbt_mp_get (dbt_mpr_root (reply->doc), "data");
+        *rid_p = rid;
+    }
+    dbt_msg_destroy (msg_p);
+    return reply;
 }

@@ -74,6 +74,11 @@ int
 void
     dbt_reply_destroy (dbt_reply_t **self_p);
 
+//  Decode a received REPLY message (consumed, *msg_p nulled) into a reply
+//  (caller destroys) with its rid in *rid_p; NULL when it is not one.
+dbt_reply_t *
+    dbt_reply_take (dbt_msg_t **msg_p, uint64_t *rid_p);
+
 //  Self test of this module.
 void
     dbt_client_test (bool verbose);

@@ -234,8 +234,8 @@ s_zap_actor (zsock_t *pipe, void *args)
 //  --------------------------------------------------------------------------
 //  Object
 
-static int
-s_client_setup (zsock_t *sock, void *arg, char *err)
+int
+dbt_curve_client_setup (zsock_t *sock, void *arg, char *err)
 {
     if (dbt_curve_apply ((const dbt_curve_t *) arg, sock, DBT_CURVE_CLIENT, NULL) == 0)
         return 0;
@@ -246,7 +246,7 @@ s_client_setup (zsock_t *sock, void *arg, char *err)
 dbt_client_t *
 dbt_curve_client_new (const dbt_curve_t *self, const char *endpoint, char *err)
 {
-    return dbt_client_new_with (endpoint, self ? s_client_setup : NULL, (void *) self, err);
+    return dbt_client_new_with (endpoint, self ? dbt_curve_client_setup : NULL, (void *) self, err);
 }
 
 int

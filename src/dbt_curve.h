@@ -65,6 +65,12 @@ int
 const char *
     dbt_curve_public (const dbt_curve_t *self);
 
+//  Apply the client keys of arg (a dbt_curve_t) to sock, as a
+//  dbt_client_setup_fn for dbt_client_new_with or dbt_mux_new. Returns 0,
+//  or -1 with err set.
+int
+    dbt_curve_client_setup (zsock_t *sock, void *arg, char *err);
+
 //  A dispatcher client (dbt_client) whose socket is secured by self
 //  (NULL: none). Returns NULL with err set.
 dbt_client_t *

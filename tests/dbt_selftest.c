@@ -48,6 +48,7 @@ static test_item_t s_tests [] = {
     { "export", dbt_export_test },
     { "metrics", dbt_metrics_test },
     { "client", dbt_client_test },
+    { "mux", dbt_mux_test },
     { "curve", dbt_curve_test },
     { "jobdoc", dbt_jobdoc_test },
     { "api", dbt_api_test },

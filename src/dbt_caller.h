@@ -1,0 +1,47 @@
+/*  =========================================================================
+    dbt_caller - the HTTP API's requests to dispatchers
+
+    Sends one request to the dispatcher of an endpoint and waits for its
+    reply, from any thread. This node's own dispatcher is asked through a
+    dbt_mux (one socket and thread for every caller: the dispatcher wakes
+    one thread per commit, not one per request). Other dispatchers are
+    asked through a pool of dbt_clients, one per request at a time. A
+    member of a failover pair is followed to its active member: a passive
+    member's refusal sends the request to its partner; a member that has
+    not answered within two heartbeats (or the sync timeout and one) makes
+    the request go to its partner too, with a vote, while the first
+    member's reply is still awaited. The first answer that is not a
+    refusal wins.
+    =========================================================================
+*/
+#ifndef DBT_CALLER_H_INCLUDED
+#define DBT_CALLER_H_INCLUDED
+
+#include "dbt_client.h"
+#include "dbt_routes.h"
+
+typedef struct _dbt_caller_t dbt_caller_t;
+
+//  Fills a request body (the map opened, the rid written) with its fields.
+typedef void (dbt_caller_build_fn) (dbt_mpw_t *writer, void *arg);
+
+//  Create. config and routes are borrowed and outlive it; local is this
+//  node's dispatcher endpoint, or NULL (copied).
+dbt_caller_t *
+    dbt_caller_new (const dbt_config_t *config, dbt_routes_t *routes, const char *local);
+
+//  Destroy; nulls the pointer. No call may be under way.
+void
+    dbt_caller_destroy (dbt_caller_t **self_p);
+
+//  Send command with the body build writes to the dispatcher at endpoint
+//  (or its pair's active member) and wait up to timeout_ms for the reply.
+//  Returns as dbt_client_call. *again (may be NULL) is set when the
+//  request went out more than once: a 409 may then be the request's own
+//  earlier copy, kept.
+int
+    dbt_caller_call (dbt_caller_t *self, const char *endpoint, int command,
+                     dbt_caller_build_fn *build, void *arg, int64_t timeout_ms,
+                     dbt_reply_t **reply_p, bool *again, char *err);
+
+#endif
