@@ -97,13 +97,11 @@ s_time (int64_t ms)
 
 typedef dbt_caller_build_fn s_build_fn;
 
+//  The answer to a request that failed (rc, err), or to a reply that is
+//  not a 200 (destroyed); NULL when *reply_p is a 200.
 static dbt_response_t *
-s_call_within (dbt_api_t *self, const char *endpoint, int command, s_build_fn *build, void *arg,
-               int64_t timeout_ms, dbt_reply_t **reply_p, bool *again)
+s_outcome (int command, int rc, const char *err, dbt_reply_t **reply_p)
 {
-    char err [DBT_ERRMSG_LEN];
-    int rc = dbt_caller_call (self->caller, endpoint, command, build, arg, timeout_ms, reply_p,
-                              again, err);
     if (rc) {
         dbt_log (DBT_LOG_WARN, "http: %s", err);
         if (rc == DBT_ETOOBIG)
@@ -124,7 +122,8 @@ s_call_within (dbt_api_t *self, const char *endpoint, int command, s_build_fn *b
         dbt_response_t *response = NULL;
         const char *message = (*reply_p)->message ? (*reply_p)->message : "request failed";
         const msgpack_object *data = (*reply_p)->data;
-        dbt_job_t *job = data && data->type == MSGPACK_OBJECT_MAP ? dbt_job_unpack (data, err) : NULL;
+        char jerr [DBT_ERRMSG_LEN];
+        dbt_job_t *job = data && data->type == MSGPACK_OBJECT_MAP ? dbt_job_unpack (data, jerr) : NULL;
         if (job) {
             //  409 for a job already kept: its status, as GET /jobs/{id}.
             json_t *doc = json_object ();
@@ -140,6 +139,16 @@ s_call_within (dbt_api_t *self, const char *endpoint, int command, s_build_fn *b
         return response;
     }
     return NULL;
+}
+
+static dbt_response_t *
+s_call_within (dbt_api_t *self, const char *endpoint, int command, s_build_fn *build, void *arg,
+               int64_t timeout_ms, dbt_reply_t **reply_p, bool *again)
+{
+    char err [DBT_ERRMSG_LEN];
+    int rc = dbt_caller_call (self->caller, endpoint, command, build, arg, timeout_ms, reply_p,
+                              again, err);
+    return s_outcome (command, rc, err, reply_p);
 }
 
 static dbt_response_t *
@@ -619,6 +628,21 @@ s_kept_group (dbt_api_t *self, const char *endpoint, const char *id)
     return s_success (data);
 }
 
+//  The answer to a one-job submission from its dispatcher's reply
+//  (destroyed).
+static dbt_response_t *
+s_one_job (dbt_reply_t **reply_p)
+{
+    const msgpack_object *list = dbt_mp_get ((*reply_p)->data, "jobs");
+    dbt_response_t *response;
+    if (list && list->type == MSGPACK_OBJECT_ARRAY && list->via.array.size == 1)
+        response = s_success (s_job_resp (&list->via.array.ptr [0]));
+    else
+        response = dbt_api_error (500, "malformed reply from dispatcher");
+    dbt_reply_destroy (reply_p);
+    return response;
+}
+
 dbt_response_t *
 dbt_api_submit (dbt_api_t *self, dbt_mpw_t *jobs, const dbt_jobreq_route_t *route,
                 const dbt_jobreq_group_t *group)
@@ -661,15 +685,9 @@ dbt_api_submit (dbt_api_t *self, dbt_mpw_t *jobs, const dbt_jobreq_route_t *rout
         return response;
     if (submit.records)
         s_remember (self, reply);
+    if (!group)
+        return s_one_job (&reply);
     const msgpack_object *list = dbt_mp_get (reply->data, "jobs");
-    if (!group) {
-        if (list && list->type == MSGPACK_OBJECT_ARRAY && list->via.array.size == 1)
-            response = s_success (s_job_resp (&list->via.array.ptr [0]));
-        else
-            response = dbt_api_error (500, "malformed reply from dispatcher");
-        dbt_reply_destroy (&reply);
-        return response;
-    }
     char err [DBT_ERRMSG_LEN];
     char *group_id = NULL;
     dbt_mp_field_str (reply->data, "group_id", false, &group_id, err);
@@ -714,6 +732,101 @@ s_post_group (s_req_t *req)
     dbt_jobreq_group_free (&group);
     dbt_mpw_destroy (&jobs);
     return response;
+}
+
+//  --------------------------------------------------------------------------
+//  A one-job submission to this node's own dispatcher, without waiting
+
+struct _dbt_api_job_t {
+    dbt_api_t *api;
+    dbt_mpw_t *jobs;            //  the jobs array sent
+    char *id;                   //  the job's id (for an unknown outcome)
+    dbt_api_done_fn *done;
+    void *arg;
+};
+
+dbt_api_job_t *
+dbt_api_submit_prepare (dbt_api_t *self, const char *method, const char *path,
+                        const char *body, size_t len)
+{
+    //  POST /tasks/{task}/jobs, and nothing that the route table would
+    //  see otherwise; anything that fails here is answered by the
+    //  blocking path (dbt_api_handle), with its error.
+    if (!streq (method, "POST") || strncmp (path, "/tasks/", 7) != 0
+    ||  !dbt_caller_local_direct (self->caller))
+        return NULL;
+    const char *task = path + 7, *slash = strchr (task, '/');
+    if (!slash || slash == task || !streq (slash, "/jobs"))
+        return NULL;
+    char err [DBT_ERRMSG_LEN];
+    char *name = dbt_strndup (task, (size_t) (slash - task));
+    dbt_mpw_t *jobs = dbt_mpw_new ();
+    dbt_jobreq_route_t route;
+    dbt_mpw_array (jobs);
+    int rc = dbt_jobreq_job (body, len, name, jobs, &route, err);
+    dbt_mpw_end (jobs);
+    free (name);
+    dbt_api_job_t *job = NULL;
+    if (rc == 0 && dbt_tasks_lookup (self->args.tasks, route.task)) {
+        dbt_response_t *response = NULL;
+        char *endpoint = s_route (self, route.task, route.queue, &response);
+        if (endpoint && !s_remote (self, endpoint)) {
+            job = (dbt_api_job_t *) dbt_malloc (sizeof (dbt_api_job_t));
+            job->api = self;
+            job->jobs = jobs;
+            jobs = NULL;
+            job->id = route.id ? dbt_strdup (route.id) : NULL;
+        }
+        free (endpoint);
+        dbt_response_destroy (&response);
+    }
+    dbt_jobreq_route_free (&route);
+    dbt_mpw_destroy (&jobs);
+    return job;
+}
+
+void
+dbt_api_job_destroy (dbt_api_job_t **self_p)
+{
+    assert (self_p);
+    dbt_api_job_t *self = *self_p;
+    if (!self)
+        return;
+    dbt_mpw_destroy (&self->jobs);
+    free (self->id);
+    free (self);
+    *self_p = NULL;
+}
+
+static void
+s_job_done (void *arg, int rc, dbt_reply_t *reply, const char *err)
+{
+    dbt_api_job_t *job = (dbt_api_job_t *) arg;
+    dbt_response_t *response = s_unknown_outcome (s_outcome (DBT_C_SUBMIT, rc, err, &reply),
+                                                  "job_id", job->id);
+    if (!response)
+        response = s_one_job (&reply);
+    dbt_api_done_fn *done = job->done;
+    void *done_arg = job->arg;
+    dbt_api_job_destroy (&job);
+    done (done_arg, response);
+}
+
+void
+dbt_api_submit_start (dbt_api_job_t **job_p, dbt_api_done_fn *done, void *arg)
+{
+    assert (job_p && *job_p && done);
+    dbt_api_job_t *job = *job_p;
+    *job_p = NULL;
+    job->done = done;
+    job->arg = arg;
+    s_submit_t submit = { job->jobs, NULL, 0, false, false };
+    char err [DBT_ERRMSG_LEN];
+    int rc = dbt_caller_send_local (job->api->caller, DBT_C_SUBMIT, s_build_submit, &submit,
+                                    job->api->args.config->request_timeout_ms, s_job_done, job,
+                                    err);
+    if (rc)
+        s_job_done (job, rc, NULL, err);
 }
 
 typedef struct {

@@ -102,4 +102,30 @@ json_t *
 //  they are, else with every byte outside ASCII replaced by '?'. Caller owns it.
 json_t *
     dbt_api_text (const char *data, size_t len);
+//  A one-job submission prepared to go to this node's own dispatcher
+//  without waiting (the HTTP front's epoll mode).
+typedef struct _dbt_api_job_t dbt_api_job_t;
+
+//  Called once with the answer (the callee owns it), on another thread.
+typedef void (dbt_api_done_fn) (void *arg, dbt_response_t *response);
+
+//  When method and path are POST /tasks/{task}/jobs with a valid body for
+//  a known task whose queue is this node's own dispatcher, and that
+//  dispatcher is no failover pair's member: the prepared submission
+//  (nothing is sent yet). Otherwise NULL: dbt_api_handle answers it.
+dbt_api_job_t *
+    dbt_api_submit_prepare (dbt_api_t *self, const char *method, const char *path,
+                            const char *body, size_t len);
+
+//  Send a prepared submission; *job_p is consumed. done is called once
+//  with the answer dbt_api_handle would give: on the thread that hands
+//  out the dispatcher's replies, or on this one before this returns when
+//  the request could not be sent.
+void
+    dbt_api_submit_start (dbt_api_job_t **job_p, dbt_api_done_fn *done, void *arg);
+
+//  Destroy a prepared submission that is not sent; nulls the pointer.
+void
+    dbt_api_job_destroy (dbt_api_job_t **self_p);
+
 #endif

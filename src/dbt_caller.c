@@ -75,9 +75,10 @@ s_writer_key_make (void)
     pthread_key_create (&s_writer_key, s_writer_free);
 }
 
-static int
-s_call_local (dbt_caller_t *self, int command, dbt_caller_build_fn *build, void *arg,
-              int64_t timeout_ms, dbt_reply_t **reply_p, char *err)
+//  The mux to this node's dispatcher (made at its first use), and the
+//  calling thread's writer with a request begun; NULL with err set.
+static dbt_mux_t *
+s_mux_begin (dbt_caller_t *self, dbt_mpw_t **writer_p, uint64_t *rid_p, char *err)
 {
     pthread_mutex_lock (&self->mutex);
     if (!self->mux)
@@ -86,14 +87,27 @@ s_call_local (dbt_caller_t *self, int command, dbt_caller_build_fn *build, void 
     dbt_mux_t *mux = self->mux;
     pthread_mutex_unlock (&self->mutex);
     if (!mux)
-        return DBT_ERROR;
+        return NULL;
     pthread_once (&s_writer_once, s_writer_key_make);
     dbt_mpw_t *writer = (dbt_mpw_t *) pthread_getspecific (s_writer_key);
     if (!writer) {
         writer = dbt_mpw_new ();
         pthread_setspecific (s_writer_key, writer);
     }
-    uint64_t rid = dbt_mux_begin (mux, writer);
+    *rid_p = dbt_mux_begin (mux, writer);
+    *writer_p = writer;
+    return mux;
+}
+
+static int
+s_call_local (dbt_caller_t *self, int command, dbt_caller_build_fn *build, void *arg,
+              int64_t timeout_ms, dbt_reply_t **reply_p, char *err)
+{
+    dbt_mpw_t *writer;
+    uint64_t rid;
+    dbt_mux_t *mux = s_mux_begin (self, &writer, &rid, err);
+    if (!mux)
+        return DBT_ERROR;
     build (writer, arg);
     return dbt_mux_call (mux, rid, command, writer, timeout_ms, reply_p, err);
 }
@@ -267,4 +281,31 @@ dbt_caller_call (dbt_caller_t *self, const char *endpoint, int command,
                  dbt_reply_t **reply_p, bool *again, char *err)
 {
     return s_call_raw (self, endpoint, command, build, arg, timeout_ms, reply_p, again, err);
+}
+
+bool
+dbt_caller_local_direct (dbt_caller_t *self)
+{
+    if (!self->local)
+        return false;
+    char *partner = dbt_routes_partner (self->routes, self->local);
+    free (partner);
+    return partner == NULL;
+}
+
+int
+dbt_caller_send_local (dbt_caller_t *self, int command, dbt_caller_build_fn *build, void *arg,
+                       int64_t timeout_ms, dbt_mux_done_fn *done, void *done_arg, char *err)
+{
+    if (!dbt_caller_local_direct (self)) {
+        dbt_err_set (err, "this node's dispatcher is not asked directly");
+        return DBT_EINVAL;
+    }
+    dbt_mpw_t *writer;
+    uint64_t rid;
+    dbt_mux_t *mux = s_mux_begin (self, &writer, &rid, err);
+    if (!mux)
+        return DBT_ERROR;
+    build (writer, arg);
+    return dbt_mux_send (mux, rid, command, writer, timeout_ms, done, done_arg, err);
 }

@@ -44,4 +44,18 @@ int
                      dbt_caller_build_fn *build, void *arg, int64_t timeout_ms,
                      dbt_reply_t **reply_p, bool *again, char *err);
 
+//  True when this node has a dispatcher of its own that is no failover
+//  pair's member: it can be sent requests without waiting.
+bool
+    dbt_caller_local_direct (dbt_caller_t *self);
+
+//  Send command with the body build writes to this node's dispatcher
+//  without waiting: done is called once, on another thread, as
+//  dbt_mux_send says. Returns 0; DBT_EINVAL when dbt_caller_local_direct
+//  is false; or as dbt_mux_send (then done is not called), with err set.
+int
+    dbt_caller_send_local (dbt_caller_t *self, int command, dbt_caller_build_fn *build,
+                           void *arg, int64_t timeout_ms, dbt_mux_done_fn *done,
+                           void *done_arg, char *err);
+
 #endif

@@ -66,11 +66,13 @@ typedef struct {
     //  Epoll mode: waiter threads and their queue, guarded by wait_mutex
     pthread_mutex_t wait_mutex; //  guards the queue and stopping
     pthread_cond_t wait_cond;   //  signalled when the queue grows or stops
+    pthread_cond_t sent_cond;   //  signalled when sent falls to 0 while stopping
     struct _s_request_t *queue_head, *queue_tail;  //  requests to run
     bool stopping;              //  no more requests are queued
     pthread_t *waiters;         //  the threads (owned), NULL in thread mode
     size_t nwaiters;            //  number of threads started
     bool pooled;                //  epoll mode: waiting requests go to waiters
+    size_t sent;                //  submissions awaiting their dispatcher (under wait_mutex)
 } self_t;
 
 typedef struct _s_request_t s_request_t;
@@ -84,6 +86,7 @@ struct _s_request_t {
     const char *url;            //  borrowed likewise
     dbt_response_t *response;   //  the answer, set by the waiter (owned)
     s_request_t *next;          //  in self_t's waiting queue
+    self_t *owner;              //  a submission sent without waiting: its front
 };
 
 static const char *
@@ -457,6 +460,50 @@ s_offload (self_t *self, struct MHD_Connection *connection, s_request_t *request
     return queued;
 }
 
+//  A job submission to this node's own dispatcher is sent from the epoll
+//  thread without waiting, its connection suspended; the thread that
+//  hands out the dispatcher's replies sets the answer and resumes it. No
+//  waiter is woken, and none waits for a commit.
+static void
+s_submitted (void *arg, dbt_response_t *response)
+{
+    s_request_t *request = (s_request_t *) arg;
+    self_t *self = request->owner;      //  request may be gone once resumed
+    request->response = response;
+    MHD_resume_connection (request->connection);
+    pthread_mutex_lock (&self->wait_mutex);
+    if (--self->sent == 0 && self->stopping)
+        pthread_cond_signal (&self->sent_cond);
+    pthread_mutex_unlock (&self->wait_mutex);
+}
+
+//  True when request went that way (the caller returns MHD_YES).
+static bool
+s_submit (self_t *self, struct MHD_Connection *connection, s_request_t *request,
+          const char *method, const char *url)
+{
+    dbt_api_job_t *job = dbt_api_submit_prepare (self->args->api, method, url,
+                                                 request->body.data ? request->body.data : "",
+                                                 request->body.len);
+    if (!job)
+        return false;
+    pthread_mutex_lock (&self->wait_mutex);
+    bool go = !self->stopping;
+    if (go) {
+        self->sent++;
+        request->owner = self;
+        request->connection = connection;
+        MHD_suspend_connection (connection);
+    }
+    pthread_mutex_unlock (&self->wait_mutex);
+    if (!go) {
+        dbt_api_job_destroy (&job);
+        return false;
+    }
+    dbt_api_submit_start (&job, s_submitted, request);
+    return true;
+}
+
 //  Start the waiters (epoll mode). Returns how many started.
 static size_t
 s_waiters_start (self_t *self)
@@ -476,6 +523,8 @@ s_waiters_stop (self_t *self)
     pthread_mutex_lock (&self->wait_mutex);
     self->stopping = true;
     pthread_cond_broadcast (&self->wait_cond);
+    while (self->sent)          //  each ends within its request timeout
+        pthread_cond_wait (&self->sent_cond, &self->wait_mutex);
     pthread_mutex_unlock (&self->wait_mutex);
     for (size_t i = 0; i < self->nwaiters; i++)
         pthread_join (self->waiters [i], NULL);
@@ -493,7 +542,7 @@ s_handler (void *cls, struct MHD_Connection *connection, const char *url, const 
     s_request_t *request = (s_request_t *) *con_cls;
     dbt_response_t *response = NULL;
     if (request && request->response) {
-        //  Resumed: a waiter has the answer.
+        //  Resumed: a waiter (or the dispatcher's reply) has the answer.
         response = request->response;
         request->response = NULL;
         dbt_log (DBT_LOG_DEBUG, "http: %s %s -> %d (%" PRId64 " ms, waited)", method, url,
@@ -528,6 +577,8 @@ s_handler (void *cls, struct MHD_Connection *connection, const char *url, const 
                   config->max_body_size);
         response = dbt_api_error (413, message);
     }
+    if (!response && self->pooled && s_submit (self, connection, request, method, url))
+        return MHD_YES;
     if (!response && self->pooled && !s_quick (method, url)
     &&  s_offload (self, connection, request, method, url))
         return MHD_YES;
@@ -683,6 +734,7 @@ dbt_http_actor (zsock_t *pipe, void *args)
                        | dbt_tls_flags (tls);
     pthread_mutex_init (&self.wait_mutex, NULL);
     pthread_cond_init (&self.wait_cond, NULL);
+    pthread_cond_init (&self.sent_cond, NULL);
     self.pooled = pool > 0;
     if (pool && s_waiters_start (&self) == 0) {
         dbt_log (DBT_LOG_ERROR, "http: cannot start a thread: %s", strerror (errno));
@@ -690,6 +742,7 @@ dbt_http_actor (zsock_t *pipe, void *args)
         self.waiters = NULL;
         dbt_tls_destroy (&tls);
         pthread_cond_destroy (&self.wait_cond);
+        pthread_cond_destroy (&self.sent_cond);
         pthread_mutex_destroy (&self.wait_mutex);
         pthread_mutex_destroy (&self.mutex);
         s_failed (pipe);
@@ -715,6 +768,7 @@ dbt_http_actor (zsock_t *pipe, void *args)
         dbt_tls_destroy (&tls);
         s_waiters_stop (&self);
         pthread_cond_destroy (&self.wait_cond);
+        pthread_cond_destroy (&self.sent_cond);
         pthread_mutex_destroy (&self.wait_mutex);
         pthread_mutex_destroy (&self.mutex);
         s_failed (pipe);
@@ -767,6 +821,7 @@ dbt_http_actor (zsock_t *pipe, void *args)
         self.conns = next;
     }
     pthread_cond_destroy (&self.wait_cond);
+    pthread_cond_destroy (&self.sent_cond);
     pthread_mutex_destroy (&self.wait_mutex);
     pthread_mutex_destroy (&self.mutex);
     dbt_log (DBT_LOG_DEBUG, "http: stopped");

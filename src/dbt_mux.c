@@ -12,17 +12,15 @@
 #include <semaphore.h>
 
 #define S_BATCH 256             //  replies handed out under one lock
+#define S_EXPIRY_MS 10          //  how often calls are checked for their timeout
 
-//  A request waiting for its reply (on the caller's stack). The mux
-//  thread sets the outcome and done under the lock, takes the call out of
-//  the table and then posts its semaphore, outside the lock: a caller
-//  that finds done set after its wait timed out waits for that post.
+//  A request awaiting its reply (owned by the table of calls).
 typedef struct {
     uint64_t rid;
-    dbt_reply_t *reply;         //  set by the mux thread
-    int send_errno;             //  set by the mux thread when it could not send
-    bool done;                  //  reply or send_errno is set
-    sem_t posted;
+    int64_t deadline;           //  monotonic ms
+    int64_t timeout;            //  ms it was given
+    dbt_mux_done_fn *done;
+    void *arg;
 } s_call_t;
 
 //  A request to send.
@@ -59,23 +57,111 @@ s_rid_compare (const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-//  Hand a call its outcome (under the lock). Returns the call, whose
-//  semaphore the caller posts once the lock is released; NULL when the
-//  call timed out (the reply is dropped).
+//  Take the call of rid out of the table (under the lock): it is then
+//  finished with s_done, outside the lock.
+//  NULL when there is none (it timed out: a reply is dropped).
 static s_call_t *
-s_finish (dbt_mux_t *self, uint64_t rid, dbt_reply_t **reply_p, int send_errno)
+s_take (dbt_mux_t *self, uint64_t rid)
 {
     s_call_t *call = (s_call_t *) zhashx_lookup (self->calls, &rid);
-    if (!call)
-        return NULL;
-    zhashx_delete (self->calls, &rid);
-    if (reply_p) {
-        call->reply = *reply_p;
-        *reply_p = NULL;
-    }
-    call->send_errno = send_errno;
-    call->done = true;
+    if (call)
+        zhashx_delete (self->calls, &rid);
     return call;
+}
+
+//  Finish a taken call: its done, then free it.
+static void
+s_done (s_call_t *call, int rc, dbt_reply_t *reply, const char *err)
+{
+    call->done (call->arg, rc, reply, err);
+    free (call);
+}
+
+//  Send what is queued; a request that cannot be sent fails now.
+static void
+s_send_queued (dbt_mux_t *self, s_out_t *out)
+{
+    while (out) {
+        s_out_t *next = out->next;
+        if (zmsg_send (&out->msg, self->dealer)) {
+            char err [DBT_ERRMSG_LEN];
+            dbt_err_set (err, "cannot send to dispatcher '%s': %s", self->endpoint,
+                         zmq_strerror (errno));
+            zmsg_destroy (&out->msg);
+            pthread_mutex_lock (&self->lock);
+            s_call_t *call = s_take (self, out->rid);
+            pthread_mutex_unlock (&self->lock);
+            if (call)
+                s_done (call, DBT_ERROR, NULL, err);
+        }
+        free (out);
+        out = next;
+    }
+}
+
+//  Hand out the replies that have come, a batch under one lock.
+static void
+s_receive (dbt_mux_t *self)
+{
+    bool more = true;
+    while (more) {
+        dbt_reply_t *replies [S_BATCH];
+        uint64_t rids [S_BATCH];
+        size_t count = 0;
+        while (count < S_BATCH) {
+            char err [DBT_ERRMSG_LEN];
+            dbt_msg_t *msg = dbt_msg_recv (self->dealer, false, err);
+            if (!msg) {
+                if (!err [0])
+                    break;      //  nothing more (or a signal)
+                continue;       //  malformed: dropped
+            }
+            replies [count] = dbt_reply_take (&msg, &rids [count]);
+            if (replies [count])
+                count++;
+        }
+        more = count == S_BATCH;
+        s_call_t *calls [S_BATCH];
+        pthread_mutex_lock (&self->lock);
+        for (size_t i = 0; i < count; i++)
+            calls [i] = s_take (self, rids [i]);
+        pthread_mutex_unlock (&self->lock);
+        for (size_t i = 0; i < count; i++) {
+            if (calls [i]) {
+                s_done (calls [i], 0, replies [i], NULL);
+                replies [i] = NULL;
+            }
+            dbt_reply_destroy (&replies [i]);
+        }
+    }
+}
+
+//  Fail the calls whose time is up (all of them when stopping).
+static void
+s_expire (dbt_mux_t *self, int64_t now, bool all)
+{
+    zlistx_t *expired = zlistx_new ();
+    pthread_mutex_lock (&self->lock);
+    for (s_call_t *call = (s_call_t *) zhashx_first (self->calls); call;
+         call = (s_call_t *) zhashx_next (self->calls))
+        if (all || call->deadline <= now)
+            zlistx_add_end (expired, call);
+    for (s_call_t *call = (s_call_t *) zlistx_first (expired); call;
+         call = (s_call_t *) zlistx_next (expired))
+        s_take (self, call->rid);
+    pthread_mutex_unlock (&self->lock);
+    s_call_t *call;
+    while ((call = (s_call_t *) zlistx_detach (expired, NULL))) {
+        char err [DBT_ERRMSG_LEN];
+        if (all)
+            dbt_err_set (err, "dispatcher '%s' did not answer before the node stopped",
+                         self->endpoint);
+        else
+            dbt_err_set (err, "dispatcher '%s' did not answer within %" PRId64 " ms",
+                         self->endpoint, call->timeout);
+        s_done (call, DBT_ETIMEDOUT, NULL, err);
+    }
+    zlistx_destroy (&expired);
 }
 
 static void *
@@ -83,64 +169,29 @@ s_thread (void *arg)
 {
     dbt_mux_t *self = (dbt_mux_t *) arg;
     dbt_thread_name ("dbt-mux");
+    int64_t next_expiry = 0;
     while (true) {
         pthread_mutex_lock (&self->lock);
         s_out_t *out = self->head;
         self->head = self->tail = NULL;
         bool stopping = self->stopping;
         pthread_mutex_unlock (&self->lock);
-        if (stopping && !out)
+        s_send_queued (self, out);
+        if (stopping)
             break;
-        while (out) {
-            s_out_t *next = out->next;
-            if (zmsg_send (&out->msg, self->dealer)) {
-                int error = errno;
-                zmsg_destroy (&out->msg);
-                pthread_mutex_lock (&self->lock);
-                s_call_t *call = s_finish (self, out->rid, NULL, error);
-                pthread_mutex_unlock (&self->lock);
-                if (call)
-                    sem_post (&call->posted);
-            }
-            free (out);
-            out = next;
+        s_receive (self);
+        int64_t now = dbt_clock_ms ();
+        if (now >= next_expiry) {
+            s_expire (self, now, false);
+            next_expiry = now + S_EXPIRY_MS;
         }
-        //  Replies that have come, without waiting, handed out a batch
-        //  at a time.
-        bool more = true;
-        while (more) {
-            dbt_reply_t *replies [S_BATCH];
-            uint64_t rids [S_BATCH];
-            size_t count = 0;
-            while (count < S_BATCH) {
-                char err [DBT_ERRMSG_LEN];
-                dbt_msg_t *msg = dbt_msg_recv (self->dealer, false, err);
-                if (!msg) {
-                    if (!err [0])
-                        break;  //  nothing more (or a signal)
-                    continue;   //  malformed: dropped
-                }
-                replies [count] = dbt_reply_take (&msg, &rids [count]);
-                if (replies [count])
-                    count++;
-            }
-            more = count == S_BATCH;
-            s_call_t *calls [S_BATCH];
-            pthread_mutex_lock (&self->lock);
-            for (size_t i = 0; i < count; i++)
-                calls [i] = s_finish (self, rids [i], &replies [i], 0);
-            pthread_mutex_unlock (&self->lock);
-            for (size_t i = 0; i < count; i++) {
-                if (calls [i])
-                    sem_post (&calls [i]->posted);
-                dbt_reply_destroy (&replies [i]);
-            }
-        }
-        //  Sleep until a reply or a queued request. A request queued after
-        //  the check below finds sleeping set and writes the eventfd.
+        //  Sleep until a reply, a queued request or the next expiry check.
+        //  A request queued after the check below finds sleeping set and
+        //  writes the eventfd.
         pthread_mutex_lock (&self->lock);
         bool idle = !self->head && !self->stopping;
         self->sleeping = idle;
+        long timeout = zhashx_size (self->calls) ? S_EXPIRY_MS : 1000;
         pthread_mutex_unlock (&self->lock);
         if (!idle)
             continue;
@@ -148,7 +199,7 @@ s_thread (void *arg)
             { zsock_resolve (self->dealer), 0, ZMQ_POLLIN, 0 },
             { NULL, self->wakefd, ZMQ_POLLIN, 0 }
         };
-        zmq_poll (items, 2, 1000);
+        zmq_poll (items, 2, timeout);
         pthread_mutex_lock (&self->lock);
         self->sleeping = false;
         pthread_mutex_unlock (&self->lock);
@@ -158,6 +209,7 @@ s_thread (void *arg)
                 continue;       //  reset by another read: nothing lost
         }
     }
+    s_expire (self, dbt_clock_ms (), true);
     return NULL;
 }
 
@@ -229,7 +281,6 @@ dbt_mux_destroy (dbt_mux_t **self_p)
     if (write (self->wakefd, &one, sizeof (one)) < 0)
         dbt_log (DBT_LOG_DEBUG, "mux: cannot wake its thread: %s", strerror (errno));
     pthread_join (self->thread, NULL);
-    assert (zhashx_size (self->calls) == 0);
     zhashx_destroy (&self->calls);
     pthread_mutex_destroy (&self->lock);
     close (self->wakefd);
@@ -256,11 +307,10 @@ dbt_mux_begin (dbt_mux_t *self, dbt_mpw_t *writer)
 }
 
 int
-dbt_mux_call (dbt_mux_t *self, uint64_t rid, int command, dbt_mpw_t *writer,
-              int64_t timeout_ms, dbt_reply_t **reply_p, char *err)
+dbt_mux_send (dbt_mux_t *self, uint64_t rid, int command, dbt_mpw_t *writer,
+              int64_t timeout_ms, dbt_mux_done_fn *done, void *arg, char *err)
 {
-    assert (timeout_ms > 0);
-    *reply_p = NULL;
+    assert (timeout_ms > 0 && done);
     dbt_mpw_end (writer);
     size_t size;
     dbt_mpw_data (writer, &size);
@@ -273,27 +323,17 @@ dbt_mux_call (dbt_mux_t *self, uint64_t rid, int command, dbt_mpw_t *writer,
     s_out_t *out = (s_out_t *) dbt_malloc (sizeof (s_out_t));
     out->rid = rid;
     out->msg = dbt_msg_encode (NULL, DBT_PROTO_CLIENT, command, writer);
-    s_call_t call = { .rid = rid };
-    sem_init (&call.posted, 0, 0);
-    struct timespec deadline;
-    clock_gettime (CLOCK_MONOTONIC, &deadline);
-    deadline.tv_sec += timeout_ms / 1000;
-    deadline.tv_nsec += (timeout_ms % 1000) * 1000000;
-    if (deadline.tv_nsec >= 1000000000) {
-        deadline.tv_sec++;
-        deadline.tv_nsec -= 1000000000;
-    }
-
+    s_call_t *call = (s_call_t *) dbt_malloc (sizeof (s_call_t));
+    *call = (s_call_t) { rid, dbt_clock_ms () + timeout_ms, timeout_ms, done, arg };
     pthread_mutex_lock (&self->lock);
     bool stopping = self->stopping;
     if (!stopping) {
-        zhashx_insert (self->calls, &call.rid, &call);
+        zhashx_insert (self->calls, &call->rid, call);
         if (self->tail)
             self->tail->next = out;
         else
             self->head = out;
         self->tail = out;
-        out = NULL;
         if (self->sleeping) {
             self->sleeping = false;
             uint64_t one = 1;
@@ -302,42 +342,54 @@ dbt_mux_call (dbt_mux_t *self, uint64_t rid, int command, dbt_mpw_t *writer,
         }
     }
     pthread_mutex_unlock (&self->lock);
-    if (!stopping) {
-        int rc;
-        while ((rc = sem_clockwait (&call.posted, CLOCK_MONOTONIC, &deadline)) != 0 && errno == EINTR)
-            ;
-        if (rc) {
-            pthread_mutex_lock (&self->lock);
-            bool done = call.done;
-            if (!done)
-                zhashx_delete (self->calls, &call.rid);
-            pthread_mutex_unlock (&self->lock);
-            if (done)           //  handed out meanwhile: its post is coming
-                while (sem_wait (&call.posted) && errno == EINTR)
-                    ;
-        }
-    }
-    sem_destroy (&call.posted);
-    if (out) {
+    if (stopping) {
         zmsg_destroy (&out->msg);
         free (out);
-    }
-    if (stopping) {
-        dbt_err_set (err, "cannot send to dispatcher '%s': shutting down", self->endpoint);
+        free (call);
+        dbt_err_set (err, "cannot send to dispatcher '%s': the node is stopping", self->endpoint);
         return DBT_ERROR;
     }
-    if (call.done && call.reply) {
-        *reply_p = call.reply;
-        return 0;
+    return 0;
+}
+
+//  A blocking call: dbt_mux_send, then a wait on a semaphore that its done
+//  posts.
+typedef struct {
+    sem_t posted;
+    int rc;
+    dbt_reply_t *reply;
+    char err [DBT_ERRMSG_LEN];
+} s_sync_t;
+
+static void
+s_sync_done (void *arg, int rc, dbt_reply_t *reply, const char *err)
+{
+    s_sync_t *sync = (s_sync_t *) arg;
+    sync->rc = rc;
+    sync->reply = reply;
+    if (err)
+        snprintf (sync->err, sizeof (sync->err), "%s", err);
+    sem_post (&sync->posted);
+}
+
+int
+dbt_mux_call (dbt_mux_t *self, uint64_t rid, int command, dbt_mpw_t *writer,
+              int64_t timeout_ms, dbt_reply_t **reply_p, char *err)
+{
+    *reply_p = NULL;
+    s_sync_t sync = { .rc = 0 };
+    sem_init (&sync.posted, 0, 0);
+    int rc = dbt_mux_send (self, rid, command, writer, timeout_ms, s_sync_done, &sync, err);
+    if (rc == 0) {
+        while (sem_wait (&sync.posted) && errno == EINTR)
+            ;
+        rc = sync.rc;
+        *reply_p = sync.reply;
+        if (rc)
+            snprintf (err, DBT_ERRMSG_LEN, "%s", sync.err);
     }
-    if (call.done) {
-        dbt_err_set (err, "cannot send to dispatcher '%s': %s", self->endpoint,
-                     zmq_strerror (call.send_errno));
-        return DBT_ERROR;
-    }
-    dbt_err_set (err, "dispatcher '%s' did not answer within %" PRId64 " ms", self->endpoint,
-                 timeout_ms);
-    return DBT_ETIMEDOUT;
+    sem_destroy (&sync.posted);
+    return rc;
 }
 
 //  --------------------------------------------------------------------------
@@ -425,6 +477,31 @@ s_echo_actor (zsock_t *pipe, void *args)
     zsock_destroy (&router);
 }
 
+//  An asynchronous call's outcome.
+typedef struct {
+    sem_t posted;
+    int rc;
+    uint64_t value;             //  the reply's
+    bool other_thread;          //  done ran on another thread than the test's
+    pthread_t test_thread;
+    char err [DBT_ERRMSG_LEN];
+} s_async_t;
+
+static void
+s_async_done (void *arg, int rc, dbt_reply_t *reply, const char *err)
+{
+    s_async_t *async = (s_async_t *) arg;
+    char perr [DBT_ERRMSG_LEN];
+    async->rc = rc;
+    async->value = 0;
+    if (reply)
+        dbt_mp_field_u64 (reply->data, "value", true, &async->value, perr);
+    dbt_reply_destroy (&reply);
+    snprintf (async->err, sizeof (async->err), "%s", err ? err : "");
+    async->other_thread = !pthread_equal (pthread_self (), async->test_thread);
+    sem_post (&async->posted);
+}
+
 void
 dbt_mux_test (bool verbose)
 {
@@ -467,6 +544,21 @@ dbt_mux_test (bool verbose)
     assert (dbt_mp_field_u64 (reply->data, "value", true, &value, err) == 0 && value == 9);
     dbt_reply_destroy (&reply);
 
+    //  Without waiting: done is called on the mux thread, with the reply,
+    //  or with a timeout; a mux destroyed with a call pending ends it.
+    s_async_t async = { .rc = -1, .test_thread = pthread_self () };
+    sem_init (&async.posted, 0, 0);
+    rid = dbt_mux_begin (mux, writer);
+    dbt_mpw_ku64 (writer, "value", 11);
+    assert (dbt_mux_send (mux, rid, DBT_C_PING, writer, 2000, s_async_done, &async, err) == 0);
+    sem_wait (&async.posted);
+    assert (async.rc == 0 && async.value == 11 && async.other_thread);
+    rid = dbt_mux_begin (mux, writer);
+    dbt_mpw_ku64 (writer, "value", 7);
+    assert (dbt_mux_send (mux, rid, DBT_C_PING, writer, 60, s_async_done, &async, err) == 0);
+    sem_wait (&async.posted);
+    assert (async.rc == DBT_ETIMEDOUT && strstr (async.err, "within 60 ms"));
+
     //  Too big: refused before sending.
     rid = dbt_mux_begin (mux, writer);
     char *big = (char *) dbt_malloc (DBT_MSG_MAX_BODY + 1);
@@ -485,6 +577,17 @@ dbt_mux_test (bool verbose)
     assert (dbt_mux_call (mux, rid, DBT_C_PING, writer, 2000, &reply, err) == DBT_ERROR);
     assert (strstr (err, "cannot send"));
     dbt_mux_destroy (&mux);
+
+    //  A call pending when the mux is destroyed ends then.
+    mux = dbt_mux_new (endpoint, NULL, NULL, err);
+    rid = dbt_mux_begin (mux, writer);
+    dbt_mpw_ku64 (writer, "value", 7);
+    assert (dbt_mux_send (mux, rid, DBT_C_PING, writer, 60000, s_async_done, &async, err) == 0);
+    zclock_sleep (50);
+    dbt_mux_destroy (&mux);
+    sem_wait (&async.posted);
+    assert (async.rc == DBT_ETIMEDOUT && strstr (async.err, "before the node stopped"));
+    sem_destroy (&async.posted);
     dbt_mpw_destroy (&writer);
     zactor_destroy (&echo);
 }

@@ -5,7 +5,8 @@
     Any thread may call dbt_mux_call at any time: its request is queued,
     the mux thread sends it, and the caller sleeps until the mux thread
     hands it the reply that carries its request id (rid), or until its
-    timeout. Requests queued while the mux thread works go out together,
+    timeout. dbt_mux_send does the same without waiting: a function is
+    called on the mux thread with the outcome. Requests queued while the mux thread works go out together,
     and all replies come back on one pipe: a dispatcher that answers a
     commit's worth of callers at once writes them into one socket and
     wakes one thread, where a socket per caller costs the dispatcher a
@@ -31,8 +32,8 @@ typedef struct _dbt_mux_t dbt_mux_t;
 dbt_mux_t *
     dbt_mux_new (const char *endpoint, dbt_client_setup_fn *setup, void *arg, char *err);
 
-//  Stop the thread and destroy; nulls the pointer. No call may be under
-//  way or start.
+//  Stop the thread and destroy; nulls the pointer. Calls still awaiting a
+//  reply end with DBT_ETIMEDOUT first; no call may start meanwhile.
 void
     dbt_mux_destroy (dbt_mux_t **self_p);
 
@@ -45,6 +46,21 @@ const char *
 //  Returns the rid.
 uint64_t
     dbt_mux_begin (dbt_mux_t *self, dbt_mpw_t *writer);
+
+//  What an asynchronous request came to, called once on the mux thread:
+//  rc 0 with the reply (done owns and destroys it), or DBT_ETIMEDOUT
+//  (sent, no answer within the timeout, or none before the mux stopped:
+//  the outcome is unknown) or DBT_ERROR (it could not be sent), with err.
+//  It must not block: the mux thread hands out every other reply too.
+typedef void (dbt_mux_done_fn) (void *arg, int rc, dbt_reply_t *reply, const char *err);
+
+//  Close the body and queue it as command; done is called once the reply
+//  comes, or timeout_ms (more than 0) after without one. Returns 0, or
+//  DBT_ETOOBIG (over DBT_MSG_MAX_BODY) or DBT_ERROR (the mux is stopping)
+//  with err set; then nothing was sent and done is not called.
+int
+    dbt_mux_send (dbt_mux_t *self, uint64_t rid, int command, dbt_mpw_t *writer,
+                  int64_t timeout_ms, dbt_mux_done_fn *done, void *arg, char *err);
 
 //  Close the body, send it as command and wait up to timeout_ms (more than
 //  0) for the reply. Returns 0 with *reply_p (caller destroys),

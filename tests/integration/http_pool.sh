@@ -8,6 +8,7 @@
 #  Environment: HTTP_POOL_CONNS (3000), HTTP_POOL_SECS (10).
 . "$top_srcdir/tests/lib/tap.sh"
 . "$top_srcdir/tests/lib/node.sh"
+. "$top_srcdir/tests/lib/load.sh"
 conns=${HTTP_POOL_CONNS:-3000}
 secs=${HTTP_POOL_SECS:-10}
 #  Root may raise the hard open file limit for the node and the clients.
@@ -23,6 +24,9 @@ mkdir -p "$NODE_DIR/sql"
 cat > "$NODE_DIR/sql/tasks.sql" <<'SQL'
 -- name: count_entries
 SELECT COUNT(*) AS n FROM entries;
+
+-- name: echo_n
+SELECT ? AS n;
 
 -- name: numbers
 WITH RECURSIVE c (x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 20000)
@@ -63,6 +67,34 @@ rows=$(curl -s "$url/jobs/big/results?format=csv" | wc -l)
 ok "its results download whole as CSV ($rows lines)" test "$rows" -ge 20000
 api GET /jobs/nosuch
 is "$STATUS" 404 "an unknown job is 404"
+
+#  A job submission to this node's own dispatcher goes from the epoll
+#  thread without a waiter (dbt_api_submit_prepare); its answers are the
+#  blocking path's.
+api POST /tasks/count_entries/jobs '{"job_id":"q1","queue":"parked"}'
+is "$STATUS" 200 "a job for a queue without workers is accepted"
+is "$(jfield '[.status, .data.job_id, .data.task, .data.queue] | join(" ")')" \
+   "success q1 count_entries parked" "its answer names the job, task and queue"
+api POST /tasks/count_entries/jobs '{"job_id":"q1","queue":"parked"}'
+is "$STATUS" 409 "the same job id again while it waits is 409"
+is "$(jfield '[.status, .data.job_id, .data.state] | join(" ")')" "error q1 PENDING" \
+   "with the waiting job's status"
+like "$(jfield .message)" "already queued" "and says why"
+api POST /tasks/nosuch/jobs '{"job_id":"q2"}'
+is "$STATUS" 404 "an unknown task is 404"
+like "$(jfield .message)" "unrecognized task: nosuch" "naming the task"
+api POST /tasks/count_entries/jobs '{"job_id":'
+is "$STATUS" 400 "a malformed body is 400"
+api POST /tasks/count_entries/jobs '{"job_id":"bad id!"}'
+is "$STATUS" 400 "a hostile job id is 400"
+api GET /jobs/q2
+is "$STATUS" 404 "and neither made a job"
+load_start "$a_HTTP" echo_n burst 2000 30 "$NODE_DIR/burst.acks" 0 32
+load_wait
+is "$LOAD_ACKED" 2000 "2,000 submissions from 32 connections at once are all acknowledged"
+is "$(sort -u "$NODE_DIR/burst.acks" | wc -l)" 2000 "each with its own id"
+load_check "$a_HTTP" "$NODE_DIR/burst.acks" 60 > "$NODE_DIR/burst.states"
+is "$(awk '$2 == "SUCCESS"' "$NODE_DIR/burst.states" | wc -l)" 2000 "and every one of them succeeds"
 
 #  hold.py PORT CONNS SECS: open CONNS keep-alive connections, then poll
 #  GET /jobs/p1 on each in turn for SECS seconds. Prints JSON.
@@ -149,4 +181,21 @@ PY
 took=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
 ok "a trickling client is cut off after about request_timeout ($took s)" \
    awk -v t="$took" 'BEGIN { exit !(t >= 1.5 && t <= 4.5) }'
+#  Stopped while submissions are in flight: the node ends promptly, each
+#  submission it acknowledged is there after a restart, and none of them
+#  is lost or left unanswered by a connection held suspended.
+load_start "$a_HTTP" echo_n stop 100000 5 "$NODE_DIR/stop.acks" 0 32
+sleep 1
+pid=$(cat "$NODE_DIR/a.pid")
+t0=$(date +%s%N)
+node_stop a
+stopped_ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+ok "the node stops within 5 s while 32 clients submit ($stopped_ms ms)" test "$stopped_ms" -lt 5000
+ok "and cleanly" bash -c "! grep -qE 'Assertion|AddressSanitizer|runtime error' '$NODE_DIR/a.log'"
+load_wait
+ok "it had acknowledged submissions before it stopped ($LOAD_ACKED)" test "$LOAD_ACKED" -gt 0
+node_start a || bail "node did not start again"
+load_check "$a_HTTP" "$NODE_DIR/stop.acks" 60 > "$NODE_DIR/stop.states"
+is "$(awk '$2 == "SUCCESS"' "$NODE_DIR/stop.states" | wc -l)" "$(sort -u "$NODE_DIR/stop.acks" | wc -l)" \
+   "every acknowledged one is there after the restart, and succeeds"
 done_testing
