@@ -99,6 +99,18 @@ s_mux_begin (dbt_caller_t *self, dbt_mpw_t **writer_p, uint64_t *rid_p, char *er
     return mux;
 }
 
+//  True when calls to this node's dispatcher are under way or came within
+//  the last millisecond (over 1,000 a second), or the mux does not exist
+//  yet (it is made by the first call).
+static bool
+s_mux_busy (dbt_caller_t *self)
+{
+    pthread_mutex_lock (&self->mutex);
+    bool busy = !self->mux || dbt_mux_busy (self->mux, 1000);
+    pthread_mutex_unlock (&self->mutex);
+    return busy;
+}
+
 static int
 s_call_local (dbt_caller_t *self, int command, dbt_caller_build_fn *build, void *arg,
               int64_t timeout_ms, dbt_reply_t **reply_p, char *err)
@@ -144,7 +156,11 @@ s_call_raw (dbt_caller_t *self, const char *endpoint, int command, dbt_caller_bu
     //  (PING and STATS ask one dispatcher about itself.)
     char *partner = command == DBT_C_PING || command == DBT_C_STATS
                   ? NULL : dbt_routes_partner (self->routes, endpoint);
-    if (!partner && self->local && streq (endpoint, self->local) && timeout_ms > 0)
+    //  This node's dispatcher through the mux, unless it is idle: a lone
+    //  request then skips the mux thread's two wake-ups (about 0.3 ms of
+    //  an idle node's submit-to-SUCCESS time on a 2-core VM).
+    if (!partner && self->local && streq (endpoint, self->local) && timeout_ms > 0
+    &&  s_mux_busy (self))
         return s_call_local (self, command, build, arg, timeout_ms, reply_p, err);
     if (!partner) {
         dbt_client_t *client = s_client_get (self, endpoint, err);

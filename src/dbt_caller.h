@@ -3,9 +3,11 @@
 
     Sends one request to the dispatcher of an endpoint and waits for its
     reply, from any thread. This node's own dispatcher is asked through a
-    dbt_mux (one socket and thread for every caller: the dispatcher wakes
-    one thread per commit, not one per request). Other dispatchers are
-    asked through a pool of dbt_clients, one per request at a time. A
+    dbt_mux while calls to it are under way or frequent (one socket and thread
+    for every caller: the dispatcher wakes one thread per commit, not one
+    per request); a call to an idle dispatcher, and calls to other dispatchers, go
+    through a pool of dbt_clients, one per request at a time, which spares
+    a lone request the mux thread's two wake-ups. A
     member of a failover pair is followed to its active member: a passive
     member's refusal sends the request to its partner; a member that has
     not answered within two heartbeats (or the sync timeout and one) makes

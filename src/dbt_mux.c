@@ -41,6 +41,8 @@ struct _dbt_mux_t {
     bool sleeping;              //  the thread waits in zmq_poll
     bool stopping;
     _Atomic uint64_t rid;       //  last rid given
+    _Atomic size_t pending;     //  calls awaiting a reply (read without the lock)
+    _Atomic int64_t sent_us;    //  monotonic µs of the last call queued
 };
 
 static size_t
@@ -64,8 +66,10 @@ static s_call_t *
 s_take (dbt_mux_t *self, uint64_t rid)
 {
     s_call_t *call = (s_call_t *) zhashx_lookup (self->calls, &rid);
-    if (call)
+    if (call) {
         zhashx_delete (self->calls, &rid);
+        self->pending--;
+    }
     return call;
 }
 
@@ -290,6 +294,12 @@ dbt_mux_destroy (dbt_mux_t **self_p)
     *self_p = NULL;
 }
 
+bool
+dbt_mux_busy (dbt_mux_t *self, int64_t within_us)
+{
+    return self->pending > 0 || zclock_usecs () - self->sent_us < within_us;
+}
+
 const char *
 dbt_mux_endpoint (dbt_mux_t *self)
 {
@@ -329,6 +339,8 @@ dbt_mux_send (dbt_mux_t *self, uint64_t rid, int command, dbt_mpw_t *writer,
     bool stopping = self->stopping;
     if (!stopping) {
         zhashx_insert (self->calls, &call->rid, call);
+        self->pending++;
+        self->sent_us = zclock_usecs ();
         if (self->tail)
             self->tail->next = out;
         else

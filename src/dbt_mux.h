@@ -41,6 +41,11 @@ void
 const char *
     dbt_mux_endpoint (dbt_mux_t *self);
 
+//  True when a call awaits its reply, or one was sent within the last
+//  within_us microseconds (a hint: it may change at once).
+bool
+    dbt_mux_busy (dbt_mux_t *self, int64_t within_us);
+
 //  Start a request body in writer (the caller's own): reset, a map opened,
 //  a fresh rid written. Add the request's fields, then call dbt_mux_call.
 //  Returns the rid.
