@@ -14,6 +14,9 @@
 
 #include "dbt_dispatcher_int.h"
 
+//  What becomes of a DONE message once handled (dbt_disp_t keep).
+enum { KEEP_NONE, KEEP_OUTCOME, KEEP_REPLAY };
+
 const char *const dbt_disp__stat_names [] = { "submitted", "started", "succeeded", "failed",
     "retried", "lost", "cancelled", "commits", "refused_full", "malformed",
     "ack_commits", "acks" };
@@ -793,9 +796,11 @@ s_handle_done (dbt_disp_t *self, dbt_msg_t *msg, dbt_disp_worker_t *worker)
     dbt_wtxn_t *txn = dbt_disp__txn (self, err);
     dbt_job_t *job = NULL;
     if (!txn || dbt_wtxn_job (txn, id, &job, err)) {
-        dbt_log (DBT_LOG_ERROR, "dispatcher: cannot record outcome of '%s': %s", id, err);
+        dbt_log (DBT_LOG_ERROR, "dispatcher: cannot record outcome of '%s' yet: %s", id, err);
+        self->keep = KEEP_REPLAY;
         goto done;
     }
+    self->keep = KEEP_OUTCOME;          //  until the commit says it is kept
     int64_t now = dbt_time_ms ();
     dbt_job_set (&job->worker, NULL);
     job->rows = rows;
@@ -1148,6 +1153,37 @@ s_dispatch (dbt_disp_t *self)
 }
 
 //  --------------------------------------------------------------------------
+//  A worker's message: handled, then kept when it carried an outcome that
+//  is not yet committed (consumed).
+
+static void
+s_worker_message (dbt_disp_t *self, dbt_msg_t *msg, bool replayed)
+{
+    self->keep = KEEP_NONE;
+    if (!replayed)
+        s_handle_worker (self, msg);
+    else {
+        //  Only the outcome again, for the worker that told it: not a sign
+        //  of life (its expiry stays), and nothing for a worker gone since.
+        char key [DBT_WORKER_DISPLAY_MAX];
+        dbt_msg_worker_display ((const char *) zframe_data (msg->identity),
+                                zframe_size (msg->identity), key);
+        dbt_disp_worker_t *worker = (dbt_disp_worker_t *) zhashx_lookup (self->workers, key);
+        if (worker && worker->connected && worker->identity
+        &&  zframe_eq (worker->identity, msg->identity))
+            s_handle_done (self, msg, worker);
+    }
+    if (self->keep == KEEP_OUTCOME)
+        zlistx_add_end (self->outcomes, msg);
+    else
+    if (self->keep == KEEP_REPLAY)
+        zlistx_add_end (self->replay, msg);
+    else
+        dbt_msg_destroy (&msg);
+    self->keep = KEEP_NONE;
+}
+
+//  --------------------------------------------------------------------------
 //  End of a turn: commit, then send.
 
 static void
@@ -1167,6 +1203,14 @@ s_flush (dbt_disp_t *self)
         self->stats [ST_ACKS] += acks;
         self->stats [ST_ACK_COMMITS] += acks > 0;
         dbt_disp__state_publish (self, rc == 0);
+    }
+    //  The outcomes of the turn: kept, or to be handled again.
+    dbt_msg_t *done;
+    while ((done = (dbt_msg_t *) zlistx_detach (self->outcomes, NULL))) {
+        if (rc)
+            zlistx_add_end (self->replay, done);
+        else
+            dbt_msg_destroy (&done);
     }
     if (rc) {
         dbt_log (DBT_LOG_ERROR, "dispatcher: commit failed, turn undone: %s", err);
@@ -1280,6 +1324,8 @@ dbt_dispatcher_actor (zsock_t *pipe, void *args)
     zhashx_set_destructor (self->workers, s_worker_free);
     self->outbox = zlistx_new ();
     zlistx_set_destructor (self->outbox, dbt_disp__out_free);
+    self->outcomes = zlistx_new ();
+    self->replay = zlistx_new ();
     self->qstats = zhashx_new ();
     zhashx_set_destructor (self->qstats, (zhashx_destructor_fn *) zstr_free);
     self->dropping = zhashx_new ();
@@ -1355,6 +1401,14 @@ dbt_dispatcher_actor (zsock_t *pipe, void *args)
         if (self->terminated)
             break;
         s_check_space (self);
+        //  Outcomes a failed commit undid come first, before any heartbeat
+        //  that no longer lists their jobs.
+        dbt_msg_t *kept;
+        zlistx_t *replay = self->replay;
+        self->replay = zlistx_new ();
+        while ((kept = (dbt_msg_t *) zlistx_detach (replay, NULL)))
+            s_worker_message (self, kept, true);
+        zlistx_destroy (&replay);
         //  Drain what has arrived (the router never blocks: rcvtimeo 0),
         //  so that one commit covers every request queued meanwhile.
         for (size_t n = 0; n < MAX_MSGS_PER_TURN; n++) {
@@ -1366,11 +1420,12 @@ dbt_dispatcher_actor (zsock_t *pipe, void *args)
                 s_warn_malformed (self, err);
                 continue;
             }
-            if (streq (msg->signature, DBT_PROTO_CLIENT))
+            if (streq (msg->signature, DBT_PROTO_CLIENT)) {
                 dbt_disp__handle_client (self, msg);
+                dbt_msg_destroy (&msg);
+            }
             else
-                s_handle_worker (self, msg);
-            dbt_msg_destroy (&msg);
+                s_worker_message (self, msg, false);
         }
         if (dbt_disp__serving (self)) {
             dbt_queue_promote (self->queue, dbt_time_ms ());
@@ -1398,6 +1453,13 @@ dbt_dispatcher_actor (zsock_t *pipe, void *args)
     dbt_disp__state_stop (self);
     zsock_destroy (&self->router);
     zlistx_destroy (&self->outbox);
+    dbt_msg_t *left;
+    while ((left = (dbt_msg_t *) zlistx_detach (self->outcomes, NULL)))
+        dbt_msg_destroy (&left);
+    while ((left = (dbt_msg_t *) zlistx_detach (self->replay, NULL)))
+        dbt_msg_destroy (&left);
+    zlistx_destroy (&self->outcomes);
+    zlistx_destroy (&self->replay);
     zhashx_destroy (&self->workers);
     zhashx_destroy (&self->qstats);
     zhashx_destroy (&self->dropping);

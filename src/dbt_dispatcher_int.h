@@ -72,6 +72,13 @@ typedef struct {
     zhashx_t *workers;          //  key -> dbt_disp_worker_t
     dbt_wtxn_t *txn;            //  this turn's transaction, if any
     zlistx_t *outbox;           //  dbt_disp_out_t for after the commit
+    //  Workers' DONE messages whose outcome this turn's transaction holds,
+    //  and those to handle again at the next turn's start (their commit
+    //  failed, or no transaction could be had): a worker forgets a job
+    //  once it has told its outcome, so a failed commit must not lose it.
+    zlistx_t *outcomes;         //  dbt_msg_t, until the commit
+    zlistx_t *replay;           //  dbt_msg_t, for the next turn
+    int keep;                   //  what s_handle_done asks of its message (KEEP_*)
     dbt_mpw_t *writer;          //  scratch encoder
     char instance [37];         //  this run's id, sent in heartbeats
     char *endpoint;             //  endpoint bound

@@ -757,6 +757,36 @@ dbt_dispatcher_test (bool verbose)
     dbt_job_destroy (&job);
     zsock_destroy (&fw);
 
+    //  An outcome whose commit fails is not lost: the worker has forgotten
+    //  the job once it told it, so its heartbeats no longer list it; the
+    //  dispatcher handles the DONE again at the next turns until a commit
+    //  keeps it (without that, the job was "lost" and ran again).
+    zsock_t *rw = s_test_worker (endpoint, "rp1", "replay", 1);
+    assert (s_test_submit (client, "rpA", "replay", 0, 0, NULL, 0) == 200);
+    frame_msg = s_test_expect (rw, DBT_W_JOB, 2000);
+    assert (frame_msg);
+    assert (dbt_mp_field_u64 (frame_msg->map, "frame", true, &frame, err) == 0);
+    dbt_msg_destroy (&frame_msg);
+    dbt_store_test_fail_commits (store, 3);
+    s_test_done (rw, "rpA", 1, true, 5, NULL, false);
+    for (int round = 0; round < 4; round++) {
+        w = dbt_mpw_new ();
+        dbt_mpw_map (w);
+        dbt_mpw_str (w, "running");
+        dbt_mpw_array (w);
+        dbt_mpw_end (w);
+        dbt_mpw_ku64 (w, "got", frame);
+        dbt_mpw_end (w);
+        assert (dbt_msg_send (rw, NULL, DBT_PROTO_WORKER, DBT_W_HEARTBEAT, w) == 0);
+        dbt_mpw_destroy (&w);
+        zclock_sleep (60);
+    }
+    assert (s_test_state (store, "rpA", DBT_STATE_SUCCESS, 2000, &job) == DBT_STATE_SUCCESS);
+    assert (job->attempts == 1 && job->interruptions == 0 && job->rows == 5);
+    dbt_job_destroy (&job);
+    assert (!s_test_job_unasked (rw, 300));                     //  and it never ran again
+    zsock_destroy (&rw);
+
     //  Ids that differ only in case cannot keep one results table twice.
     assert (s_test_submit (client, "CaseA", "parked", 0, 0, NULL, 0) == 200);
     assert (s_test_submit (client, "casea", "parked", 0, 0, NULL, 0) == 409);

@@ -997,6 +997,14 @@ dbt_wtxn_commit (dbt_wtxn_t **self_p, char *err)
     assert (self_p && *self_p);
     dbt_wtxn_t *self = *self_p;
     int rc = 0;
+#ifdef DBT_SELFTEST
+    if (self->store->fail_commits > 0) {
+        self->store->fail_commits--;
+        dbt_err_set (err, "state store: a commit failed (self test)");
+        dbt_wtxn_abort (self_p);
+        return DBT_ERROR;
+    }
+#endif
     if (self->failed) {
         int code = self->failed;
         dbt_err_set (err, "state store: %s, nothing of the turn was kept",
@@ -1223,3 +1231,11 @@ dbt_wtxn_clear (dbt_wtxn_t *self, char *err)
     self->pubseq_dirty = true;
     return 0;
 }
+
+#ifdef DBT_SELFTEST
+void
+dbt_store_test_fail_commits (dbt_store_t *self, int count)
+{
+    self->fail_commits = count;
+}
+#endif

@@ -213,6 +213,13 @@ int
 int
     dbt_wtxn_commit (dbt_wtxn_t **self_p, char *err);
 
+#ifdef DBT_SELFTEST
+//  Self tests only: make the next count commits fail (DBT_ERROR, nothing
+//  kept), as a full disk would. Set before the writer's next commit.
+void
+    dbt_store_test_fail_commits (dbt_store_t *self, int count);
+#endif
+
 //  Abort and free; nulls the pointer. Safe on NULL.
 void
     dbt_wtxn_abort (dbt_wtxn_t **self_p);

@@ -15,6 +15,7 @@
 
 struct _dbt_store_t {
     MDB_env *env;               //  the environment
+    _Atomic int fail_commits;   //  self tests: commits still to fail
     MDB_dbi jobs;               //  id -> job
     MDB_dbi groups;             //  id -> group
     MDB_dbi wait;               //  queue \0 seq -> id
